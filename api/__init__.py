@@ -1,0 +1,1 @@
+"""The Falcon REST API the dashboard calls (built by the API issue)."""

@@ -1,0 +1,172 @@
+"""The collector: polls the controller and stores every sample.
+
+`poll_once(group)` does one read of one register group and stores what it
+got, or records why it got nothing; `run()` schedules it (live values every
+`interval_s`, slow groups every `slow_interval_s`), backs off while the port
+or the device is gone, prunes old rows, and stops cleanly on SIGTERM/SIGINT:
+the write in hand finishes, the port is closed, the exit code is 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from typing import Callable
+
+from .errors import DecodeError, KammthaarError, ModbusError, StoreError
+from .ntp import SyncFlag
+from .reader import Reader
+from .registers import CLOCK, LIVE, SETTINGS, STATS
+from .store import Store, now_ms
+
+log = logging.getLogger(__name__)
+
+SLOW_GROUPS = (STATS, SETTINGS, CLOCK)
+PRUNE_EVERY_S = 3600.0
+MAX_BACKOFF_S = 60.0
+
+
+def error_kind(exc: KammthaarError) -> str:
+    """The counter an error lands in."""
+    if isinstance(exc, ModbusError):
+        return exc.kind
+    if isinstance(exc, DecodeError):
+        return "out_of_range"
+    return "other"
+
+
+class Collector:
+    """Owns the bus: reads groups with a Reader and writes samples to a Store."""
+
+    def __init__(self, store: Store, reader: Reader, *, device: str, interval_s: float,
+                 slow_interval_s: float, retention_days: int | None = None,
+                 ntp: SyncFlag | None = None, clock_ms: Callable[[], int] = now_ms,
+                 monotonic: Callable[[], float] = time.monotonic):
+        self.store = store
+        self.reader = reader
+        self.device = device
+        self.interval_s = interval_s
+        self.slow_interval_s = slow_interval_s
+        self.retention_days = retention_days
+        self.ntp = ntp or SyncFlag()
+        self._clock_ms = clock_ms
+        self._monotonic = monotonic
+        self.stop_event = threading.Event()
+        self.failures_in_a_row = 0
+        self.stored = 0
+
+    # -- one pass --------------------------------------------------------------
+
+    def poll_once(self, group: str) -> int | None:
+        """Read one group and store it; return the new row id, or None when the read failed."""
+        ts_ms = self._clock_ms()
+        synced = self.ntp.flag()
+        try:
+            self.reader.connect()
+        except ModbusError as exc:
+            self._record(exc, ts_ms)
+            return None
+        result = self.reader.read_group(group)
+        for exc in result.errors:
+            self._record(exc, ts_ms)
+        if result.values is None:
+            return None
+        row_id = self.store.insert_sample(group, ts_ms, synced, self.device, result.values)
+        self.stored += 1
+        log.debug("stored %s id=%d ts_ms=%d", group, row_id, ts_ms)
+        return row_id
+
+    def poll_all_once(self) -> dict[str, int | None]:
+        """One poll of every group, live and slow (what `collect --once` does)."""
+        return {group: self.poll_once(group) for group in (LIVE, *SLOW_GROUPS)}
+
+    def prune_once(self) -> int:
+        """Delete rows older than the retention period."""
+        if not self.retention_days:
+            return 0
+        cutoff = self._clock_ms() - self.retention_days * 86_400_000
+        deleted = self.store.prune(cutoff)
+        if deleted:
+            log.info("pruned %d rows older than %d days", deleted, self.retention_days)
+        return deleted
+
+    def _record(self, exc: KammthaarError, ts_ms: int) -> None:
+        kind = error_kind(exc)
+        block = getattr(exc, "block", "") or getattr(exc, "register", "")
+        # The first error of a streak is worth a line; the rest are counted in the store.
+        level = logging.WARNING if self.failures_in_a_row == 0 else logging.DEBUG
+        log.log(level, "%s error: %s", kind, exc)
+        try:
+            self.store.record_error(kind, block, str(exc), device=self.device, ts_ms=ts_ms)
+        except StoreError as store_exc:
+            log.error("could not record a read error: %s", store_exc)
+
+    # -- the loop --------------------------------------------------------------
+
+    def stop(self, *_args) -> None:
+        """Ask the loop to stop after the write in hand."""
+        self.stop_event.set()
+
+    def install_signal_handlers(self) -> None:
+        """SIGTERM and SIGINT stop the loop cleanly (only from the main thread)."""
+        signal.signal(signal.SIGTERM, self.stop)
+        signal.signal(signal.SIGINT, self.stop)
+
+    def _backoff_s(self) -> float:
+        # A device or adapter that is gone is asked less and less often, never less than every minute.
+        if self.failures_in_a_row < 3:
+            return self.interval_s
+        return min(self.interval_s * 2 ** (self.failures_in_a_row - 2), max(self.interval_s, MAX_BACKOFF_S))
+
+    def run(self) -> None:
+        """Poll until stopped. Never dies of a Modbus or store error."""
+        mono = self._monotonic
+        next_live = mono()
+        next_slow = next_live
+        next_prune = next_live
+        log.info("collecting from %s every %gs (slow groups every %gs)", self.reader.port,
+                 self.interval_s, self.slow_interval_s)
+        try:
+            while not self.stop_event.is_set():
+                now = mono()
+                if now >= next_live:
+                    ok = self._guarded(LIVE)
+                    if ok:
+                        if self.failures_in_a_row >= 3:
+                            log.info("the controller answers again")
+                        self.failures_in_a_row = 0
+                    else:
+                        self.failures_in_a_row += 1
+                    next_live += self._backoff_s() if not ok else self.interval_s
+                    if next_live < mono():
+                        # Fell behind (slow answers): skip the missed slots rather than burst.
+                        next_live = mono() + (self.interval_s if ok else self._backoff_s())
+                if now >= next_slow and not self.stop_event.is_set():
+                    if self.failures_in_a_row == 0:
+                        for group in SLOW_GROUPS:
+                            if self.stop_event.is_set():
+                                break
+                            self._guarded(group)
+                    next_slow = mono() + self.slow_interval_s
+                if now >= next_prune and not self.stop_event.is_set():
+                    try:
+                        self.prune_once()
+                    except StoreError as exc:
+                        log.error("prune failed: %s", exc)
+                    next_prune = mono() + PRUNE_EVERY_S
+                wait = min(next_live, next_slow, next_prune) - mono()
+                if wait > 0:
+                    self.stop_event.wait(wait)
+        finally:
+            self.reader.close()
+            log.info("collector stopped; %d samples stored this run", self.stored)
+
+    def _guarded(self, group: str) -> bool:
+        try:
+            return self.poll_once(group) is not None
+        except StoreError as exc:
+            # The database is busy or the disk is full: the sample is lost, the loop goes on.
+            log.error("could not store %s sample: %s", group, exc)
+            return False

@@ -1,0 +1,255 @@
+"""The Modbus reader: reads register groups from the controller with pymodbus.
+
+It owns the pymodbus client (serial RTU, Modbus TCP or RTU framing over TCP),
+plans each group into contiguous blocks, retries a failed block with
+exponential backoff, falls back to one read per register when the firmware
+rejects a block that spans unused addresses (exception 2) and remembers it,
+and decodes. It never invents a value: a group with a block that could not be
+read, or a value the device cannot physically report, yields no values.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from pymodbus import FramerType
+from pymodbus.client import ModbusSerialClient, ModbusTcpClient
+from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
+from tenacity import RetryError, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+
+from .errors import DecodeError, IllegalAddressError, KammthaarError, ModbusError
+from .registers import DISCRETE, EPEVER_TRACER, HOLDING, INPUT, Block, Register, decode_block, plan_blocks, registers_of
+
+log = logging.getLogger(__name__)
+
+# pymodbus logs every timeout at ERROR on its own; we count and log them ourselves.
+logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
+
+
+def make_client(port: str, *, baudrate: int, timeout_s: float, trace_packet: Callable | None = None):
+    """A pymodbus client for a port spec: a device path, tcp://H:P or rtu+tcp://H:P."""
+    common = {"timeout": timeout_s, "retries": 0, "trace_packet": trace_packet}
+    if port.startswith(("tcp://", "rtu+tcp://")):
+        scheme, hostport = port.split("://", 1)
+        host, _, tcp_port = hostport.rpartition(":")
+        framer = FramerType.RTU if scheme == "rtu+tcp" else FramerType.SOCKET
+        return ModbusTcpClient(host, port=int(tcp_port), framer=framer, reconnect_delay=0, **common)
+    return ModbusSerialClient(port, framer=FramerType.RTU, baudrate=baudrate, bytesize=8, parity="N",
+                              stopbits=1, reconnect_delay=0, **common)
+
+
+@dataclass
+class GroupRead:
+    """What one read of a group gave: values (None when the group failed) and every error met."""
+
+    group: str
+    values: dict[str, Any] | None
+    errors: list[KammthaarError] = field(default_factory=list)
+
+
+class Reader:
+    """Reads register groups from one controller. Not thread-safe: one process owns the bus."""
+
+    def __init__(self, port: str, *, unit: int = 1, baudrate: int = 115200, timeout_s: float = 1.0,
+                 retries: int = 2, registers: tuple[Register, ...] = EPEVER_TRACER,
+                 backoff_s: float = 0.05, sleep: Callable[[float], None] | None = None):
+        self.port = port
+        self.unit = unit
+        self.baudrate = baudrate
+        self.timeout_s = timeout_s
+        self.retries = retries
+        self.registers = registers
+        self.backoff_s = backoff_s
+        self._sleep = sleep
+        self._client = None
+        self._rx_bytes = 0
+        self._split: set[str] = set()          # blocks the firmware rejected whole: read per register
+        self._unsupported: set[str] = set()    # optional registers the device does not have
+        self._plans: dict[str, list[Block]] = {}
+
+    # -- connection ------------------------------------------------------------
+
+    def _trace(self, sending: bool, data: bytes) -> bytes:
+        if not sending:
+            self._rx_bytes += len(data)
+        return data
+
+    def connect(self) -> None:
+        """Open the port. Raises ModbusError(kind='port') when it is not there."""
+        if self._client is not None and self._client.connected:
+            return
+        self.close()
+        client = make_client(self.port, baudrate=self.baudrate, timeout_s=self.timeout_s, trace_packet=self._trace)
+        try:
+            ok = client.connect()
+        except (OSError, ModbusException) as exc:
+            ok, why = False, str(exc)
+        else:
+            why = "connect failed"
+        if not ok:
+            client.close()
+            raise ModbusError(f"cannot open {self.port}: {why}", kind="port")
+        self._client = client
+        log.info("opened %s", self.port)
+
+    @property
+    def connected(self) -> bool:
+        return self._client is not None and self._client.connected
+
+    def close(self) -> None:
+        """Close the port (idempotent)."""
+        if self._client is not None:
+            try:
+                self._client.close()
+            except (OSError, ModbusException):
+                pass
+            self._client = None
+
+    # -- reading ---------------------------------------------------------------
+
+    def plan(self, group: str) -> list[Block]:
+        """The blocks a group is read in, honouring remembered splits."""
+        if group not in self._plans:
+            self._plans[group] = plan_blocks(registers_of(group, self.registers))
+        out: list[Block] = []
+        for block in self._plans[group]:
+            if block.label in self._split:
+                out.extend(plan_blocks([r], max_gap=0)[0] for r in block.registers
+                           if r.name not in self._unsupported)
+            else:
+                out.append(block)
+        return out
+
+    def read_block(self, block: Block) -> list[int] | list[bool]:
+        """One request for one block. Raises ModbusError with the failure's kind."""
+        if self._client is None:
+            self.connect()
+        client = self._client
+        rx_before = self._rx_bytes
+        try:
+            if block.table == INPUT:
+                resp = client.read_input_registers(block.start, count=block.count, device_id=self.unit)
+            elif block.table == HOLDING:
+                resp = client.read_holding_registers(block.start, count=block.count, device_id=self.unit)
+            elif block.table == DISCRETE:
+                resp = client.read_discrete_inputs(block.start, count=block.count, device_id=self.unit)
+            else:  # pragma: no cover - the table is ours
+                raise ValueError(block.table)
+        except ConnectionException as exc:
+            self.close()
+            raise ModbusError(f"{block.label}: port lost: {exc}", kind="port", block=block.label) from exc
+        except ModbusIOException as exc:
+            # Bytes came back but no valid frame: a CRC or framing error; nothing: a timeout.
+            kind = "crc" if self._rx_bytes > rx_before else "timeout"
+            if not self._port_alive():
+                self.close()
+                kind = "port"
+            raise ModbusError(f"{block.label}: {kind}: {exc}", kind=kind, block=block.label) from exc
+        except (OSError, ModbusException) as exc:
+            self.close()
+            raise ModbusError(f"{block.label}: port error: {exc}", kind="port", block=block.label) from exc
+        if resp.isError():
+            code = getattr(resp, "exception_code", None)
+            if code == 2:
+                raise IllegalAddressError(f"{block.label}: exception 2 (illegal data address)",
+                                          kind="exception", block=block.label)
+            raise ModbusError(f"{block.label}: exception {code}", kind="exception", block=block.label)
+        words = resp.bits[:block.count] if block.table == DISCRETE else resp.registers
+        if len(words) < block.count:
+            raise ModbusError(f"{block.label}: short answer ({len(words)} of {block.count})",
+                              kind="short_answer", block=block.label)
+        return words
+
+    def _port_alive(self) -> bool:
+        # A serial adapter pulled out keeps an open fd that only errors; check the device node.
+        client = self._client
+        if client is None:
+            return False
+        sock = getattr(client, "socket", None)
+        if isinstance(client, ModbusSerialClient):
+            import os
+            return os.path.exists(self.port) and sock is not None
+        return client.connected
+
+    def _read_with_retries(self, block: Block, errors: list[KammthaarError]) -> list[int] | list[bool]:
+        def remember(state):
+            errors.append(state.outcome.exception())
+
+        def retryable(exc: BaseException) -> bool:
+            return isinstance(exc, ModbusError) and exc.retryable and exc.kind != "port"
+
+        retrying = Retrying(
+            stop=stop_after_attempt(self.retries + 1),
+            wait=wait_exponential_jitter(initial=self.backoff_s, max=max(self.backoff_s, 2.0), jitter=self.backoff_s),
+            retry=retry_if_exception(retryable),
+            before_sleep=remember,
+            reraise=True,
+            **({"sleep": self._sleep} if self._sleep else {}),
+        )
+        try:
+            return retrying(self.read_block, block)
+        except RetryError as exc:  # pragma: no cover - reraise=True
+            raise exc.last_attempt.exception() from exc
+
+    def read_group(self, group: str) -> GroupRead:
+        """Read and decode every register of a group; no values if any required part failed."""
+        result = GroupRead(group, None)
+        raw: list[tuple[Block, list]] = []
+        for block in self.plan(group):
+            try:
+                raw.append((block, self._read_with_retries(block, result.errors)))
+            except IllegalAddressError as exc:
+                result.errors.append(exc)
+                if block.count > 1 or len(block.registers) > 1:
+                    # Some firmware rejects a block spanning unused addresses: read it per register.
+                    self._split.add(block.label)
+                    log.warning("%s rejected with exception 2: reading it register by register from now on", block.label)
+                    sub = self._read_split(block, result.errors)
+                    if sub is None:
+                        return result
+                    raw.extend(sub)
+                    continue
+                reg = block.registers[0]
+                if reg.optional:
+                    self._unsupported.add(reg.name)
+                    continue
+                return result
+            except ModbusError as exc:
+                result.errors.append(exc)
+                return result
+        values: dict[str, Any] = {r.name: None for r in registers_of(group, self.registers) if r.optional}
+        try:
+            for block, words in raw:
+                values.update(decode_block(block, words))
+        except DecodeError as exc:
+            result.errors.append(exc)
+            return result
+        result.values = values
+        return result
+
+    def _read_split(self, block: Block, errors: list[KammthaarError]) -> list[tuple[Block, list]] | None:
+        out = []
+        for reg in block.registers:
+            if reg.name in self._unsupported:
+                continue
+            single = plan_blocks([reg], max_gap=0)[0]
+            try:
+                out.append((single, self._read_with_retries(single, errors)))
+            except IllegalAddressError as exc:
+                errors.append(exc)
+                if reg.optional:
+                    self._unsupported.add(reg.name)
+                    continue
+                return None
+            except ModbusError as exc:
+                errors.append(exc)
+                return None
+        return out
+
+
+def jitter(base_s: float, rng: random.Random | None = None) -> float:
+    """`base_s` plus up to 10 % random, so several Pis don't retry in step."""
+    return base_s * (1 + 0.1 * (rng or random).random())

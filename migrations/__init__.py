@@ -1,0 +1,1 @@
+"""Alembic migrations of the edge store (script location for edge_store.migrate)."""
