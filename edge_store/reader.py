@@ -11,7 +11,7 @@ read, or a value the device cannot physically report, yields no values.
 from __future__ import annotations
 
 import logging
-import random
+import os
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -21,7 +21,7 @@ from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOEx
 from tenacity import RetryError, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from .errors import DecodeError, IllegalAddressError, KammthaarError, ModbusError
-from .registers import DISCRETE, EPEVER_TRACER, HOLDING, INPUT, Block, Register, decode_block, plan_blocks, registers_of
+from .registers import DISCRETE, EPEVER_TRACER, HOLDING, INPUT, Block, Register, decode_register, plan_blocks, registers_of
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +170,6 @@ class Reader:
             return False
         sock = getattr(client, "socket", None)
         if isinstance(client, ModbusSerialClient):
-            import os
             return os.path.exists(self.port) and sock is not None
         return client.connected
 
@@ -221,13 +220,18 @@ class Reader:
                 result.errors.append(exc)
                 return result
         values: dict[str, Any] = {r.name: None for r in registers_of(group, self.registers) if r.optional}
-        try:
-            for block, words in raw:
-                values.update(decode_block(block, words))
-        except DecodeError as exc:
-            result.errors.append(exc)
-            return result
-        result.values = values
+        rejected = False
+        for block, words in raw:
+            for reg in block.registers:
+                offset = reg.address - block.start
+                try:
+                    values[reg.name] = decode_register(reg, words[offset:offset + reg.width])
+                except DecodeError as exc:
+                    # Every impossible value is counted, and none of the sample is stored.
+                    result.errors.append(exc)
+                    rejected = True
+        if not rejected:
+            result.values = values
         return result
 
     def _read_split(self, block: Block, errors: list[KammthaarError]) -> list[tuple[Block, list]] | None:
@@ -249,7 +253,3 @@ class Reader:
                 return None
         return out
 
-
-def jitter(base_s: float, rng: random.Random | None = None) -> float:
-    """`base_s` plus up to 10 % random, so several Pis don't retry in step."""
-    return base_s * (1 + 0.1 * (rng or random).random())

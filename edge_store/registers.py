@@ -23,8 +23,8 @@ SETTINGS = "settings"
 CLOCK = "clock"
 GROUPS = (LIVE, STATS, SETTINGS, CLOCK)
 
-# Unused addresses a block may span before it is split in two. With 4 the
-# planner yields exactly the blocks the spec recommends.
+# Unused addresses a block may span before it is split in two. With 4, planning
+# each group on its own yields exactly the blocks the spec recommends.
 MAX_GAP = 4
 
 WIDTHS = {"u16": 1, "s16": 1, "u32": 2, "s32": 2, "bits": 1, "enum": 1, "clock": 3, "bool": 1}
