@@ -1,0 +1,258 @@
+"""Recompute the rollups from raw samples: `kammthaar rollups rebuild`, and after a zone change.
+
+A day is recomputed from the samples around it with the same arithmetic as the
+incremental path (edge_store/rollups.py), so both give the same rows. A month
+is the sum of its days (plus the device's own figures from its last
+device_statistics row). Each day is its own short transaction, so a running
+collector only waits for one day at a time, and its samples land either before
+a day is read or on top of the recomputed row.
+
+Statistics outlive raw samples: a day whose samples may have been pruned
+(`Store.prune` records how far) is left as it is, and rows are never deleted;
+a row that no longer has anything behind it is written back empty with a new
+version, so replication carries the change.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any
+
+from .errors import StoreError
+from .rollups import (META_PRUNED, META_TIMEZONE, MINUTE_MS, Periods, RollupSettings, piece,
+                      read_meta, write_meta)
+from .schema import MINUTE_METRICS
+
+_PERIOD_COLUMNS = (
+    "timezone", "start_ms", "end_ms",
+    "battery_voltage_min", "battery_voltage_max", "pv_voltage_min", "pv_voltage_max", "soc_min", "soc_max",
+    "battery_temperature_min", "battery_temperature_max", "energy_generated_kwh", "energy_consumed_kwh",
+    "battery_charge_ah", "battery_discharge_ah", "samples", "first_ts_ms", "last_ts_ms", "covered_ms",
+    "device_generated_kwh", "device_consumed_kwh", "device_stats_ts_ms",
+)
+
+
+def _replace_sql(table: str, key: str) -> str:
+    cols = ("device", key, *_PERIOD_COLUMNS)
+    return (f"INSERT INTO {table} ({', '.join(cols)}, version) VALUES ({', '.join('?' * len(cols))}, "
+            f"(SELECT coalesce(max(version), 0) + 1 FROM {table})) ON CONFLICT (device, {key}) DO UPDATE SET "
+            + ", ".join(f"{c} = excluded.{c}" for c in _PERIOD_COLUMNS)
+            + f", version = (SELECT max(version) + 1 FROM {table})")
+
+
+_DAILY_REPLACE = _replace_sql("rollup_daily", "day")
+_MONTHLY_REPLACE = _replace_sql("rollup_monthly", "month")
+
+_MINUTES_FROM_SAMPLES = (
+    "INSERT INTO rollup_minute (device, minute_ms, samples, "
+    + ", ".join(f"{m}_sum, {m}_min, {m}_max" for m in MINUTE_METRICS)
+    + ") SELECT device, ts_ms - ts_ms % 60000, count(*), "
+    + ", ".join(f"sum({m}), min({m}), max({m})" for m in MINUTE_METRICS)
+    + " FROM live_samples WHERE device = ? AND ts_ms >= ? AND ts_ms < ? GROUP BY 2"
+)
+
+_MONTH_FROM_DAYS = (
+    "SELECT min(battery_voltage_min), max(battery_voltage_max), min(pv_voltage_min), max(pv_voltage_max), "
+    "min(soc_min), max(soc_max), min(battery_temperature_min), max(battery_temperature_max), "
+    "total(energy_generated_kwh), total(energy_consumed_kwh), total(battery_charge_ah), total(battery_discharge_ah), "
+    "total(samples), min(first_ts_ms), max(last_ts_ms), total(covered_ms), count(*) "
+    "FROM rollup_daily WHERE device = ? AND day >= ? AND day < ?"
+)
+
+_LAST_STATS = (
+    "SELECT {cols}, ts_ms FROM device_statistics WHERE device = ? AND ts_ms >= ? AND ts_ms < ? "
+    "ORDER BY ts_ms DESC, id DESC LIMIT 1"
+)
+
+
+@dataclass
+class RebuildResult:
+    """What a rebuild did."""
+
+    days: int = 0
+    months: int = 0
+    skipped_days: list[str] = field(default_factory=list)  # samples pruned: left as they were
+    timezone: str = ""
+
+
+def _parse_day(value: str | date | None) -> date | None:
+    if value is None or isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise StoreError(f"{value!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _day_of(periods: Periods, ts_ms: int | None) -> date | None:
+    return None if ts_ms is None else date.fromisoformat(periods.day(ts_ms)[0])
+
+
+def _next_month(key: str) -> str:
+    y, m = int(key[:4]), int(key[5:7])
+    return f"{y + m // 12:04d}-{m % 12 + 1:02d}"
+
+
+def compute_day(db: sqlite3.Connection, device: str, start: int, end: int, max_gap_ms: int) -> tuple | None:
+    """The statistic columns of one device over [start, end) from raw samples, or None when empty."""
+    rows = db.execute(
+        "SELECT ts_ms, pv_power, load_power, battery_current, battery_voltage, pv_voltage, state_of_charge, "
+        "battery_temperature FROM live_samples WHERE device = ? AND ts_ms >= ? AND ts_ms <= ? ORDER BY ts_ms, id",
+        (device, start - max_gap_ms, end + max_gap_ms)).fetchall()
+    mins: list[Any] = [None] * 4
+    maxs: list[Any] = [None] * 4
+    gen = cons = chg = dis = 0.0
+    samples = covered = 0
+    first = last = None
+    prev = None
+    for row in rows:
+        t = row[0]
+        if start <= t < end:
+            samples += 1
+            first = t if first is None else first
+            last = t
+            for i in range(4):
+                v = row[4 + i]
+                mins[i] = v if mins[i] is None or v < mins[i] else mins[i]
+                maxs[i] = v if maxs[i] is None or v > maxs[i] else maxs[i]
+        if prev is not None and 0 < t - prev[0] <= max_gap_ms:
+            x, y = max(prev[0], start), min(t, end)
+            if x < y:
+                g, c, ch, di = piece(prev, row, x, y)
+                gen += g
+                cons += c
+                chg += ch
+                dis += di
+                covered += y - x
+        prev = row
+    stats = db.execute(_LAST_STATS.format(cols="generated_today, consumed_today"), (device, start, end)).fetchone()
+    if not samples and not covered and stats is None:
+        return None
+    return (mins[0], maxs[0], mins[1], maxs[1], mins[2], maxs[2], mins[3], maxs[3], gen, cons, chg, dis,
+            samples, first, last, covered, *(stats or (None, None, None)))
+
+
+def _empty_row() -> tuple:
+    return (None,) * 8 + (0.0, 0.0, 0.0, 0.0, 0, None, None, 0, None, None, None)
+
+
+def rebuild(store, settings: RollupSettings, *, from_day: str | date | None = None,
+            to_day: str | date | None = None, progress: bool = False) -> RebuildResult:
+    """Recompute daily and monthly rows and minute buckets from raw samples.
+
+    Without bounds: every day with samples or rows, in `settings.timezone`, which
+    is then recorded as the zone the rollups are built in. With bounds (local
+    dates, inclusive): only those days and the months holding them; the zone
+    must then be the one the rollups were built in.
+    """
+    from tqdm import tqdm
+
+    first_day, last_day = _parse_day(from_day), _parse_day(to_day)
+    periods = Periods(settings.timezone)
+    gap = settings.max_gap_ms
+    result = RebuildResult(timezone=settings.timezone)
+    with store.engine.connect() as conn:
+        db = conn.connection.driver_connection
+        built = read_meta(db, META_TIMEZONE)
+        if (first_day or last_day) and built not in (None, settings.timezone):
+            raise StoreError(f"the rollups were built in {built}: a rebuild in {settings.timezone} "
+                             "must cover every day (drop --from/--to)")
+        pruned = read_meta(db, META_PRUNED)
+        pruned_before = int(pruned) if pruned is not None else None
+
+        plan = []
+        for (device,) in db.execute("SELECT device FROM live_samples UNION SELECT device FROM device_statistics "
+                                    "UNION SELECT device FROM rollup_daily ORDER BY 1").fetchall():
+            lo = [d for d in (_day_of(periods, _scalar(db, f"SELECT min(ts_ms) FROM {t} WHERE device = ?", device))
+                              for t in ("live_samples", "device_statistics")) if d]
+            hi = [d for d in (_day_of(periods, _scalar(db, f"SELECT max(ts_ms) FROM {t} WHERE device = ?", device))
+                              for t in ("live_samples", "device_statistics")) if d]
+            existing = {r[0] for r in db.execute("SELECT day FROM rollup_daily WHERE device = ?", (device,))}
+            if existing:
+                lo.append(date.fromisoformat(min(existing)))
+                hi.append(date.fromisoformat(max(existing)))
+            start = max(first_day, min(lo)) if first_day else min(lo)
+            stop = min(last_day, max(hi)) if last_day else max(hi)
+            if start <= stop:
+                plan.append((device, start, stop, existing))
+
+        total = sum((stop - start).days + 1 for _, start, stop, _ in plan)
+        with tqdm(total=total, unit="day", disable=not progress, desc="rollups") as bar:
+            for device, start, stop, existing in plan:
+                months: set[str] = set()
+                d = start
+                while d <= stop:
+                    _rebuild_day(conn, db, device, d, periods, gap, pruned_before, existing, months, result)
+                    d += timedelta(days=1)
+                    bar.update(1)
+                for key in sorted(months):
+                    with conn.begin():
+                        _rebuild_month(db, device, key, periods, pruned_before, settings.timezone)
+                    result.months += 1
+        if not (first_day or last_day):
+            with conn.begin():
+                write_meta(db, META_TIMEZONE, settings.timezone)
+    # A writer in this process must not keep integrating on a stale picture of the zone.
+    if store.rollups is not None:
+        store.rollups.reset()
+    return result
+
+
+def _scalar(db: sqlite3.Connection, sql: str, *params):
+    return db.execute(sql, params).fetchone()[0]
+
+
+def _rebuild_day(conn, db, device, d, periods, gap, pruned_before, existing, months, result) -> None:
+    key = d.isoformat()
+    start, end = periods.day_bounds(d)
+    # Intervals reaching into the day start up to one gap before it.
+    if pruned_before is not None and start - gap < pruned_before:
+        if key in existing:
+            result.skipped_days.append(key)
+        return
+    with conn.begin():
+        row = compute_day(db, device, start, end, gap)
+        if row is None and key not in existing:
+            pass
+        else:
+            db.execute(_DAILY_REPLACE, (device, key, periods.tz.key, start, end, *(row or _empty_row())))
+            months.add(key[:7])
+            result.days += 1
+        # Minute buckets of the day's whole minutes (local midnight is on a minute everywhere today).
+        m0, m1 = start - start % MINUTE_MS, end - end % MINUTE_MS
+        db.execute("DELETE FROM rollup_minute WHERE device = ? AND minute_ms >= ? AND minute_ms < ?", (device, m0, m1))
+        db.execute(_MINUTES_FROM_SAMPLES, (device, m0, m1))
+
+
+def _rebuild_month(db, device, key, periods, pruned_before, timezone) -> None:
+    start, end = periods.month(key)
+    agg = db.execute(_MONTH_FROM_DAYS, (device, key + "-01", _next_month(key) + "-01")).fetchone()
+    stats = db.execute(_LAST_STATS.format(cols="generated_this_month, consumed_this_month"),
+                       (device, start, end)).fetchone()
+    if stats is None and pruned_before is not None and start < pruned_before:
+        # The month's last device_statistics row may have been pruned: keep what the row says.
+        stats = db.execute("SELECT device_generated_kwh, device_consumed_kwh, device_stats_ts_ms FROM rollup_monthly "
+                           "WHERE device = ? AND month = ?", (device, key)).fetchone()
+    samples, covered = int(agg[12]), int(agg[15])
+    db.execute(_MONTHLY_REPLACE, (device, key, timezone, start, end, *agg[:12], samples, agg[13], agg[14],
+                                  covered, *(stats or (None, None, None))))
+
+
+def ensure_built(store, settings: RollupSettings, *, progress: bool = False) -> RebuildResult | None:
+    """Rebuild everything when the rollups were built in another zone, or never; else None.
+
+    The collector calls this at start, before its first sample.
+    """
+    with store.engine.connect() as conn:
+        db = conn.connection.driver_connection
+        built = read_meta(db, META_TIMEZONE)
+        if built == settings.timezone:
+            return None
+        if built is None and not any(db.execute(f"SELECT 1 FROM {t} LIMIT 1").fetchone()
+                                     for t in ("live_samples", "device_statistics", "rollup_daily")):
+            with conn.begin():
+                write_meta(db, META_TIMEZONE, settings.timezone)
+            return None
+    return rebuild(store, settings, progress=progress)
