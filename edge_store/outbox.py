@@ -1,0 +1,224 @@
+"""The outbox: what has not reached the cloud yet, and what the replicator last did.
+
+A stream is one table replicated in key order: the sample tables by row id,
+the rollup tables by `version` (a row changed after it was sent gets a higher
+version and goes out again). Per stream the watermark is the highest key the
+server acknowledged with 2xx; it only moves after the 2xx, in the same SQLite
+transaction as the dead letters and counters of that batch, so a crash in
+between resends the batch (same points, same timestamps: InfluxDB overwrites).
+
+Reads go through a read-only connection (`BEGIN` deferred: the collector's
+writes never wait for them); the replicator's writes are short transactions.
+`summary()` is what `kammthaar status`, /health and /metrics show.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from .errors import StoreError
+from .store import make_engine, now_ms
+
+DEAD_LETTERS_KEPT = 10_000
+
+# Counter names in the `counters` table.
+POINTS_SENT = "replicator.points_sent"
+BYTES_SENT = "replicator.bytes_sent"
+DEAD_LETTERS = "replicator.dead_letters"
+SKIPPED_OLD = "replicator.skipped_old"
+DROPPED_UNSENT = "store.dropped_unsent"
+
+
+@dataclass(frozen=True)
+class Stream:
+    """One replicated table: its key column and, for raw samples, its time column."""
+
+    name: str
+    key: str
+    time: str
+    samples: bool  # raw samples (pruned; their age is the backlog's age) or statistics (kept forever)
+
+
+STREAMS: tuple[Stream, ...] = (
+    Stream("live_samples", "id", "ts_ms", True),
+    Stream("device_statistics", "id", "ts_ms", True),
+    Stream("device_settings", "id", "ts_ms", True),
+    Stream("device_clock", "id", "ts_ms", True),
+    Stream("rollup_daily", "version", "start_ms", False),
+    Stream("rollup_monthly", "version", "start_ms", False),
+)
+BY_NAME = {s.name: s for s in STREAMS}
+
+_STATE_COLUMNS = ("last_attempt_ms", "last_success_ms", "last_error_ms", "last_error", "last_status",
+                  "blocked", "blocked_credentials", "blocked_ms")
+
+
+class Outbox:
+    """Watermarks, batches above them, dead letters and the replicator's state, on one database file."""
+
+    def __init__(self, path: str | Path, *, readonly: bool = False, synchronous: str = "NORMAL"):
+        self.path = str(path)
+        self._read = make_engine(self.path, readonly=True)
+        self._write = None if readonly else make_engine(self.path, synchronous=synchronous)
+
+    # -- reading ---------------------------------------------------------------------
+
+    @contextmanager
+    def _reading(self):
+        try:
+            with self._read.connect() as conn:
+                yield conn
+        except SQLAlchemyError as exc:
+            raise StoreError(f"could not read the outbox of {self.path}: {exc}", retryable=True) from exc
+
+    def watermarks(self) -> dict[str, int]:
+        with self._reading() as conn:
+            marks = dict(conn.exec_driver_sql("SELECT stream, position FROM replication_watermarks").fetchall())
+        return {s.name: marks.get(s.name, 0) for s in STREAMS}
+
+    def pending(self) -> dict[str, tuple[int, int]]:
+        """Per stream, (watermark, highest key stored), in one query: which streams have news."""
+        heads = ", ".join(f"(SELECT max({s.key}) FROM {s.name})" for s in STREAMS)
+        with self._reading() as conn:
+            marks = dict(conn.exec_driver_sql("SELECT stream, position FROM replication_watermarks").fetchall())
+            top = conn.exec_driver_sql(f"SELECT {heads}").fetchone()
+        return {s.name: (marks.get(s.name, 0), top[i] or 0) for i, s in enumerate(STREAMS)}
+
+    def rows_after(self, stream: Stream, position: int, limit: int) -> list[dict[str, Any]]:
+        """Up to `limit` rows of a stream with a key above `position`, in key order."""
+        with self._reading() as conn:
+            result = conn.exec_driver_sql(
+                f"SELECT * FROM {stream.name} WHERE {stream.key} > ? ORDER BY {stream.key} LIMIT ?",
+                (position, limit))
+            names = list(result.keys())
+            return [dict(zip(names, row)) for row in result.fetchall()]
+
+    def state(self) -> dict[str, Any]:
+        with self._reading() as conn:
+            row = conn.exec_driver_sql(
+                f"SELECT {', '.join(_STATE_COLUMNS)} FROM replication_state WHERE id = 1").fetchone()
+        return dict(zip(_STATE_COLUMNS, row)) if row else dict.fromkeys(_STATE_COLUMNS)
+
+    def dead_letters(self, limit: int = 100) -> list[dict[str, Any]]:
+        """The newest dead letters, newest first."""
+        with self._reading() as conn:
+            result = conn.exec_driver_sql(
+                "SELECT id, ts_ms, stream, row_key, status, message, line FROM replication_dead_letters "
+                "ORDER BY id DESC LIMIT ?", (limit,))
+            names = list(result.keys())
+            return [dict(zip(names, row)) for row in result.fetchall()]
+
+    def summary(self, now: int | None = None) -> dict[str, Any]:
+        """Backlog rows, age of the oldest unsent sample, last success and error, counters."""
+        now = now_ms() if now is None else now
+        backlog: dict[str, int] = {}
+        oldest: int | None = None
+        with self._reading() as conn:
+            marks = dict(conn.exec_driver_sql("SELECT stream, position FROM replication_watermarks").fetchall())
+            for s in STREAMS:
+                count, first = conn.exec_driver_sql(
+                    f"SELECT count(*), min({s.time}) FROM {s.name} WHERE {s.key} > ?",
+                    (marks.get(s.name, 0),)).fetchone()
+                backlog[s.name] = count
+                if s.samples and first is not None:
+                    oldest = first if oldest is None else min(oldest, first)
+            counters = dict(conn.exec_driver_sql(
+                "SELECT name, value FROM counters WHERE name IN (?, ?, ?, ?, ?)",
+                (POINTS_SENT, BYTES_SENT, DEAD_LETTERS, SKIPPED_OLD, DROPPED_UNSENT)).fetchall())
+        state = self.state()
+        return {
+            "backlog_rows": sum(backlog.values()),
+            "backlog_by_stream": backlog,
+            "oldest_unsent_ms": oldest,
+            "oldest_unsent_age_s": None if oldest is None else max(0, (now - oldest) // 1000),
+            **{k: state[k] for k in ("last_success_ms", "last_error_ms", "last_error", "last_status",
+                                     "blocked", "blocked_ms")},
+            "points_sent": counters.get(POINTS_SENT, 0),
+            "bytes_sent": counters.get(BYTES_SENT, 0),
+            "dead_letters": counters.get(DEAD_LETTERS, 0),
+            "skipped_old": counters.get(SKIPPED_OLD, 0),
+            "dropped_rows": counters.get(DROPPED_UNSENT, 0),
+        }
+
+    # -- writing (the replicator only) ------------------------------------------------
+
+    def _begin(self):
+        if self._write is None:
+            raise StoreError("the outbox was opened read-only")
+        return self._write.begin()
+
+    def commit(self, stream: Stream, position: int, *, points: int, bytes_sent: int,
+               dead: Iterable[tuple[int, int, str, str]] = (), skipped: int = 0, ts_ms: int | None = None) -> None:
+        """After a 2xx: move the watermark (never back), store dead letters (row_key, status, message, line),
+        count, and note the success; all in one transaction."""
+        ts_ms = now_ms() if ts_ms is None else ts_ms
+        dead = list(dead)
+        try:
+            with self._begin() as conn:
+                conn.exec_driver_sql(
+                    "INSERT INTO replication_watermarks (stream, position, updated_ms) VALUES (?, ?, ?) "
+                    "ON CONFLICT(stream) DO UPDATE SET position = max(position, excluded.position), "
+                    "updated_ms = excluded.updated_ms", (stream.name, position, ts_ms))
+                if dead:
+                    conn.exec_driver_sql(
+                        "INSERT INTO replication_dead_letters (ts_ms, stream, row_key, status, message, line) "
+                        "VALUES (?, ?, ?, ?, ?, ?)",
+                        [(ts_ms, stream.name, key, status, message[:2000], line) for key, status, message, line in dead])
+                    conn.exec_driver_sql(
+                        "DELETE FROM replication_dead_letters WHERE id <= "
+                        "(SELECT max(id) FROM replication_dead_letters) - ?", (DEAD_LETTERS_KEPT,))
+                for name, by in ((POINTS_SENT, points), (BYTES_SENT, bytes_sent), (DEAD_LETTERS, len(dead)),
+                                 (SKIPPED_OLD, skipped)):
+                    if by:
+                        _bump(conn, name, by, ts_ms)
+                self._set_state(conn, ts_ms, last_attempt_ms=ts_ms, last_success_ms=ts_ms,
+                                blocked=None, blocked_credentials=None, blocked_ms=None)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"could not record the replication of {stream.name}: {exc}", retryable=True) from exc
+
+    def record_failure(self, status: int | None, message: str, *, blocked: str | None = None,
+                       credentials: str | None = None, ts_ms: int | None = None) -> None:
+        """A batch was not acknowledged; with `blocked`, sending stops until the credentials change."""
+        ts_ms = now_ms() if ts_ms is None else ts_ms
+        values = dict(last_attempt_ms=ts_ms, last_error_ms=ts_ms, last_error=message[:2000], last_status=status)
+        if blocked:
+            values.update(blocked=blocked, blocked_credentials=credentials, blocked_ms=ts_ms)
+        try:
+            with self._begin() as conn:
+                self._set_state(conn, ts_ms, **values)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"could not record a replication error: {exc}", retryable=True) from exc
+
+    def clear_block(self) -> None:
+        """The credentials changed: sending may start again."""
+        try:
+            with self._begin() as conn:
+                self._set_state(conn, now_ms(), blocked=None, blocked_credentials=None, blocked_ms=None)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"could not record the replication state: {exc}", retryable=True) from exc
+
+    @staticmethod
+    def _set_state(conn, ts_ms: int, **values) -> None:
+        cols = list(values)
+        conn.exec_driver_sql(
+            f"INSERT INTO replication_state (id, {', '.join(cols)}, updated_ms) "
+            f"VALUES (1, {', '.join('?' for _ in cols)}, ?) ON CONFLICT(id) DO UPDATE SET "
+            + ", ".join(f"{c} = excluded.{c}" for c in cols) + ", updated_ms = excluded.updated_ms",
+            (*values.values(), ts_ms))
+
+    def close(self) -> None:
+        self._read.dispose()
+        if self._write is not None:
+            self._write.dispose()
+
+
+def _bump(conn, name: str, by: int, ts_ms: int) -> None:
+    conn.exec_driver_sql(
+        "INSERT INTO counters (name, value, updated_ms) VALUES (?, ?, ?) "
+        "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value, updated_ms = excluded.updated_ms",
+        (name, by, ts_ms))

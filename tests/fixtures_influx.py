@@ -1,0 +1,491 @@
+"""Real time-series servers for the replicator tests, and a proxy that injects HTTP failures.
+
+- `Influxd`: Debian's InfluxDB 1.x `influxd` with a config written into a temp
+  directory: every directory in it, reporting and the monitor off, HTTP on a
+  free loopback port, the RPC (backup) listener on another free loopback port.
+  `kill()` (SIGKILL), `freeze()` (SIGSTOP), `thaw()` (SIGCONT), `start()` again
+  on the same port and data: what the outage tests do.
+- `VictoriaMetrics`: Debian's `victoria-metrics`, which accepts `/api/v2/write`
+  (the v2 path through influxdb-client) and is read back through its export API.
+- `FaultProxy`: a stdlib HTTP proxy in front of a server that answers what a test
+  scripts (429/503 with Retry-After, 413 above a body size, a dropped connection)
+  and logs every request it saw, in order.
+
+The classes are plain so `bench/replicate.py` starts the same servers.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import http.client
+import http.server
+import json
+import shutil
+import signal
+import subprocess
+import threading
+import time
+import urllib.parse
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures_serial import free_port
+
+INFLUXD = shutil.which("influxd") or "/usr/bin/influxd"
+VICTORIA = shutil.which("victoria-metrics") or "/usr/bin/victoria-metrics"
+
+
+def _wait_until(predicate, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} after {timeout_s}s")
+        time.sleep(0.05)
+
+
+def _http(method: str, url: str, body: bytes | None = None, headers: dict | None = None,
+          timeout_s: float = 10.0) -> tuple[int, bytes]:
+    parts = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout_s)
+    try:
+        conn.request(method, parts.path + (f"?{parts.query}" if parts.query else ""), body=body, headers=headers or {})
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
+
+
+class _Process:
+    """A server process with its log file; started, checked alive, stopped."""
+
+    name = "server"
+
+    def __init__(self, directory: Path):
+        self.dir = Path(directory)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.log_path = self.dir / f"{self.name}.log"
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _command(self) -> list[str]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _ready(self) -> bool:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def start(self, timeout_s: float = 30.0) -> "_Process":
+        if self.proc is not None and self.proc.poll() is None:
+            raise RuntimeError(f"{self.name} is already running")
+        with open(self.log_path, "a") as log:
+            self.proc = subprocess.Popen(self._command(), stdout=log, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL)
+
+        def up() -> bool:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}: "
+                                   f"{self.log_path.read_text()[-3000:]}")
+            try:
+                return self._ready()
+            except OSError:
+                return False
+
+        _wait_until(up, timeout_s, f"{self.name} did not answer on {self.url}")
+        assert self.proc.poll() is None
+        return self
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL: the server is gone at once, connections refused."""
+        if self.alive():
+            self.proc.send_signal(signal.SIGCONT)
+            self.proc.kill()
+        if self.proc is not None:
+            self.proc.wait(30)
+
+    def freeze(self) -> None:
+        """SIGSTOP: the port still accepts connections but nothing answers (requests time out)."""
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        self.proc.send_signal(signal.SIGCONT)
+
+    def stop(self) -> None:
+        if self.alive():
+            self.proc.send_signal(signal.SIGCONT)
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(15)
+
+
+class Influxd(_Process):
+    """InfluxDB 1.x with everything in `directory`. `auth=True` turns HTTP auth on.
+
+    `max_body_size` is influxd's own `[http] max-body-size` (bytes, 0: unlimited).
+    """
+
+    name = "influxd"
+
+    def __init__(self, directory: Path, *, auth: bool = False, max_body_size: int = 0):
+        super().__init__(directory)
+        self.rpc_port = free_port()
+        self.auth = auth
+        self.config_path = self.dir / "influxdb.conf"
+        d = self.dir
+        self.config_path.write_text(f"""
+reporting-enabled = false
+bind-address = "127.0.0.1:{self.rpc_port}"
+
+[meta]
+  dir = "{d / 'meta'}"
+  retention-autocreate = true
+  logging-enabled = false
+
+[data]
+  dir = "{d / 'data'}"
+  wal-dir = "{d / 'wal'}"
+  wal-fsync-delay = "0s"
+  query-log-enabled = false
+  cache-snapshot-write-cold-duration = "10m0s"
+
+[coordinator]
+  write-timeout = "10s"
+
+[retention]
+  enabled = false
+
+[shard-precreation]
+  enabled = false
+
+[monitor]
+  store-enabled = false
+
+[subscriber]
+  enabled = false
+
+[http]
+  enabled = true
+  bind-address = "127.0.0.1:{self.port}"
+  auth-enabled = {"true" if auth else "false"}
+  log-enabled = false
+  suppress-write-log = true
+  pprof-enabled = false
+  https-enabled = false
+  unix-socket-enabled = false
+  bind-socket = "{d / 'influxdb.sock'}"
+  max-body-size = {int(max_body_size)}
+
+[logging]
+  level = "warn"
+  suppress-logo = true
+
+[ifql]
+  enabled = false
+
+[continuous_queries]
+  enabled = false
+""")
+
+    def _command(self) -> list[str]:
+        return [INFLUXD, "-config", str(self.config_path)]
+
+    def _ready(self) -> bool:
+        status, _ = _http("GET", f"{self.url}/ping", timeout_s=2.0)
+        return status == 204
+
+    # -- administration and reading back ------------------------------------------
+
+    def query(self, q: str, db: str | None = None, *, user: str | None = None, password: str | None = None,
+              epoch: str = "ms") -> dict:
+        """POST /query; the decoded JSON answer (raises on an HTTP error or an error in it)."""
+        params = {"q": q, "epoch": epoch}
+        if db:
+            params["db"] = db
+        headers = {"Content-Type": "application/x-www-form-urlencoded"}
+        if user is not None:
+            headers["Authorization"] = "Basic " + base64.b64encode(f"{user}:{password or ''}".encode()).decode()
+        status, body = _http("POST", f"{self.url}/query", urllib.parse.urlencode(params).encode(), headers,
+                             timeout_s=60)
+        answer = json.loads(body or b"{}")
+        if status != 200 or "error" in answer or any("error" in r for r in answer.get("results", [])):
+            raise RuntimeError(f"influxd answered {status}: {body[:500]!r}")
+        return answer
+
+    def create_database(self, name: str | None = None, **auth) -> str:
+        name = name or f"t_{uuid.uuid4().hex[:12]}"
+        self.query(f'CREATE DATABASE "{name}"', **auth)
+        return name
+
+    def write_lines(self, db: str, lines: str, precision: str = "ms", **auth) -> tuple[int, bytes]:
+        params = {"db": db, "precision": precision}
+        if auth:
+            params.update(u=auth["user"], p=auth["password"])
+        return _http("POST", f"{self.url}/write?{urllib.parse.urlencode(params)}", lines.encode())
+
+
+class VictoriaMetrics(_Process):
+    """victoria-metrics with its data in `directory`, any timestamp accepted, no deduplication."""
+
+    name = "victoria-metrics"
+
+    def _command(self) -> list[str]:
+        return [VICTORIA, f"-httpListenAddr=127.0.0.1:{self.port}", f"-storageDataPath={self.dir / 'data'}",
+                "-retentionPeriod=100y", "-loggerLevel=ERROR", "-search.latencyOffset=0s",
+                "-search.disableCache", "-memory.allowedBytes=256MiB"]
+
+    def _ready(self) -> bool:
+        status, _ = _http("GET", f"{self.url}/health", timeout_s=2.0)
+        return status == 200
+
+    def export(self, match: str) -> list[dict]:
+        """Every stored series matching `match`, through /api/v1/export (one JSON object per line)."""
+        _http("GET", f"{self.url}/internal/force_flush")
+        query = urllib.parse.urlencode({"match[]": match, "start": "0"})
+        status, body = _http("GET", f"{self.url}/api/v1/export?{query}", timeout_s=60)
+        if status != 200:
+            raise RuntimeError(f"victoria-metrics export answered {status}: {body[:300]!r}")
+        return [json.loads(line) for line in body.splitlines() if line.strip()]
+
+
+# -- the fault-injecting proxy ------------------------------------------------------
+
+
+@dataclass
+class Seen:
+    """One request the proxy saw, and what it did with it."""
+
+    path: str
+    lines: int
+    bytes: int
+    answer: int | str  # an HTTP status, or "dropped"
+    headers: dict = field(default_factory=dict)
+
+
+class FaultProxy:
+    """An HTTP proxy to `upstream` answering from a script of faults, then passing through.
+
+    `script` holds the next answers, used one per request, in order: an int
+    status (with `retry_after` seconds when given as a tuple (status, retry_after)),
+    or "drop" (close the connection without an answer). When the script is
+    empty the request is forwarded. With `max_body_bytes` set, any write whose
+    decompressed body is larger is answered 413 (before the script).
+    """
+
+    def __init__(self, upstream: str):
+        self.upstream = urllib.parse.urlsplit(upstream)
+        self.script: list = []
+        self.max_body_bytes: int | None = None
+        self.seen: list[Seen] = []
+        self._lock = threading.Lock()
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):  # quiet
+                pass
+
+            def do_GET(self):
+                proxy._handle(self, "GET")
+
+            def do_POST(self):
+                proxy._handle(self, "POST")
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def answers(self) -> list:
+        return [s.answer for s in self.seen if s.path.split("?")[0].endswith("write")]
+
+    def _handle(self, h: http.server.BaseHTTPRequestHandler, method: str) -> None:
+        length = int(h.headers.get("Content-Length") or 0)
+        raw = h.rfile.read(length) if length else b""
+        body = gzip.decompress(raw) if h.headers.get("Content-Encoding") == "gzip" and raw else raw
+        lines = len([ln for ln in body.split(b"\n") if ln.strip()])
+        with self._lock:
+            action = None
+            if h.path.split("?")[0].endswith("write"):
+                if self.max_body_bytes is not None and len(body) > self.max_body_bytes:
+                    action = 413
+                elif self.script:
+                    action = self.script.pop(0)
+            seen = Seen(h.path, lines, len(body), 0, dict(h.headers))
+            self.seen.append(seen)
+        if action == "drop":
+            seen.answer = "dropped"
+            h.close_connection = True
+            try:
+                h.connection.shutdown(2)
+            except OSError:
+                pass
+            return
+        if action is not None:
+            status, retry_after = action if isinstance(action, tuple) else (action, None)
+            seen.answer = status
+            payload = json.dumps({"error": f"injected {status}"}).encode()
+            h.send_response(status)
+            h.send_header("Content-Type", "application/json")
+            h.send_header("Content-Length", str(len(payload)))
+            if retry_after is not None:
+                h.send_header("Retry-After", str(retry_after))
+            h.end_headers()
+            h.wfile.write(payload)
+            return
+        headers = {k: v for k, v in h.headers.items() if k.lower() not in ("host", "content-length", "connection")}
+        conn = http.client.HTTPConnection(self.upstream.hostname, self.upstream.port, timeout=60)
+        try:
+            conn.request(method, h.path, body=raw if method == "POST" else None, headers=headers)
+            resp = conn.getresponse()
+            data = resp.read()
+            seen.answer = resp.status
+            h.send_response(resp.status)
+            for k, v in resp.getheaders():
+                if k.lower() not in ("content-length", "connection", "transfer-encoding"):
+                    h.send_header(k, v)
+            h.send_header("Content-Length", str(len(data)))
+            h.end_headers()
+            h.wfile.write(data)
+        finally:
+            conn.close()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+# -- fixtures ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def influxd(tmp_path_factory):
+    """One InfluxDB 1.x for the session; each test takes its own database (`influx_db`)."""
+    server = Influxd(tmp_path_factory.mktemp("influxd")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def influx_db(influxd) -> str:
+    """A fresh database on the session influxd."""
+    return influxd.create_database()
+
+
+@pytest.fixture(scope="session")
+def influxd_auth(tmp_path_factory):
+    """InfluxDB 1.x with auth on: an admin, a `writer` allowed to write, a `reader` who may only read."""
+    server = Influxd(tmp_path_factory.mktemp("influxd-auth"), auth=True).start()
+    try:
+        server.query("CREATE USER admin WITH PASSWORD 'admin-pw' WITH ALL PRIVILEGES")
+        admin = dict(user="admin", password="admin-pw")
+        server.create_database("site", **admin)
+        server.query("CREATE USER writer WITH PASSWORD 'writer-pw'", **admin)
+        server.query('GRANT ALL ON "site" TO writer', **admin)
+        server.query("CREATE USER reader WITH PASSWORD 'reader-pw'", **admin)
+        server.query('GRANT READ ON "site" TO reader', **admin)
+        server.admin = admin
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def own_influxd(tmp_path):
+    """An influxd of this test alone, for tests that SIGKILL or SIGSTOP it."""
+    server = Influxd(tmp_path / "own-influxd").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def victoria(tmp_path_factory):
+    server = VictoriaMetrics(tmp_path_factory.mktemp("victoria")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fault_proxy(influxd):
+    """A FaultProxy in front of the session influxd."""
+    proxy = FaultProxy(influxd.url)
+    yield proxy
+    proxy.close()
+
+
+# -- the cloud against the local store --------------------------------------------
+
+
+def expected_points(db_path, site: str) -> dict[tuple[str, str, int], dict]:
+    """Every point the local store's rows stand for: (measurement, device, time ms) -> fields.
+
+    Two rows landing on the same measurement, tags and time merge their fields,
+    as InfluxDB does. Fields without a value (None, NaN) are left out.
+    """
+    import math
+
+    from edge_store.outbox import STREAMS, Outbox
+    from replicator.points import MEASUREMENTS, TIME_COLUMN
+
+    outbox = Outbox(db_path, readonly=True)
+    out: dict[tuple[str, str, int], dict] = {}
+    try:
+        for stream in STREAMS:
+            for row in outbox.rows_after(stream, 0, 10**9):
+                ts = row[TIME_COLUMN.get(stream.name, "ts_ms")]
+                for m in MEASUREMENTS[stream.name]:
+                    fields = {k: v for k, v in m.fields(*m.args(row)).items()
+                              if v is not None and not (isinstance(v, float) and not math.isfinite(v))}
+                    out.setdefault((m.name, row["device"], ts), {}).update(fields)
+    finally:
+        outbox.close()
+    return out
+
+
+def influx_points(reader, site: str, measurements) -> dict[tuple[str, str, int], dict]:
+    """What InfluxDB holds for `site`, read back with InfluxQL, in the shape of `expected_points`."""
+    from replicator.reader import ident, literal
+
+    out: dict[tuple[str, str, int], dict] = {}
+    for name in sorted(set(measurements)):
+        for series in reader.query(f"SELECT * FROM {ident(name)} WHERE site = {literal(site)} GROUP BY *"):
+            device = series["tags"]["device"]
+            for values in series["values"]:
+                record = dict(zip(series["columns"], values))
+                ts = record.pop("time")
+                key = (name, device, ts)
+                assert key not in out, f"two points for {key}"
+                out[key] = {k: v for k, v in record.items() if v is not None}
+    return out
+
+
+def assert_cloud_equals_store(reader, db_path, site: str) -> dict[str, int]:
+    """Same points, same values, nothing missing, nothing extra; the count per measurement."""
+    expected = expected_points(db_path, site)
+    got = influx_points(reader, site, {k[0] for k in expected})
+    missing = sorted(set(expected) - set(got))
+    extra = sorted(set(got) - set(expected))
+    assert not missing and not extra, f"missing {missing[:5]} ({len(missing)}), extra {extra[:5]} ({len(extra)})"
+    for key, fields in expected.items():
+        assert got[key] == fields, (key, got[key], fields)
+    counts: dict[str, int] = {}
+    for name, _, _ in expected:
+        counts[name] = counts.get(name, 0) + 1
+    return counts
