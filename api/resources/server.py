@@ -1,0 +1,73 @@
+"""The server: /serveur/status (is live data fresh), /serveur/infos (the collector's machine), /server-time."""
+
+from __future__ import annotations
+
+import falcon
+
+from edge_store.registers import LIVE
+
+from ..errors import NotFound, Unavailable
+from ..families import STRING, iso, obj
+from .base import SITE_PARAM, Route, answer, fresh_within_s, site_of
+
+
+class StatusResource:
+    """Whether live data is available right now: the newest live sample is at most two poll intervals old."""
+
+    auth_required = False
+
+    def __init__(self, api):
+        self.api = api
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        site = site_of(req, self.api.settings.site)
+        limit_s = fresh_within_s(self.api.settings.interval_s)
+        try:
+            ts, source = self.api.sources.answer(site, lambda s: s.newest_ts(site, LIVE), what="live sample")
+        except (NotFound, Unavailable) as exc:
+            resp.media = {"status": False, "message": f"no live data: {exc}"}
+            return
+        age_s = max(0.0, (self.api.clock_ms() - ts) / 1000)
+        if age_s <= limit_s:
+            body = {"status": True, "message": f"live data is fresh: newest sample {age_s:.1f} s old ({iso(ts)})"}
+        else:
+            body = {"status": False, "message": f"no live data: newest sample {age_s:.0f} s old ({iso(ts)}), "
+                                                f"more than {limit_s:g} s: the collector gets no answers"}
+        answer(resp, body, source)
+
+
+class InfosResource:
+    """CPU, memory and disk usage (%) and temperature (°C) of the machine the collector runs on."""
+
+    def __init__(self, api):
+        self.api = api
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        if self.api.machine is None:
+            raise Unavailable("this server has no local store: the collector's machine is elsewhere",
+                              retry_after_s=3600)
+        answer(resp, self.api.machine.infos(), "local")
+
+
+class TimeResource:
+    def __init__(self, api):
+        self.api = api
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        resp.media = {"server_time": iso(self.api.clock_ms())}
+
+
+def routes(api) -> list:
+    percent = {"type": "number", "minimum": 0, "maximum": 100}
+    return [
+        Route("/serveur/status", StatusResource(api), "Is live data available right now",
+              obj({"status": {"type": "boolean"}, "message": STRING}), tag="server", params=(SITE_PARAM,),
+              auth=False, errors=(400,), description=StatusResource.__doc__, extra={"source_optional": True}),
+        Route("/serveur/infos", InfosResource(api), "Usage of the collector's machine",
+              obj({"cpu_usage": percent, "memory_usage": percent, "disk_usage": percent,
+                   "temperature": {"oneOf": [{"type": "number"}, {"type": "string", "enum": ["N/A"]}]}}),
+              tag="server", errors=(503,), description=InfosResource.__doc__),
+        Route("/server-time", TimeResource(api), "The server's clock",
+              obj({"server_time": {"type": "string", "format": "date-time"}}), tag="server",
+              source_header=False),
+    ]

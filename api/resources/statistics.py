@@ -1,0 +1,181 @@
+"""Statistics: the device's own (/statistics/daily/..., /statistics/energy/...) and the edge's rollups
+(/statistics/daily, /statistics/monthly, /statistics/energy/7days)."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import falcon
+
+from edge_store.registers import LIVE, STATS
+
+from ..errors import BadRequest
+from ..families import BOOLEAN, NULLABLE_NUMBER, NUMBER, Family, Part, get, obj, r2, r3
+from ..sources import DAILY, MONTHLY
+from .base import SITE_PARAM, Route, answer, object_routes, site_of
+
+ENERGY_FIELDS = ("consumed_today", "consumed_this_month", "consumed_this_year", "total_consumed",
+                 "generated_today", "generated_this_month", "generated_this_year", "total_generated")
+
+DAILY_DEVICE = Family(
+    "daily statistics",
+    (Part(STATS, "dailyStatistics", ("maximum_battery_voltage_today", "minimum_battery_voltage_today")),
+     Part(LIVE, "dailyStatistics", ("day_time", "night_time"))),
+    lambda rows: {"maximum_battery_voltage_today": r2(rows[STATS]["maximum_battery_voltage_today"]),
+                  "minimum_battery_voltage_today": r2(rows[STATS]["minimum_battery_voltage_today"]),
+                  "day_time": None if rows[LIVE] is None else not rows[LIVE]["night"],
+                  "night_time": None if rows[LIVE] is None else bool(rows[LIVE]["night"])},
+    lambda recs: {"maximum_battery_voltage_today": r2(recs[STATS]["maximum_battery_voltage_today"]),
+                  "minimum_battery_voltage_today": r2(recs[STATS]["minimum_battery_voltage_today"]),
+                  "day_time": get(recs[LIVE], "day_time"), "night_time": get(recs[LIVE], "night_time")},
+    obj({"maximum_battery_voltage_today": NUMBER, "minimum_battery_voltage_today": NUMBER,
+         "day_time": {**BOOLEAN, "nullable": True}, "night_time": {**BOOLEAN, "nullable": True}}),
+)
+
+ENERGY = Family(
+    "energy statistics",
+    (Part(STATS, "energyStatistics", ENERGY_FIELDS),),
+    lambda rows: {k: r2(rows[STATS][k]) for k in ENERGY_FIELDS},
+    lambda recs: {k: r2(recs[STATS][k]) for k in ENERGY_FIELDS},
+    obj({k: {**NUMBER, "description": "kWh"} for k in ENERGY_FIELDS}),
+)
+
+_STAT_NUMBERS = ("battery_voltage_min", "battery_voltage_max", "pv_voltage_min", "pv_voltage_max", "soc_min",
+                 "soc_max", "battery_temperature_min", "battery_temperature_max")
+
+
+def stat_schema(key: str, pattern: str) -> dict:
+    props = {key: {"type": "string", "pattern": pattern}}
+    props.update({k: {**NULLABLE_NUMBER, "description": "from the samples; null without samples"}
+                  for k in _STAT_NUMBERS})
+    props.update({"energy_generated_kwh": NUMBER, "energy_consumed_kwh": NUMBER, "battery_charge_ah": NUMBER,
+                  "battery_discharge_ah": NUMBER, "samples": {"type": "integer", "minimum": 0},
+                  "covered_s": {"type": "number", "minimum": 0},
+                  "device_generated_kwh": NULLABLE_NUMBER, "device_consumed_kwh": NULLABLE_NUMBER})
+    return obj(props)
+
+
+DAY_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+MONTH_RE = re.compile(r"^(000[1-9]|00[1-9][0-9]|0[1-9][0-9]{2}|[1-9][0-9]{3})-(0[1-9]|1[0-2])$")
+
+
+def _month_index(key: str) -> int:
+    return int(key[:4]) * 12 + int(key[5:7]) - 1
+
+
+def _month_key(index: int) -> str:
+    return f"{index // 12:04d}-{index % 12 + 1:02d}"
+
+
+def _day_param(req: falcon.Request, name: str, default: date) -> date:
+    value = req.get_param(name)
+    if value is None:
+        return default
+    try:
+        if not DAY_RE.match(value):
+            raise ValueError
+        return date.fromisoformat(value)
+    except ValueError:
+        raise BadRequest(f"{name} must be a date YYYY-MM-DD, not {value[:40]!r}") from None
+
+
+def _month_param(req: falcon.Request, name: str, default: str) -> str:
+    value = req.get_param(name)
+    if value is None:
+        return default
+    if not MONTH_RE.match(value):
+        raise BadRequest(f"{name} must be a month YYYY-MM, not {value[:40]!r}")
+    return value
+
+
+class PeriodsResource:
+    """GET the edge's statistics per local day or month, oldest first, both bounds included."""
+
+    def __init__(self, api, kind: str):
+        self.api = api
+        self.kind = kind
+
+    def today(self) -> date:
+        tz = ZoneInfo(self.api.settings.timezone)
+        return datetime.fromtimestamp(self.api.clock_ms() / 1000, tz).date()
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        site = site_of(req, self.api.settings.site)
+        today = self.today()
+        if self.kind == DAILY:
+            last = _day_param(req, "to", today)
+            first = _day_param(req, "from", last - timedelta(days=29) if last.toordinal() > 29 else date.min)
+            lo, hi = first.isoformat(), last.isoformat()
+        else:
+            hi = _month_param(req, "to", today.isoformat()[:7])
+            lo = _month_param(req, "from", _month_key(max(_month_index(hi) - 11, _month_index("0001-01"))))
+        if lo > hi:  # an empty period
+            answer(resp, [], self.api.sources.answer(site, lambda s: True, what="statistics")[1])
+            return
+        rows, source = self.api.sources.answer(site, lambda s: s.periods(site, self.kind, lo, hi), what="statistics")
+        answer(resp, rows, source)
+
+
+class SevenDaysResource:
+    """GET energy per local day for the last 7 days, oldest first: what the controller reported at the
+    end of each day (its consumed_today / generated_today), else what the edge integrated; null for a day
+    without data."""
+
+    def __init__(self, api):
+        self.api = api
+        self.periods = PeriodsResource(api, DAILY)
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        site = site_of(req, self.api.settings.site)
+        today = self.periods.today()
+        days = [(today - timedelta(days=n)).isoformat() for n in range(6, -1, -1)]
+        rows, source = self.api.sources.answer(site, lambda s: s.periods(site, DAILY, days[0], days[-1]),
+                                               what="statistics")
+        by_day = {r["date"]: r for r in rows}
+        out = {}
+        for day in days:
+            r = by_day.get(day)
+            if r is None or not (r["samples"] or r["device_consumed_kwh"] is not None):
+                out[day] = {"consumed_today": None, "generated_today": None}
+                continue
+            consumed = r["device_consumed_kwh"] if r["device_consumed_kwh"] is not None else r["energy_consumed_kwh"]
+            generated = r["device_generated_kwh"] if r["device_generated_kwh"] is not None else r["energy_generated_kwh"]
+            out[day] = {"consumed_today": r3(consumed), "generated_today": r3(generated)}
+        answer(resp, out, source)
+
+
+SEVEN_DAYS_SCHEMA = {
+    "type": "object",
+    "description": "7 keys, the local days YYYY-MM-DD oldest first",
+    "minProperties": 7, "maxProperties": 7,
+    "additionalProperties": obj({"consumed_today": {**NULLABLE_NUMBER, "description": "kWh"},
+                                 "generated_today": {**NULLABLE_NUMBER, "description": "kWh"}}),
+}
+
+
+def routes(api) -> list:
+    day_params = tuple({"name": n, "in": "query", "required": False,
+                        "description": f"{'first' if n == 'from' else 'last'} local day, included",
+                        "schema": {"type": "string", "format": "date"}} for n in ("from", "to"))
+    month_params = tuple({"name": n, "in": "query", "required": False,
+                          "description": f"{'first' if n == 'from' else 'last'} local month, included",
+                          "schema": {"type": "string", "pattern": MONTH_RE.pattern}} for n in ("from", "to"))
+    return [
+        *object_routes(api, DAILY_DEVICE, "/statistics/daily", "Device statistics of today", tag="statistics"),
+        *object_routes(api, ENERGY, "/statistics/energy", "Device energy counters", tag="statistics"),
+        Route("/statistics/energy/7days", SevenDaysResource(api), "Energy of the last 7 local days",
+              SEVEN_DAYS_SCHEMA, tag="statistics", params=(SITE_PARAM,), errors=(400, 404, 503),
+              description="Per local day: what the controller reported at the end of the day (its "
+                          "consumed_today, generated_today), else what the edge integrated; null without data."),
+        Route("/statistics/daily", PeriodsResource(api, DAILY), "Statistics per local day (computed on the edge)",
+              {"type": "array", "items": stat_schema("date", DAY_RE.pattern)}, tag="statistics",
+              params=(SITE_PARAM, *day_params), errors=(400, 404, 503),
+              description="One object per local day with data, oldest first; default the last 30 days."),
+        Route("/statistics/monthly", PeriodsResource(api, MONTHLY),
+              "Statistics per local month (computed on the edge)",
+              {"type": "array", "items": stat_schema("month", MONTH_RE.pattern)}, tag="statistics",
+              params=(SITE_PARAM, *month_params), errors=(400, 404, 503),
+              description="One object per local month with data, oldest first; default the last 12 months."),
+    ]

@@ -1,0 +1,128 @@
+"""`kammthaar serve`: the app under gunicorn, a production WSGI server, with worker processes.
+
+`build(cfg)` turns the validated config into the factory's arguments (the
+sources in `[api] sources` order, the users in the store's file); `serve(cfg)`
+runs gunicorn programmatically: `[api] workers` processes of `THREADS`
+threads each (gthread: keep-alive, a slow client does not hold a worker).
+Each worker builds its own app after the fork, so no SQLite connection or
+HTTP pool crosses a fork. Request metrics are shared between workers through
+prometheus-client's multiprocess directory, wiped at start and when a
+worker exits.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+
+from edge_store.errors import ConfigError, StoreError
+
+from .auth import secret_problem
+
+log = logging.getLogger("kammthaar.api")
+
+THREADS = 4
+QUERY_TIMEOUT_S = 5.0  # a dashboard request waits at most this for InfluxDB ([cloud] timeout_s if shorter)
+GRACEFUL_TIMEOUT_S = 10
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # read by prometheus-client itself
+
+
+def source_names(cfg) -> list[str]:
+    return [n.strip() for n in cfg.api.sources.split(",")]
+
+
+def build_sources(cfg):
+    """The data sources the config describes, in order (cloud only when [cloud] url is set)."""
+    from replicator.reader import InfluxQLReader
+
+    from .sources import CloudSource, LocalSource, Sources
+
+    out = []
+    for name in source_names(cfg):
+        if name == "local":
+            out.append(LocalSource(cfg.store.path, site=cfg.site.id, device=cfg.modbus.device))
+        elif name == "cloud" and cfg.cloud.url:
+            c = cfg.cloud
+            if c.api == "v2":
+                def make(c=c):
+                    return InfluxQLReader(c.url, database=c.bucket, token=c.token,
+                                          timeout_s=min(c.timeout_s, QUERY_TIMEOUT_S))
+            else:
+                def make(c=c):
+                    return InfluxQLReader(c.url, database=c.database, retention_policy=c.retention_policy,
+                                          username=c.username, password=c.password,
+                                          timeout_s=min(c.timeout_s, QUERY_TIMEOUT_S))
+            out.append(CloudSource(make, device=cfg.modbus.device, timezone_name=cfg.site.timezone))
+    return Sources(out)
+
+
+def check(cfg) -> None:
+    """What stops `kammthaar serve` before it starts (ConfigError naming the key)."""
+    problem = secret_problem(cfg.api.jwt_secret)
+    if problem:
+        raise ConfigError(f"config: {problem}; generate one with "
+                          "`python3 -c 'import secrets; print(secrets.token_urlsafe(32))'` and set it in [api] "
+                          "jwt_secret or KAMMTHAAR_API_JWT_SECRET")
+    if cfg.api.cookie_samesite == "NONE" and not cfg.api.cookie_secure:
+        raise ConfigError("config: [api] cookie_samesite = \"NONE\" needs cookie_secure = true (browsers refuse it)")
+    names = source_names(cfg)
+    if names == ["cloud"] and not cfg.cloud.url:
+        raise ConfigError("config: [api] sources = \"cloud\" needs [cloud] url")
+    if "cloud" in names and cfg.cloud.url:
+        key = "bucket" if cfg.cloud.api == "v2" else "database"
+        if not getattr(cfg.cloud, key):
+            raise ConfigError(f"config: the cloud source needs [cloud] {key} (api = \"{cfg.cloud.api}\")")
+
+
+def build(cfg, *, metrics_dir: str | None = None):
+    """The WSGI app for `cfg` (the store's file holds the users; it must be migrated)."""
+    from .app import Settings, create_app
+    from .users import Users
+
+    users = Users(cfg.store.path)
+    try:
+        users.connect()
+    except StoreError as exc:  # answered 503 per request until the file can be read
+        log.error("%s", exc)
+    return create_app(Settings.from_config(cfg, metrics_dir=metrics_dir), build_sources(cfg), users)
+
+
+def serve(cfg, *, on_ready=None) -> None:
+    """Run gunicorn until SIGTERM/SIGINT (graceful: requests in hand finish)."""
+    from gunicorn.app.base import BaseApplication
+
+    metrics_dir = tempfile.mkdtemp(prefix="kammthaar-metrics-")
+    os.environ[MULTIPROC_ENV] = metrics_dir  # before any worker imports prometheus-client
+
+    def child_exit(server, worker):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid, metrics_dir)
+
+    def when_ready(server):
+        log.info("serving the API on http://%s with %d workers x %d threads", cfg.api.listen, cfg.api.workers,
+                 THREADS)
+        if on_ready is not None:
+            on_ready()
+
+    class Application(BaseApplication):
+        def load_config(self):
+            settings = {
+                "bind": cfg.api.listen, "workers": cfg.api.workers, "worker_class": "gthread",
+                "threads": THREADS, "graceful_timeout": GRACEFUL_TIMEOUT_S, "keepalive": 5,
+                "child_exit": child_exit, "when_ready": when_ready, "accesslog": None,
+                "errorlog": "-", "loglevel": logging.getLevelName(logging.getLogger().level).lower(),
+                "proc_name": "kammthaar-serve", "preload_app": False,
+            }
+            for key, value in settings.items():
+                self.cfg.set(key, value)
+
+        def load(self):
+            return build(cfg, metrics_dir=metrics_dir)
+
+    try:
+        Application().run()
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)

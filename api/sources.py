@@ -1,0 +1,396 @@
+"""Where answers come from: the edge store (`local`) or InfluxDB (`cloud`), in the configured order.
+
+`Sources.answer(site, fn, since_ms)` asks each source in `[api] sources`
+order: a source that does not hold the site or the window (local: another
+site, or a window reaching before what the store pruned) is passed over; one
+that cannot be reached or fails is passed over and remembered; the first
+that answers wins, and its name goes out in `X-Data-Source`. When every
+source that holds the site failed: `Unavailable` (503, Retry-After); when
+they answered "nothing": `NotFound`.
+
+- `LocalSource` reads the SQLite store over read-only connections, one per
+  thread, kept open between requests. Before each request the file is
+  stat()ed: a file that went away or was replaced is reopened (or reported
+  unreachable), never read through a stale handle. Series come from the
+  one-minute buckets (rollup_minute), aggregated in SQL.
+- `CloudSource` reads InfluxDB through replicator's InfluxQL reader (one per
+  thread), every identifier and literal escaped. Reachability is probed
+  (`/ping`) with a short timeout and remembered for a few seconds, so an
+  unreachable cloud costs one timeout per worker every few seconds, not one
+  per request. Series are `GROUP BY time()` means, computed by InfluxDB.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import time
+from datetime import date, datetime, timedelta, timezone
+from typing import Any, Callable, Iterable
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from edge_store import schema
+from edge_store.errors import KammthaarError, StoreError
+from edge_store.outbox import Outbox
+from edge_store.rollups import META_PRUNED
+from edge_store.store import BUSY_TIMEOUT_MS
+from replicator.reader import InfluxQLReader, QueryError, ident, literal
+
+from .errors import NotFound, Unavailable
+from .families import Family, Metric, Snapshot, r2, r3
+
+INFLUX_FIRST_DAY, INFLUX_LAST_DAY = date(1678, 1, 1), date(2262, 4, 1)
+PROBE_TIMEOUT_S = 1.0
+REMEMBER_S = 5.0
+
+# The statistics object: the rollup columns (and InfluxDB fields) it is made of, and their rounding.
+STAT_NUMBERS: tuple[tuple[str, Callable], ...] = (
+    ("battery_voltage_min", r2), ("battery_voltage_max", r2), ("pv_voltage_min", r2), ("pv_voltage_max", r2),
+    ("soc_min", r2), ("soc_max", r2), ("battery_temperature_min", r2), ("battery_temperature_max", r2),
+    ("energy_generated_kwh", r3), ("energy_consumed_kwh", r3), ("battery_charge_ah", r3),
+    ("battery_discharge_ah", r3),
+)
+DAILY, MONTHLY = "daily", "monthly"
+PERIOD_KEY = {DAILY: ("day", "date"), MONTHLY: ("month", "month")}  # store column, object field
+
+
+def _stat_object(kind: str, key: str, values: dict, covered_s: float) -> dict:
+    out: dict[str, Any] = {PERIOD_KEY[kind][1]: key}
+    for name, rounding in STAT_NUMBERS:
+        out[name] = rounding(values.get(name))
+    out["samples"] = int(values.get("samples") or 0)
+    out["covered_s"] = round(float(covered_s), 3)
+    out["device_generated_kwh"] = r3(values.get("device_generated_kwh"))
+    out["device_consumed_kwh"] = r3(values.get("device_consumed_kwh"))
+    return out
+
+
+class LocalSource:
+    """The SQLite store of this site, read-only."""
+
+    name = "local"
+
+    def __init__(self, path: str, *, site: str, device: str):
+        self.path = str(path)
+        self.site = site
+        self.device = device
+        self._local = threading.local()
+        self._outbox: Outbox | None = None
+
+    # -- connections ------------------------------------------------------------------
+
+    def _conn(self) -> sqlite3.Connection:
+        try:
+            st = os.stat(self.path)
+        except OSError as exc:
+            self._drop()
+            raise StoreError(f"the store {self.path} cannot be read: {exc.strerror}", retryable=True) from None
+        identity = (st.st_dev, st.st_ino)
+        conn = getattr(self._local, "conn", None)
+        if conn is not None and self._local.identity == identity:
+            return conn
+        self._drop()
+        try:
+            conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, isolation_level=None,
+                                   check_same_thread=True)
+            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            conn.execute("PRAGMA query_only=1")
+        except sqlite3.Error as exc:
+            raise StoreError(f"the store {self.path} cannot be opened: {exc}", retryable=True) from None
+        self._local.conn, self._local.identity = conn, identity
+        return conn
+
+    def _drop(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    def _rows(self, sql: str, params: Iterable = ()) -> list[tuple]:
+        conn = self._conn()
+        try:
+            return conn.execute(sql, tuple(params)).fetchall()
+        except sqlite3.Error as exc:
+            self._drop()
+            raise StoreError(f"the store {self.path} cannot be read: {exc}", retryable=True) from None
+
+    def _row_dict(self, sql: str, params: Iterable = ()) -> dict | None:
+        conn = self._conn()
+        try:
+            cur = conn.execute(sql, tuple(params))
+            row = cur.fetchone()
+        except sqlite3.Error as exc:
+            self._drop()
+            raise StoreError(f"the store {self.path} cannot be read: {exc}", retryable=True) from None
+        return None if row is None else dict(zip((d[0] for d in cur.description), row))
+
+    def failed(self, exc: KammthaarError) -> None:
+        self._drop()
+
+    # -- what it holds ------------------------------------------------------------------
+
+    def horizon_ms(self) -> int:
+        """Samples before this time may have been pruned (0: nothing was)."""
+        rows = self._rows("SELECT value FROM rollup_meta WHERE key = ?", (META_PRUNED,))
+        return int(rows[0][0]) if rows else 0
+
+    def holds(self, site: str, since_ms: int | None) -> bool:
+        if site != self.site:
+            return False
+        self._conn()  # reachable
+        return since_ms is None or since_ms >= self.horizon_ms()
+
+    # -- answers ------------------------------------------------------------------------
+
+    def newest_row(self, group: str) -> dict | None:
+        table = schema.SAMPLE_TABLES[group]
+        return self._row_dict(f"SELECT * FROM {table} WHERE device = ? ORDER BY ts_ms DESC, id DESC LIMIT 1",
+                              (self.device,))
+
+    def newest(self, site: str, family: Family) -> Snapshot | None:
+        rows = {part.group: self.newest_row(part.group) for part in family.parts}
+        primary = rows[family.primary.group]
+        if primary is None:
+            return None
+        return Snapshot(primary["ts_ms"], family.from_rows(rows))
+
+    def newest_ts(self, site: str, group: str) -> int | None:
+        table = schema.SAMPLE_TABLES[group]
+        rows = self._rows(f"SELECT max(ts_ms) FROM {table} WHERE device = ?", (self.device,))
+        return rows[0][0] if rows else None
+
+    def series(self, site: str, metric: Metric, start_ms: int, end_ms: int, every_ms: int | None) -> list:
+        """(ts_ms, value) pairs in [start_ms, end_ms): bucket means of the minute buckets, or raw samples."""
+        column = metric.column
+        if column not in schema.MINUTE_METRICS:  # the metric table is ours; never a request's text
+            raise StoreError(f"no minute buckets for {column}")
+        if every_ms is None:
+            return self._rows(f"SELECT ts_ms, {column} FROM live_samples WHERE device = ? AND ts_ms >= ? "
+                              f"AND ts_ms < ? ORDER BY ts_ms", (self.device, start_ms, end_ms))
+        return self._rows(
+            f"SELECT minute_ms - minute_ms % ?1 AS bucket, sum({column}_sum) / sum(samples) FROM rollup_minute "
+            f"WHERE device = ?2 AND minute_ms >= ?3 AND minute_ms < ?4 GROUP BY bucket ORDER BY bucket",
+            (every_ms, self.device, start_ms, end_ms))
+
+    def periods(self, site: str, kind: str, first: str, last: str) -> list[dict]:
+        """Statistics objects of the local days (months) first..last, both included, oldest first."""
+        key, _ = PERIOD_KEY[kind]
+        table = f"rollup_{kind}"
+        conn = self._conn()
+        try:
+            cur = conn.execute(f"SELECT * FROM {table} WHERE device = ? AND {key} >= ? AND {key} <= ? ORDER BY {key}",
+                               (self.device, first, last))
+            names = [d[0] for d in cur.description]
+            rows = [dict(zip(names, r)) for r in cur.fetchall()]
+        except sqlite3.Error as exc:
+            self._drop()
+            raise StoreError(f"the store {self.path} cannot be read: {exc}", retryable=True) from None
+        return [_stat_object(kind, r[key], r, r["covered_ms"] / 1000) for r in rows]
+
+    # -- health ---------------------------------------------------------------------------
+
+    def health(self) -> dict:
+        """Newest sample per group, counters, rows ever stored, file size, the replicator's summary."""
+        newest = {group: self.newest_ts(self.site, group) for group in schema.SAMPLE_TABLES}
+        counters = dict(self._rows("SELECT name, value FROM counters"))
+        stored = dict(self._rows("SELECT name, seq FROM sqlite_sequence WHERE name IN (?, ?, ?, ?)",
+                                 tuple(schema.SAMPLE_TABLES.values())))
+        size = 0
+        for suffix in ("", "-wal"):
+            try:
+                size += os.path.getsize(self.path + suffix)
+            except OSError:
+                pass
+        if self._outbox is None:
+            self._outbox = Outbox(self.path, readonly=True)
+        try:
+            replication = self._outbox.summary()
+        except SQLAlchemyError as exc:
+            self._outbox.close()
+            self._outbox = None
+            raise StoreError(f"cannot read the replication state: {exc}", retryable=True) from None
+        return {"newest_ms": newest, "counters": counters, "stored": stored, "size_bytes": size,
+                "replication": replication}
+
+
+class CloudDown(QueryError):
+    """The cloud was found unreachable a moment ago: not asked again until the verdict expires."""
+
+
+class CloudSource:
+    """InfluxDB through InfluxQL `/query`: any site, as the replicator wrote it."""
+
+    name = "cloud"
+
+    def __init__(self, make_reader: Callable[[], InfluxQLReader], *, device: str, timezone_name: str,
+                 probe_timeout_s: float = PROBE_TIMEOUT_S, remember_s: float = REMEMBER_S,
+                 monotonic: Callable[[], float] = time.monotonic):
+        self._make_reader = make_reader
+        self.device = device
+        self.timezone_name = timezone_name
+        self.probe_timeout_s = probe_timeout_s
+        self.remember_s = remember_s
+        self._monotonic = monotonic
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._probe_lock = threading.Lock()
+        self._state: tuple[bool, float, str] | None = None  # (up, until, why)
+
+    def _reader(self) -> InfluxQLReader:
+        reader = getattr(self._local, "reader", None)
+        if reader is None:
+            reader = self._local.reader = self._make_reader()
+        return reader
+
+    # -- reachability -------------------------------------------------------------------
+
+    def _remembered(self) -> tuple[bool, float, str] | None:
+        with self._lock:
+            state = self._state
+        if state is not None and self._monotonic() < state[1]:
+            return state
+        return None
+
+    def _remember(self, up: bool, why: str = "") -> None:
+        with self._lock:
+            self._state = (up, self._monotonic() + self.remember_s, why)
+
+    def reachable(self) -> bool:
+        """Whether InfluxDB answers /ping: probed at most once per `remember_s` (per process)."""
+        state = self._remembered()
+        if state is None:
+            with self._probe_lock:  # one probe at a time; the others wait for its verdict
+                state = self._remembered()
+                if state is None:
+                    try:
+                        self._reader().ping(self.probe_timeout_s)
+                        self._remember(True)
+                    except QueryError as exc:
+                        self._remember(False, str(exc))
+                    state = self._remembered() or (False, 0.0, "")
+        return state[0]
+
+    def _ensure_reachable(self) -> None:
+        if not self.reachable():
+            state = self._remembered()
+            raise CloudDown(f"unreachable ({state[2] if state else 'no answer'})")
+
+    def failed(self, exc: KammthaarError) -> None:
+        # A query that got no answer makes the cloud unreachable for a while; the remembered
+        # verdict itself (CloudDown) must not extend that while.
+        if exc.retryable and not isinstance(exc, CloudDown):
+            self._remember(False, str(exc))
+
+    # -- what it holds ------------------------------------------------------------------
+
+    def holds(self, site: str, since_ms: int | None) -> bool:
+        self._ensure_reachable()
+        return True
+
+    # -- answers ------------------------------------------------------------------------
+
+    def _where(self, site: str) -> str:
+        return f"{ident('site')} = {literal(site)} AND {ident('device')} = {literal(self.device)}"
+
+    def newest(self, site: str, family: Family) -> Snapshot | None:
+        parts = [p for p in family.parts if p.measurement]
+        statements = [f"SELECT {', '.join(ident(f) for f in p.fields)} FROM {ident(p.measurement)} "
+                      f"WHERE {self._where(site)} ORDER BY time DESC LIMIT 1" for p in parts]
+        answers = self._reader().query_each(statements)
+        records: dict[str, dict | None] = {p.group: None for p in family.parts}
+        for part, series in zip(parts, answers):
+            if series and series[0].get("values"):
+                records[part.group] = dict(zip(series[0]["columns"], series[0]["values"][0]))
+        primary = records[family.primary.group]
+        if primary is None:
+            return None
+        return Snapshot(int(primary["time"]), family.from_records(records))
+
+    def newest_ts(self, site: str, group: str) -> int | None:
+        # The live group's newest point: batteryStatus is written for every live sample.
+        measurement, field = {"live": ("batteryStatus", "voltage"), "stats": ("energyStatistics", "total_generated"),
+                              "settings": ("batteryParameters", "battery_capacity"),
+                              "clock": ("controllerData", "current_device_time")}[group]
+        (series,) = self._reader().query_each([
+            f"SELECT {ident(field)} FROM {ident(measurement)} WHERE {self._where(site)} ORDER BY time DESC LIMIT 1"])
+        if series and series[0].get("values"):
+            return int(series[0]["values"][0][0])
+        return None
+
+    def series(self, site: str, metric: Metric, start_ms: int, end_ms: int, every_ms: int | None) -> list:
+        where = f"{self._where(site)} AND time >= {int(start_ms)}ms AND time < {int(end_ms)}ms"
+        if every_ms is None:
+            q = f"SELECT {ident(metric.field)} FROM {ident(metric.measurement)} WHERE {where} ORDER BY time ASC"
+        else:
+            q = (f"SELECT mean({ident(metric.field)}) FROM {ident(metric.measurement)} WHERE {where} "
+                 f"GROUP BY time({int(every_ms)}ms) fill(none)")
+        (series,) = self._reader().query_each([q])
+        return [(int(t), v) for s in series for t, v in s.get("values", []) if v is not None]
+
+    def periods(self, site: str, kind: str, first: str, last: str) -> list[dict]:
+        _, field = PERIOD_KEY[kind]
+        if kind == DAILY:
+            lo, hi = date.fromisoformat(first), date.fromisoformat(last)
+        else:
+            lo = date.fromisoformat(first + "-01")
+            y, m = int(last[:4]), int(last[5:7])
+            hi = date(y + m // 12, m % 12 + 1, 1) - timedelta(days=1)
+        # A period's point is at its local start: a day either side covers every zone.
+        # ... within the times InfluxDB can hold (int64 nanoseconds: 1677 to 2262).
+        lo, hi = max(lo, INFLUX_FIRST_DAY), min(hi, INFLUX_LAST_DAY)
+        if lo > hi:
+            return []
+        start = datetime.combine(lo - timedelta(days=1), datetime.min.time(), timezone.utc)
+        end = datetime.combine(hi + timedelta(days=2), datetime.min.time(), timezone.utc)
+        q = (f"SELECT * FROM {ident('rollup_' + kind)} WHERE {self._where(site)} "
+             f"AND time >= {literal(start)} AND time < {literal(end)} ORDER BY time ASC")
+        (series,) = self._reader().query_each([q])
+        out: dict[str, dict] = {}
+        for s in series:
+            for values in s.get("values", []):
+                record = dict(zip(s["columns"], values))
+                key = record.get(field)
+                if isinstance(key, str) and first <= key <= last:
+                    out[key] = _stat_object(kind, key, record, record.get("covered_s") or 0.0)
+        return [out[k] for k in sorted(out)]
+
+    def health(self) -> dict:
+        return {"reachable": self.reachable()}
+
+
+class Sources:
+    """The sources in `[api] sources` order; `answer()` asks them in turn."""
+
+    def __init__(self, sources: list):
+        self.sources = list(sources)
+        self.local = next((s for s in self.sources if s.name == "local"), None)
+        self.cloud = next((s for s in self.sources if s.name == "cloud"), None)
+
+    def answer(self, site: str, fn: Callable[[Any], Any], *, since_ms: int | None = None,
+               what: str = "data") -> tuple[Any, str]:
+        """(answer, source name) from the first source that holds `site` (since `since_ms`) and answers.
+
+        `fn(source)` returns the answer, or None for "nothing here" (the next source is asked).
+        """
+        down: list[str] = []
+        empty = False
+        for source in self.sources:
+            try:
+                if not source.holds(site, since_ms):
+                    continue
+                result = fn(source)
+            except (StoreError, QueryError) as exc:
+                source.failed(exc)
+                down.append(f"{source.name}: {exc}")
+                continue
+            if result is None:
+                empty = True
+                continue
+            return result, source.name
+        if down:
+            raise Unavailable("no data source can answer right now (" + "; ".join(down) + ")")
+        if empty:
+            raise NotFound(f"no {what} stored for site {site!r} yet")
+        raise NotFound(f"site {site!r} is not served here")
