@@ -5,29 +5,47 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: run test bench system-deps clean
+.PHONY: run test bench bench-replicate bench-api system-deps clean
 
 run: $(STAMP)
 	$(BIN)/kammthaar demo
 
-test: $(STAMP) system-deps
+test: $(TEST_STAMP) system-deps
 	$(BIN)/python -m pytest
 
 bench: $(STAMP) system-deps
 	$(BIN)/python bench/store.py
 
+bench-replicate: $(STAMP) system-deps
+	$(BIN)/python bench/replicate.py
+
+bench-api: $(STAMP) system-deps
+	$(BIN)/python bench/api.py
+
+# The main job needs only the package; the tests add their extras (ansible-lint, schemathesis, ...).
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e .
 	touch $(STAMP)
+
+$(TEST_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(TEST_STAMP)
 
 # socat makes the serial pty pairs the tests put between collector and simulator;
 # sqlite3 is the shell operators use, and the tests use it the same way.
-SYSTEM_PACKAGES := socat sqlite3
+# influxdb (InfluxDB 1.x, `influxd`) and victoria-metrics are the real servers the replicator
+# tests write to, on the v1 and v2 paths; each package is checked by its command.
+# systemd gives systemd-analyze, which verifies the units the Ansible role renders; python3-venv
+# lets Debian's python3 make the venv the role installs into (as on a Pi).
+SYSTEM_PACKAGES := socat sqlite3 influxdb victoria-metrics systemd python3-venv
 system-deps:
-	@missing=""; for p in socat sqlite3; do command -v $$p >/dev/null || missing="$$missing $$p"; done; \
+	@missing=""; for pc in socat:socat sqlite3:sqlite3 influxdb:influxd victoria-metrics:victoria-metrics systemd:systemd-analyze; do \
+	  command -v $${pc#*:} >/dev/null || missing="$$missing $${pc%%:*}"; done; \
+	/usr/bin/python3 -c 'import ensurepip, venv' 2>/dev/null || missing="$$missing python3-venv"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_PACKAGES); \
 	  else echo "missing system packages:$$missing (sudo apt-get install$$missing)"; exit 1; fi; \

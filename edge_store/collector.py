@@ -42,6 +42,7 @@ class Collector:
 
     def __init__(self, store: Store, reader: Reader, *, device: str, interval_s: float,
                  slow_interval_s: float, retention_days: int | None = None,
+                 max_size_mb: int | None = None, replicating: bool = False,
                  ntp: SyncFlag | None = None, clock_ms: Callable[[], int] = now_ms,
                  monotonic: Callable[[], float] = time.monotonic):
         self.store = store
@@ -50,11 +51,14 @@ class Collector:
         self.interval_s = interval_s
         self.slow_interval_s = slow_interval_s
         self.retention_days = retention_days
+        self.max_size_mb = max_size_mb
+        self.replicating = replicating  # a [cloud] url is set: unsent samples are kept longer
         self.ntp = ntp or SyncFlag()
         self._clock_ms = clock_ms
         self._monotonic = monotonic
         self.stop_event = threading.Event()
-        self.failures_in_a_row = 0
+        self.failures_in_a_row = 0      # live polls in a row that found the device unreachable
+        self.last_unreachable = False
         self.stored = 0
 
     # -- one pass --------------------------------------------------------------
@@ -67,10 +71,15 @@ class Collector:
             self.reader.connect()
         except ModbusError as exc:
             self._record(exc, ts_ms)
+            self.last_unreachable = True
             return None
         result = self.reader.read_group(group)
         for exc in result.errors:
             self._record(exc, ts_ms)
+        # Silence (timeouts) or a lost port is an unreachable device; an
+        # exception or an impossible value is an answer, from a device that is there.
+        self.last_unreachable = result.values is None and all(
+            isinstance(e, ModbusError) and e.kind in ("timeout", "port") for e in result.errors)
         if result.values is None:
             return None
         row_id = self.store.insert_sample(group, ts_ms, synced, self.device, result.values)
@@ -83,13 +92,28 @@ class Collector:
         return {group: self.poll_once(group) for group in (LIVE, *SLOW_GROUPS)}
 
     def prune_once(self) -> int:
-        """Delete rows older than the retention period."""
-        if not self.retention_days:
-            return 0
-        cutoff = self._clock_ms() - self.retention_days * 86_400_000
-        deleted = self.store.prune(cutoff)
-        if deleted:
-            log.info("pruned %d rows older than %d days", deleted, self.retention_days)
+        """Delete rows older than the retention period, then keep the file under max_size_mb.
+
+        When replicating, samples the cloud has not acknowledged outlive the
+        retention period; past the size cap, replicated samples go first and
+        unsent ones (oldest first, counted in `store.dropped_unsent`) only when
+        they alone pass it.
+        """
+        deleted = 0
+        if self.retention_days:
+            cutoff = self._clock_ms() - self.retention_days * 86_400_000
+            deleted = self.store.prune(cutoff, keep_unsent=self.replicating)
+            if deleted:
+                log.info("pruned %d rows older than %d days", deleted, self.retention_days)
+        if self.max_size_mb:
+            result = self.store.enforce_size(self.max_size_mb * 1_000_000, keep_unsent=self.replicating)
+            deleted += result["pruned"]
+            if result["dropped_unsent"]:
+                log.warning("the database reached max_size_mb=%d: dropped the %d oldest samples the cloud never got",
+                            self.max_size_mb, result["dropped_unsent"])
+            elif result["pruned"]:
+                log.info("the database reached max_size_mb=%d: pruned the %d oldest samples",
+                         self.max_size_mb, result["pruned"])
         return deleted
 
     def _record(self, exc: KammthaarError, ts_ms: int) -> None:
@@ -132,17 +156,17 @@ class Collector:
             while not self.stop_event.is_set():
                 now = mono()
                 if now >= next_live:
-                    ok = self._guarded(LIVE)
-                    if ok:
+                    self._guarded(LIVE)
+                    if not self.last_unreachable:
                         if self.failures_in_a_row >= 3:
                             log.info("the controller answers again")
                         self.failures_in_a_row = 0
                     else:
                         self.failures_in_a_row += 1
-                    next_live += self._backoff_s() if not ok else self.interval_s
+                    next_live += self._backoff_s()
                     if next_live < mono():
                         # Fell behind (slow answers): skip the missed slots rather than burst.
-                        next_live = mono() + (self.interval_s if ok else self._backoff_s())
+                        next_live = mono() + self._backoff_s()
                 if now >= next_slow and not self.stop_event.is_set():
                     if self.failures_in_a_row == 0:
                         for group in SLOW_GROUPS:
@@ -169,4 +193,5 @@ class Collector:
         except StoreError as exc:
             # The database is busy or the disk is full: the sample is lost, the loop goes on.
             log.error("could not store %s sample: %s", group, exc)
+            self.last_unreachable = False
             return False

@@ -108,6 +108,44 @@ def _check_unit(value: int) -> str | None:
     return None if 1 <= value <= 247 else "a Modbus unit id from 1 to 247"
 
 
+def _check_url(value: str) -> str | None:
+    if not value:
+        return None
+    scheme, sep, rest = value.partition("://")
+    if scheme not in ("http", "https") or not sep or not rest.strip("/"):
+        return "empty, or an http:// or https:// URL such as https://influx.example.com:8086"
+    return None
+
+
+def _check_api(value: str) -> str | None:
+    return None if value in ("v2", "v1") else "v2 (token, org, bucket) or v1 (database, retention_policy, username, password)"
+
+
+def _check_listen(value: str) -> str | None:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        return "HOST:PORT, such as 127.0.0.1:8000 or 0.0.0.0:8000"
+    return None
+
+
+def _check_origins(value: str) -> str | None:
+    for origin in filter(None, (o.strip() for o in value.split(","))):
+        scheme, sep, rest = origin.partition("://")
+        if scheme not in ("http", "https") or not sep or not rest or "/" in rest:
+            return "comma-separated origins such as http://localhost:4200 (scheme://host[:port], no path)"
+    return None
+
+
+API_SOURCES = ("local", "cloud")
+
+
+def _check_sources(value: str) -> str | None:
+    names = [n.strip() for n in value.split(",")]
+    if not all(n in API_SOURCES for n in names) or len(set(names)) != len(names):
+        return "local, cloud, or both in the order they are asked: local,cloud or cloud,local"
+    return None
+
+
 SETTINGS: tuple[Setting, ...] = (
     Setting("site", "id", str, socket.gethostname, "Which installation this is: the `site` tag of every point (default: the host name)."),
     Setting("site", "timezone", str, system_timezone, "IANA zone of the site, for local days and months (default: the system's).", check=_check_zone),
@@ -123,6 +161,29 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("modbus", "timeout_s", float, 1.0, "Seconds to wait for one answer from the controller.", minimum=0.01),
     Setting("modbus", "retries", int, 2, "Extra attempts for a block read that failed, with backoff.", minimum=0),
     Setting("modbus", "device", str, "epever", "Name of this controller: the `device` tag of every point."),
+    Setting("cloud", "url", str, "", "InfluxDB base URL, e.g. https://influx.example.com:8086. Empty: `kammthaar replicate` idles and says so.", check=_check_url),
+    Setting("cloud", "api", str, "v2", "v2: /api/v2/write with token, org, bucket (InfluxDB 2.x, Cloud, 3.x, 1.8+); v1: /write with database, retention_policy, username, password (InfluxDB 1.x).", check=_check_api),
+    Setting("cloud", "token", str, "", "v2: API token (InfluxDB 1.8: username:password).", secret=True),
+    Setting("cloud", "org", str, "", "v2: organization name or id (empty: the token's default)."),
+    Setting("cloud", "bucket", str, "", "v2: bucket."),
+    Setting("cloud", "database", str, "", "v1: database."),
+    Setting("cloud", "retention_policy", str, "", "v1: retention policy (empty: the database's default)."),
+    Setting("cloud", "username", str, "", "v1: user (empty: no authentication)."),
+    Setting("cloud", "password", str, "", "v1: password.", secret=True),
+    Setting("cloud", "batch_size", int, 5000, "Lines of line protocol per write request, at most.", minimum=1),
+    Setting("cloud", "interval_s", float, 10.0, "Seconds between two passes once the backlog is sent; a backlog is sent without pause.", minimum=0.05),
+    Setting("cloud", "timeout_s", float, 10.0, "Seconds to wait for the server to answer one write.", minimum=0.1),
+    Setting("cloud", "max_backlog_age_days", int, 0, "Unsent samples older than this many days are skipped (counted) instead of sent, for servers whose retention would refuse them; 0: send everything.", minimum=0),
+    Setting("rollups", "gap_factor", float, 3.0, "Daily and monthly statistics integrate power and current between consecutive live samples; a gap longer than gap_factor × [modbus] interval_s adds nothing (no energy is invented across an outage) and shows as uncovered time.", minimum=1.0),
+    Setting("api", "listen", str, "127.0.0.1:8000", "Address and port `kammthaar serve` listens on (0.0.0.0:8000: every interface).", check=_check_listen),
+    Setting("api", "workers", int, 2, "Worker processes of the WSGI server (gunicorn), each with a few threads.", minimum=1),
+    Setting("api", "cors_origins", str, "", "Origins allowed to call the API from a browser, with cookies: exact matches, comma-separated (the dashboard in development: http://localhost:4200). Empty: none.", check=_check_origins),
+    Setting("api", "jwt_secret", str, "", "Key signing the login tokens (HS256): at least 32 random characters, e.g. from `python3 -c 'import secrets; print(secrets.token_urlsafe(32))'`. No default: `kammthaar serve` refuses to start without a strong one.", secret=True),
+    Setting("api", "access_ttl_s", int, 900, "Seconds an access token is valid.", minimum=10),
+    Setting("api", "refresh_ttl_s", int, 604800, "Seconds a refresh token is valid (logout or a password change ends it sooner).", minimum=60),
+    Setting("api", "cookie_secure", bool, True, "Send the token cookies over HTTPS only (browsers also keep them for http://localhost)."),
+    Setting("api", "cookie_samesite", str, "LAX", "SameSite attribute of the token cookies: LAX, STRICT or NONE (NONE needs cookie_secure).", choices=("LAX", "STRICT", "NONE")),
+    Setting("api", "sources", str, "local,cloud", "Where answers come from, in order: local (the SQLite store, read-only), cloud (InfluxDB through InfluxQL, the [cloud] section). The first source that is reachable and holds the window asked for answers; a cloud deployment says cloud.", check=_check_sources),
 )
 
 _BY_KEY = {(s.section, s.key): s for s in SETTINGS}

@@ -1,13 +1,15 @@
-"""Run the Alembic migrations in migrations/ on a database file."""
+"""Run the Alembic migrations in migrations/ on a database file.
+
+Alembic is imported only when a migration has to run: the long-running
+processes check the schema revision with one query (`ensure_schema`) and so
+never carry Alembic and Mako in memory on a Pi.
+"""
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
-from alembic import command
-from alembic.config import Config as AlembicConfig
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy.exc import SQLAlchemyError
 
 import migrations
@@ -17,8 +19,27 @@ from .store import make_engine
 
 SCRIPT_LOCATION = str(Path(migrations.__file__).parent)
 
+# The newest revision in migrations/versions; a test keeps it equal to Alembic's head.
+HEAD = "0004"
 
-def _alembic_config() -> AlembicConfig:
+
+def ensure_schema(path: str | Path) -> None:
+    """Upgrade the database to head unless it is there already (one cheap query)."""
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            rev = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        rev = None
+    if not rev or rev[0] != HEAD:
+        upgrade(path)
+
+
+def _alembic_config():
+    from alembic.config import Config as AlembicConfig
+
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", SCRIPT_LOCATION)
     return cfg
@@ -39,16 +60,22 @@ def _run(path: str | Path, action, *args) -> None:
 
 def upgrade(path: str | Path, revision: str = "head") -> None:
     """Bring the database at `path` (created if missing) up to `revision`."""
+    from alembic import command
+
     _run(path, command.upgrade, revision)
 
 
 def downgrade(path: str | Path, revision: str = "base") -> None:
     """Take the database at `path` down to `revision` (`base`: empty)."""
+    from alembic import command
+
     _run(path, command.downgrade, revision)
 
 
 def current(path: str | Path) -> str | None:
     """The revision the database is at, or None before the first migration."""
+    from alembic.runtime.migration import MigrationContext
+
     engine = make_engine(path)
     try:
         with engine.connect() as conn:
@@ -58,5 +85,7 @@ def current(path: str | Path) -> str | None:
 
 
 def head() -> str:
-    """The newest revision the code knows."""
+    """The newest revision the code knows, as Alembic sees it."""
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(_alembic_config()).get_current_head()

@@ -85,3 +85,165 @@ counters = Table(
     Column("value", Integer, nullable=False),
     Column("updated_ms", Integer, nullable=False),
 )
+
+
+# -- rollups (edge_store/rollups.py keeps them; migration 0002) -----------------
+
+# The live values the one-minute buckets summarise.
+MINUTE_METRICS = (
+    "battery_voltage", "battery_current", "battery_power", "state_of_charge", "battery_temperature",
+    "pv_voltage", "pv_current", "pv_power", "load_voltage", "load_current", "load_power",
+    "controller_temperature",
+)
+
+# Statistics of a local period, in the order the API's statistics object names them.
+_MINMAX = ("battery_voltage", "pv_voltage", "soc", "battery_temperature")
+
+
+def _period_table(name: str, key: str, key_doc: str, doc: str) -> Table:
+    return Table(
+        name,
+        metadata,
+        Column("device", Text, primary_key=True),
+        Column(key, Text, primary_key=True, comment=key_doc),
+        Column("timezone", Text, nullable=False, comment="IANA zone that defined the period"),
+        Column("start_ms", Integer, nullable=False, comment="period start, UTC milliseconds"),
+        Column("end_ms", Integer, nullable=False, comment="period end (exclusive), UTC milliseconds"),
+        *(Column(f"{m}_{e}", Float, comment=f"{e} of the samples' {m}") for m in _MINMAX for e in ("min", "max")),
+        Column("energy_generated_kwh", Float, nullable=False, comment="pv_power integrated over time"),
+        Column("energy_consumed_kwh", Float, nullable=False, comment="load_power integrated over time"),
+        Column("battery_charge_ah", Float, nullable=False, comment="positive battery_current integrated"),
+        Column("battery_discharge_ah", Float, nullable=False, comment="negative battery_current integrated, as a positive number"),
+        Column("samples", Integer, nullable=False, comment="live samples in the period"),
+        Column("first_ts_ms", Integer, comment="first live sample, UTC milliseconds"),
+        Column("last_ts_ms", Integer, comment="last live sample, UTC milliseconds"),
+        Column("covered_ms", Integer, nullable=False, comment="time between samples that was integrated"),
+        Column("device_generated_kwh", Float, comment="what the controller reported at the end of the period"),
+        Column("device_consumed_kwh", Float, comment="what the controller reported at the end of the period"),
+        Column("device_stats_ts_ms", Integer, comment="time of the device_statistics row the two values come from"),
+        Column("version", Integer, nullable=False, comment="change stamp for replication, see the table doc"),
+        Index(f"ix_{name}_version", "version"),
+        comment=doc,
+    )
+
+
+_VERSION_DOC = (
+    " Every change to a row sets `version` to one more than the largest version in the table,"
+    " and rows are never deleted, so `version` is strictly greater than any version any row ever"
+    " had and `WHERE version > watermark` finds exactly the rows changed since a watermark."
+)
+
+rollup_daily = _period_table(
+    "rollup_daily", "day", "local date YYYY-MM-DD",
+    "Statistics of one device per local day (the site's zone); kept forever, never pruned."
+    " device_* values are generated_today/consumed_today of the day's last device_statistics row." + _VERSION_DOC,
+)
+
+rollup_monthly = _period_table(
+    "rollup_monthly", "month", "local month YYYY-MM",
+    "Statistics of one device per local month; kept forever, never pruned."
+    " device_* values are generated_this_month/consumed_this_month of the month's last device_statistics row."
+    + _VERSION_DOC,
+)
+
+rollup_minute = Table(
+    "rollup_minute",
+    metadata,
+    Column("device", Text, primary_key=True),
+    Column("minute_ms", Integer, primary_key=True, comment="start of the UTC minute, UTC milliseconds"),
+    Column("samples", Integer, nullable=False, comment="live samples in the minute; mean = sum / samples"),
+    *(Column(f"{m}_{e}", Float, nullable=False) for m in MINUTE_METRICS for e in ("sum", "min", "max")),
+    comment="One-minute buckets of the live values; pruned with the raw samples, never before them.",
+)
+
+rollup_meta = Table(
+    "rollup_meta",
+    metadata,
+    Column("key", Text, primary_key=True, comment="timezone, samples_pruned_before_ms"),
+    Column("value", Text, nullable=False),
+    comment="What the rollups were built with: the zone of their periods, how far raw samples were pruned.",
+)
+
+
+# -- replication (replicator/, migration 0003) ------------------------------------
+
+replication_watermarks = Table(
+    "replication_watermarks",
+    metadata,
+    Column("stream", Text, primary_key=True,
+           comment="the table the stream replicates: live_samples, device_statistics, ..., rollup_daily"),
+    Column("position", Integer, nullable=False,
+           comment="highest row id (rollups: version) the server acknowledged with 2xx"),
+    Column("updated_ms", Integer, nullable=False),
+    comment="Per stream, how far the cloud has everything. Only the replicator writes it, after a 2xx.",
+)
+
+replication_dead_letters = Table(
+    "replication_dead_letters",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("ts_ms", Integer, nullable=False, comment="when the server refused it, UTC milliseconds"),
+    Column("stream", Text, nullable=False),
+    Column("row_key", Integer, nullable=False, comment="id (rollups: version) of the row the point came from"),
+    Column("status", Integer, nullable=False, comment="HTTP status"),
+    Column("message", Text, nullable=False, comment="what the server said"),
+    Column("line", Text, nullable=False, comment="the point, in line protocol"),
+    Index("ix_replication_dead_letters_ts", "ts_ms"),
+    sqlite_autoincrement=True,
+    comment="Points the server refused on their own (400/422 after bisection); the newest 10000 are kept.",
+)
+
+replication_state = Table(
+    "replication_state",
+    metadata,
+    Column("id", Integer, primary_key=True, comment="always 1: a single row"),
+    Column("last_attempt_ms", Integer),
+    Column("last_success_ms", Integer),
+    Column("last_error_ms", Integer),
+    Column("last_error", Text),
+    Column("last_status", Integer, comment="HTTP status of the last error, NULL when no answer came"),
+    Column("blocked", Text, comment="set while sending is stopped because the server refused the credentials"),
+    Column("blocked_credentials", Text, comment="fingerprint of the refused credentials"),
+    Column("blocked_ms", Integer),
+    Column("updated_ms", Integer, nullable=False),
+    comment="What the replicator last did, for `kammthaar status`, /health and /metrics.",
+)
+
+
+# -- the API's own state (api/, migration 0004) ------------------------------------
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("username", Text, nullable=False),
+    Column("password_hash", Text, nullable=False, comment="scrypt$N$r$p$salt$hash (base64): salted and slow"),
+    Column("token_version", Integer, nullable=False,
+           comment="carried by every token; a password change increments it, ending the earlier tokens"),
+    Column("created_ms", Integer, nullable=False),
+    Column("password_changed_ms", Integer, nullable=False),
+    Index("ux_users_username", "username", unique=True),
+    sqlite_autoincrement=True,
+    comment="Who may log in to the API (`kammthaar user add|passwd|list|remove`).",
+)
+
+revoked_tokens = Table(
+    "revoked_tokens",
+    metadata,
+    Column("jti", Text, primary_key=True, comment="the token's id (JWT jti)"),
+    Column("username", Text, nullable=False),
+    Column("expires_ms", Integer, nullable=False, comment="when the token would have expired: the row may go then"),
+    Column("revoked_ms", Integer, nullable=False),
+    Index("ix_revoked_tokens_expires", "expires_ms"),
+    comment="Refresh tokens ended by a logout before they expired.",
+)
+
+login_failures = Table(
+    "login_failures",
+    metadata,
+    Column("key", Text, primary_key=True, comment="user:NAME, client:ADDRESS or pair:NAME@ADDRESS"),
+    Column("failures", Integer, nullable=False, comment="failed logins since window_start_ms"),
+    Column("window_start_ms", Integer, nullable=False),
+    Column("blocked_until_ms", Integer, comment="no login is tried for this key before then (429)"),
+    comment="Failed logins per user, per client and per pair, for throttling; a successful login clears its pair.",
+)

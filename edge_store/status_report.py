@@ -51,4 +51,39 @@ def report(store: Store, cfg) -> str:
     if errors:
         lines.append("recent errors:")
         lines.extend(f"  {_when(e['ts_ms'], tz)} {e['kind']} {e['block']}: {e['detail']}" for e in errors)
+    lines.extend(replication_lines(store, cfg, tz))
     return "\n".join(lines)
+
+
+def _age(seconds: int) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f} {unit}"
+    return f"{seconds} s"
+
+
+def replication_lines(store: Store, cfg, tz: ZoneInfo) -> list[str]:
+    """The replicator's figures: backlog, oldest unsent row, last success and error, counters."""
+    from .outbox import Outbox
+
+    cloud = cfg.cloud
+    outbox = Outbox(store.path, readonly=True)
+    try:
+        s = outbox.summary()
+    finally:
+        outbox.close()
+    target = cloud.url or "no [cloud] url: not replicating"
+    lines = [f"replication: {target}"]
+    if s["blocked"]:
+        lines.append(f"  !! REPLICATION STOPPED since {_when(s['blocked_ms'], tz)}: {s['blocked']}")
+    by_stream = ", ".join(f"{k} {v}" for k, v in s["backlog_by_stream"].items() if v)
+    lines.append(f"  backlog: {s['backlog_rows']} rows" + (f" ({by_stream})" if by_stream else "")
+                 + (f", oldest unsent sample {_age(s['oldest_unsent_age_s'])} old"
+                    if s["oldest_unsent_age_s"] is not None else ""))
+    lines.append("  last success: " + (_when(s["last_success_ms"], tz) if s["last_success_ms"] else "never"))
+    if s["last_error_ms"]:
+        status = f"HTTP {s['last_status']}" if s["last_status"] is not None else "no answer"
+        lines.append(f"  last error: {_when(s['last_error_ms'], tz)} ({status}): {s['last_error']}")
+    lines.append(f"  points sent {s['points_sent']}, bytes sent {s['bytes_sent']}, dead letters {s['dead_letters']}, "
+                 f"dropped rows {s['dropped_rows']}" + (f", skipped as too old {s['skipped_old']}" if s["skipped_old"] else ""))
+    return lines

@@ -11,14 +11,17 @@ import time
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from sqlalchemy import Engine, create_engine, delete, event, func, insert, select
+from sqlalchemy import Engine, create_engine, delete, event, func, select
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.pool import NullPool, QueuePool
 
+from . import rollups as rollups_mod
 from . import schema
 from .errors import StoreError
+from .rollups import RollupSettings
 
 BUSY_TIMEOUT_MS = 10_000
+PAGE_SIZE = 1024
 
 
 def make_engine(path: str | Path, *, synchronous: str = "NORMAL", readonly: bool = False,
@@ -44,6 +47,10 @@ def make_engine(path: str | Path, *, synchronous: str = "NORMAL", readonly: bool
         cur = dbapi_conn.cursor()
         cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         if not readonly:
+            # Small pages: each commit rewrites a few whole pages (row, index,
+            # sequence), so the page size is what an SD card pays per sample.
+            # Only takes effect when the file is created.
+            cur.execute(f"PRAGMA page_size={PAGE_SIZE}")
             cur.execute("PRAGMA journal_mode=WAL")
         cur.execute(f"PRAGMA synchronous={synchronous}")
         cur.execute("PRAGMA foreign_keys=ON")
@@ -61,15 +68,36 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+_SAMPLE_TABLE_NAMES = frozenset(t.name for t in schema.sample_tables.values())
+
+
+def _watermark(stream: str):
+    """The replication watermark of a stream (0 before anything was sent), as a scalar subquery."""
+    w = schema.replication_watermarks
+    return select(func.coalesce(func.max(w.c.position), 0)).where(w.c.stream == stream).scalar_subquery()
+
+
 class Store:
     """The edge store on one SQLite file. Not thread-safe: one per thread."""
 
-    def __init__(self, path: str | Path, *, synchronous: str = "NORMAL", readonly: bool = False):
+    def __init__(self, path: str | Path, *, synchronous: str = "NORMAL", readonly: bool = False,
+                 rollups: RollupSettings | None = None):
         self.path = str(path)
         self.readonly = readonly
         self.engine = make_engine(self.path, synchronous=synchronous, readonly=readonly)
         self._conn = None
-        self._insert = {group: insert(table) for group, table in schema.sample_tables.items()}
+        # With settings, daily/monthly statistics and minute buckets are kept in the
+        # transaction that stores each sample (edge_store/rollups.py).
+        self.rollups = rollups_mod.Rollups(rollups) if rollups is not None else None
+        # Plain parameterised SQL per group: the insert is the hot path of the
+        # collector, and SQLAlchemy's statement layer would double its cost.
+        self._columns = {group: [c.name for c in table.columns if c.name != "id"]
+                         for group, table in schema.sample_tables.items()}
+        self._insert_sql = {
+            group: f"INSERT INTO {table.name} ({', '.join(self._columns[group])}) "
+                   f"VALUES ({', '.join(':' + c for c in self._columns[group])})"
+            for group, table in schema.sample_tables.items()
+        }
 
     # -- writing -------------------------------------------------------------
 
@@ -85,12 +113,21 @@ class Store:
         conn = self._connection()
         try:
             with conn.begin():
-                result = conn.execute(self._insert[group], row)
-                return result.inserted_primary_key[0]
+                row_id = conn.exec_driver_sql(self._insert_sql[group], self._params(group, row)).lastrowid
+                if self.rollups is not None:
+                    self.rollups.on_sample(conn, group, row_id, ts_ms, device, row)
+                return row_id
         except SQLAlchemyError as exc:
             self._reset()
             raise StoreError(f"could not store {group} sample: {exc.orig if hasattr(exc, 'orig') else exc}",
                              retryable=isinstance(exc, OperationalError)) from exc
+
+    def _params(self, group: str, row: Mapping[str, Any]) -> dict[str, Any]:
+        # A sample with a value missing is refused whole: nothing is made up.
+        missing = [c for c in self._columns[group] if c not in row]
+        if missing:
+            raise StoreError(f"{group} sample lacks {', '.join(missing)}")
+        return {c: row[c] for c in self._columns[group]}
 
     def insert_samples(self, group: str, rows: Iterable[Mapping[str, Any]]) -> int:
         """Store many samples of one group in one transaction; return how many."""
@@ -100,7 +137,13 @@ class Store:
         conn = self._connection()
         try:
             with conn.begin():
-                conn.execute(self._insert[group], rows)
+                if self.rollups is None:
+                    conn.exec_driver_sql(self._insert_sql[group], [self._params(group, r) for r in rows])
+                else:  # one by one: the rollups need each row's id
+                    for r in rows:
+                        params = self._params(group, r)
+                        row_id = conn.exec_driver_sql(self._insert_sql[group], params).lastrowid
+                        self.rollups.on_sample(conn, group, row_id, params["ts_ms"], params["device"], params)
         except SQLAlchemyError as exc:
             self._reset()
             raise StoreError(f"could not store {len(rows)} {group} samples: {exc}",
@@ -138,14 +181,100 @@ class Store:
             (name, by, ts_ms),
         )
 
-    def prune(self, before_ms: int) -> int:
-        """Delete samples and error lines older than `before_ms`; return rows deleted."""
+    def prune(self, before_ms: int, *, keep_unsent: bool = False) -> int:
+        """Delete samples, error lines and minute buckets older than `before_ms`; return rows deleted.
+
+        Daily and monthly statistics are never pruned. With `keep_unsent` (a
+        cloud is configured) samples above their stream's replication watermark
+        stay: the cloud does not have them yet.
+        """
         deleted = 0
         conn = self._connection()
         with conn.begin():
             for table in (*schema.sample_tables.values(), schema.collector_errors):
-                deleted += conn.execute(delete(table).where(table.c.ts_ms < before_ms)).rowcount
+                condition = table.c.ts_ms < before_ms
+                if keep_unsent and table.name in _SAMPLE_TABLE_NAMES:
+                    condition = condition & (table.c.id <= _watermark(table.name))
+                deleted += conn.execute(delete(table).where(condition)).rowcount
+            # A minute bucket goes only once every sample it summarises is gone.
+            minute = schema.rollup_minute
+            buckets_before_ms = before_ms
+            if keep_unsent:
+                oldest = conn.execute(select(func.min(schema.live_samples.c.ts_ms))).scalar()
+                buckets_before_ms = before_ms if oldest is None else min(before_ms, oldest)
+            deleted += conn.execute(delete(minute).where(minute.c.minute_ms <= buckets_before_ms - rollups_mod.MINUTE_MS)).rowcount
+            rollups_mod.record_prune(conn, before_ms)
         return deleted
+
+    def used_bytes(self) -> int:
+        """Bytes of the database file in use (pages not on the free list)."""
+        with self.engine.connect() as conn:
+            pages = conn.exec_driver_sql("PRAGMA page_count").scalar()
+            free = conn.exec_driver_sql("PRAGMA freelist_count").scalar()
+            size = conn.exec_driver_sql("PRAGMA page_size").scalar()
+        return (pages - free) * size
+
+    def enforce_size(self, max_bytes: int, *, keep_unsent: bool = False, target: float = 0.9) -> dict[str, int]:
+        """Keep the pages in use under `max_bytes` by deleting the oldest samples.
+
+        Above the cap, samples are deleted oldest first until the database uses
+        `target` of the cap: with `keep_unsent` (a cloud is configured) the
+        replicated ones first, and unsent ones only when those alone pass the
+        cap; these are counted in `store.dropped_unsent`. Freed pages are
+        reused, so the file stops growing. Returns {"pruned": n, "dropped_unsent": m}.
+        """
+        out = {"pruned": 0, "dropped_unsent": 0}
+        if self.used_bytes() <= max_bytes:
+            return out
+        goal = max_bytes * target
+        for sent_only in ((True, False) if keep_unsent else (False,)):
+            for _ in range(8):
+                used = self.used_bytes()
+                if used <= goal:
+                    return out
+                freed = self._delete_oldest((used - goal) / used, sent_only=sent_only, count_unsent=keep_unsent)
+                if freed == (0, 0):
+                    break
+                out["pruned"] += freed[0]
+                out["dropped_unsent"] += freed[1]
+        return out
+
+    def _delete_oldest(self, fraction: float, *, sent_only: bool, count_unsent: bool) -> tuple[int, int]:
+        """Delete about `fraction` of each sample table's rows, oldest first; (deleted, unsent among them)."""
+        deleted = unsent = 0
+        newest_deleted_ms = None
+        conn = self._connection()
+        try:
+            with conn.begin():
+                for table in schema.sample_tables.values():
+                    total = conn.execute(select(func.count()).select_from(table)).scalar_one()
+                    want = min(total, max(1, int(total * fraction) + 1)) if total else 0
+                    if not want:
+                        continue
+                    mark = conn.execute(select(_watermark(table.name))).scalar_one()
+                    oldest = select(table.c.id, table.c.ts_ms).order_by(table.c.ts_ms, table.c.id).limit(want)
+                    if sent_only:
+                        oldest = oldest.where(table.c.id <= mark)
+                    victims = conn.execute(oldest).all()
+                    if not victims:
+                        continue
+                    ids = [v.id for v in victims]
+                    for i in range(0, len(ids), 500):
+                        conn.execute(delete(table).where(table.c.id.in_(ids[i:i + 500])))
+                    deleted += len(ids)
+                    if count_unsent:
+                        unsent += sum(1 for v in victims if v.id > mark)
+                    last = max(v.ts_ms for v in victims)
+                    newest_deleted_ms = last if newest_deleted_ms is None else max(newest_deleted_ms, last)
+                if newest_deleted_ms is not None:
+                    # Samples up to there may be gone now: a rollup rebuild stops there.
+                    rollups_mod.record_prune(conn, newest_deleted_ms + 1)
+                if unsent:
+                    self._bump(conn, "store.dropped_unsent", unsent, now_ms())
+        except SQLAlchemyError as exc:
+            self._reset()
+            raise StoreError(f"could not prune for size: {exc}", retryable=True) from exc
+        return deleted, unsent
 
     # -- reading -------------------------------------------------------------
 
@@ -188,6 +317,8 @@ class Store:
     # -- lifecycle -----------------------------------------------------------
 
     def _reset(self) -> None:
+        if self.rollups is not None:
+            self.rollups.reset()
         if self._conn is not None:
             try:
                 self._conn.close()

@@ -5,7 +5,7 @@ import pytest
 from edge_store import migrate
 from edge_store.store import Store
 
-pytest_plugins = ["tests.fixtures_serial"]
+pytest_plugins = ["tests.fixtures_serial", "tests.fixtures_influx", "tests.fixtures_api"]
 
 
 @pytest.fixture

@@ -112,3 +112,11 @@ def test_field_views_answer_in_the_sqlite3_shell(store, db_path):
                           "SELECT kind FROM v_errors; SELECT count(*) FROM v_last_hour;"],
                          capture_output=True, text=True, check=True).stdout.split()
     assert out == ["NORMAL|BOOST|13.1", "timeout", "0"]  # the sample is from 1970: not in the last hour
+
+
+def test_head_constant_is_alembics_head(tmp_path):
+    assert migrate.HEAD == migrate.head()
+    path = tmp_path / "e.db"
+    migrate.ensure_schema(path)
+    assert migrate.current(path) == migrate.HEAD
+    migrate.ensure_schema(path)  # at head already: nothing to do

@@ -1,0 +1,307 @@
+"""Benchmark of the store path, against raw sqlite3 ceilings measured in the same run.
+
+Prints:
+- single-sample commits (the collector's path: one transaction per sample)
+  through Store.insert_sample, beside raw sqlite3 single-row commits: median
+  and p99 latency, rate, ratio;
+- batched inserts through Store.insert_samples, beside raw sqlite3
+  executemany in one transaction: rate, ratio;
+- bytes handed to write() and bytes reaching the block layer per sample
+  (/proc/self/io), WAL mode, synchronous=NORMAL and FULL;
+- peak RSS (VmHWM) of a real `kammthaar collect` polling the real simulator;
+- rollups (issue 3): single-sample commits with and without the daily/monthly/
+  minute rollups, interleaved sample by sample in the same run, the ratio
+  against the 20 % target, and bytes written per sample with rollups.
+
+Run: .venv/bin/python bench/store.py [--samples N]
+Targets (issue 2): median single commit <= 1 ms and within 10x of raw;
+batched >= 0.5x raw; collector RSS <= 60 MB. Issue 3: rollups cost <= 20 % of
+single-sample store time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from edge_store import migrate  # noqa: E402
+from edge_store.registers import LIVE  # noqa: E402
+from edge_store import rollups  # noqa: E402
+from edge_store.rollups import RollupSettings  # noqa: E402
+from edge_store.schema import MINUTE_METRICS  # noqa: E402
+from edge_store.store import Store  # noqa: E402
+
+VALUES = dict(
+    device_over_temperature=False, night=False, pv_voltage=18.2, pv_current=3.1, pv_power=56.42,
+    battery_power=54.0, load_voltage=13.1, load_current=1.0, load_power=13.1,
+    battery_temperature=-3.5, controller_temperature=25.0, state_of_charge=80,
+    remote_battery_temperature=None, battery_real_rated_voltage=12.0, battery_status=0,
+    charging_equipment_status=9, discharging_equipment_status=1, battery_voltage=13.1,
+    battery_current=-1.5,
+)
+
+
+def rows(n: int, start_ms: int = 1_764_000_000_000) -> list[dict]:
+    out = []
+    for i in range(n):
+        row = {"ts_ms": start_ms + i * 1000, "ntp_synced": True, "device": "epever", **VALUES}
+        row["battery_voltage"] = 12.0 + (i % 300) / 100
+        out.append(row)
+    return out
+
+
+def io_counters() -> dict[str, int]:
+    with open("/proc/self/io") as fh:
+        return {k: int(v) for k, v in (line.split(":") for line in fh)}
+
+
+def fresh_db(tmp: Path, name: str) -> Path:
+    path = tmp / f"{name}.db"
+    migrate.upgrade(path)
+    return path
+
+
+def raw_connection(path: Path, synchronous: str) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute(f"PRAGMA synchronous={synchronous}")
+    return conn
+
+
+def raw_insert_sql(sample: dict) -> str:
+    cols = ", ".join(sample)
+    marks = ", ".join(f":{c}" for c in sample)
+    return f"INSERT INTO live_samples ({cols}) VALUES ({marks})"
+
+
+def bench_single(tmp: Path, n: int, synchronous: str) -> dict:
+    data = rows(n)
+    # Raw ceiling: sqlite3, one BEGIN/INSERT/COMMIT per row.
+    raw_path = fresh_db(tmp, f"raw-single-{synchronous}")
+    conn = raw_connection(raw_path, synchronous)
+    sql = raw_insert_sql(data[0])
+    raw_lat = []
+    for row in data:
+        t0 = time.perf_counter()
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute(sql, row)
+        conn.execute("COMMIT")
+        raw_lat.append(time.perf_counter() - t0)
+    conn.close()
+
+    path = fresh_db(tmp, f"store-single-{synchronous}")
+    store = Store(path, synchronous=synchronous)
+    store.insert_sample(LIVE, 0, True, "warmup", VALUES)
+    io0 = io_counters()
+    lat = []
+    for row in data:
+        t0 = time.perf_counter()
+        store.insert_sample(LIVE, row["ts_ms"], True, "epever", {k: row[k] for k in VALUES})
+        lat.append(time.perf_counter() - t0)
+    io1 = io_counters()
+    store.close()
+    return {
+        "median_ms": statistics.median(lat) * 1e3,
+        "p99_ms": sorted(lat)[int(0.99 * len(lat))] * 1e3,
+        "rate": n / sum(lat),
+        "raw_median_ms": statistics.median(raw_lat) * 1e3,
+        "raw_rate": n / sum(raw_lat),
+        "wchar_per_sample": (io1["wchar"] - io0["wchar"]) / n,
+        "write_bytes_per_sample": (io1["write_bytes"] - io0["write_bytes"]) / n,
+    }
+
+
+def bench_batched(tmp: Path, n: int, batch: int) -> dict:
+    data = rows(n)
+    raw_path = fresh_db(tmp, "raw-batch")
+    conn = raw_connection(raw_path, "NORMAL")
+    sql = raw_insert_sql(data[0])
+    t0 = time.perf_counter()
+    for i in range(0, n, batch):
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany(sql, data[i:i + batch])
+        conn.execute("COMMIT")
+    raw_s = time.perf_counter() - t0
+    conn.close()
+
+    store = Store(fresh_db(tmp, "store-batch"))
+    t0 = time.perf_counter()
+    for i in range(0, n, batch):
+        store.insert_samples(LIVE, data[i:i + batch])
+    store_s = time.perf_counter() - t0
+    store.close()
+    return {"rate": n / store_s, "raw_rate": n / raw_s}
+
+
+def bench_rollups(tmp: Path, n: int, synchronous: str = "NORMAL") -> dict:
+    data = rows(n)
+    for i, row in enumerate(data):  # values that move, as a real day's do
+        row["pv_power"] = 50.0 + (i % 600) / 10
+        row["battery_current"] = -2.0 + (i % 400) / 100
+    settings = RollupSettings("Europe/Paris", 15.0)
+    plain = Store(fresh_db(tmp, f"rollups-off-{synchronous}"), synchronous=synchronous)
+    rolled = Store(fresh_db(tmp, f"rollups-on-{synchronous}"), synchronous=synchronous, rollups=settings)
+    for st in (plain, rolled):
+        st.insert_sample(LIVE, 0, True, "warmup", VALUES)
+    # Interleaved sample by sample, so both see the same machine at the same moment.
+    lat_off, lat_on = [], []
+    for row in data:
+        values = {k: row[k] for k in VALUES}
+        t0 = time.perf_counter()
+        plain.insert_sample(LIVE, row["ts_ms"], True, "epever", values)
+        t1 = time.perf_counter()
+        rolled.insert_sample(LIVE, row["ts_ms"], True, "epever", values)
+        t2 = time.perf_counter()
+        lat_off.append(t1 - t0)
+        lat_on.append(t2 - t1)
+    plain.close()
+    rolled.close()
+    # Bytes: one store at a time, so /proc/self/io sees only its writes.
+    written = {}
+    for name, kwargs in (("off", {}), ("on", {"rollups": settings})):
+        st = Store(fresh_db(tmp, f"rollups-io-{name}-{synchronous}"), synchronous=synchronous, **kwargs)
+        st.insert_sample(LIVE, 0, True, "warmup", VALUES)
+        io0 = io_counters()
+        for row in data:
+            st.insert_sample(LIVE, row["ts_ms"], True, "epever", {k: row[k] for k in VALUES})
+        io1 = io_counters()
+        st.close()
+        written[name] = (io1["wchar"] - io0["wchar"]) / n
+    off, on = statistics.median(lat_off), statistics.median(lat_on)
+    return {"off_ms": off * 1e3, "on_ms": on * 1e3, "overhead": on / off - 1,
+            "off_mean_ms": statistics.fmean(lat_off) * 1e3, "on_mean_ms": statistics.fmean(lat_on) * 1e3,
+            "wchar_off": written["off"], "wchar_on": written["on"]}
+
+
+def bench_rollups_sql(tmp: Path, n: int) -> dict:
+    """Where the time goes: the rollup statements and the bigger commit, in raw sqlite3."""
+    data = rows(n)
+    off = raw_connection(fresh_db(tmp, "rollups-sql-off"), "NORMAL")
+    on = raw_connection(fresh_db(tmp, "rollups-sql-on"), "NORMAL")
+    sql = raw_insert_sql(data[0])
+    commit_off, commit_on, upserts = [], [], []
+    for row in data:
+        ts = row["ts_ms"]
+        sample = (row["battery_voltage"], row["pv_voltage"], row["state_of_charge"], row["battery_temperature"])
+        deltas = (1e-6, 1e-6, 1e-5, 0.0, 1, ts, 1000, None, None, None)
+        for conn, commits in ((off, commit_off), (on, commit_on)):
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute(sql, row)
+            if conn is on:
+                t0 = time.perf_counter()
+                conn.execute(rollups.DAILY_UPSERT, ("epever", "2025-11-24", "Europe/Paris", 0, 1, *sample, *deltas))
+                conn.execute(rollups.MONTHLY_UPSERT, ("epever", "2025-11", "Europe/Paris", 0, 1, *sample, *deltas))
+                conn.execute(rollups.MINUTE_UPSERT, ("epever", ts - ts % 60_000, *(row[m] for m in MINUTE_METRICS)))
+                upserts.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            conn.execute("COMMIT")
+            commits.append(time.perf_counter() - t0)
+    off.close()
+    on.close()
+    med = statistics.median
+    return {"upserts_ms": med(upserts) * 1e3, "commit_extra_ms": (med(commit_on) - med(commit_off)) * 1e3}
+
+
+def print_rollups(tmp: Path, n: int) -> None:
+    for sync in ("FULL", "NORMAL"):
+        r = bench_rollups(tmp, n, sync)
+        print(f"rollups        synchronous={sync:6s} single commit median {r['on_ms']:.3f} ms with, "
+              f"{r['off_ms']:.3f} ms without (means {r['on_mean_ms']:.3f} / {r['off_mean_ms']:.3f} ms): "
+              f"cost {r['overhead']:+.0%} (target <= +20 %: {'ok' if r['overhead'] <= 0.20 else 'MISSED'})")
+        print(f"  bytes per sample handed to write(): {r['wchar_on']:,.0f} with rollups, {r['wchar_off']:,.0f} without")
+    s = bench_rollups_sql(tmp, n)
+    extra = r["on_ms"] - r["off_ms"]
+    print(f"  where the {extra:.3f} ms go (raw sqlite3, medians): the 3 UPSERTs (day, month, minute) "
+          f"{s['upserts_ms']:.3f} ms, the commit of their extra pages {s['commit_extra_ms']:.3f} ms, "
+          f"the rest (Python: periods, trapezoids, parameters) ~{extra - s['upserts_ms'] - s['commit_extra_ms']:.3f} ms")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def vm_hwm_kb(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return 0
+
+
+def bench_collector_rss(tmp: Path, seconds: float) -> dict:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KAMMTHAAR_")}
+    env.update({
+        "KAMMTHAAR_MODBUS_PORT": f"rtu+tcp://127.0.0.1:{port}",
+        "KAMMTHAAR_MODBUS_INTERVAL_S": "0.1",
+        "KAMMTHAAR_MODBUS_SLOW_INTERVAL_S": "1",
+        "KAMMTHAAR_STORE_PATH": str(tmp / "collector.db"),
+    })
+    sim = subprocess.Popen([sys.executable, "-m", "edge_store.cli", "simulate", "--tcp", f"127.0.0.1:{port}",
+                            "--framer", "rtu", "--speed", "60"], env=env, stderr=subprocess.DEVNULL)
+    time.sleep(1.0)
+    col = subprocess.Popen([sys.executable, "-m", "edge_store.cli", "collect"], env=env, stderr=subprocess.DEVNULL)
+    peak = 0
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and col.poll() is None:
+        peak = max(peak, vm_hwm_kb(col.pid))
+        time.sleep(0.2)
+    peak = max(peak, vm_hwm_kb(col.pid))
+    col.send_signal(signal.SIGTERM)
+    code = col.wait(10)
+    sim.terminate()
+    sim.wait(10)
+    store = Store(tmp / "collector.db", readonly=True)
+    stored = store.count(LIVE)
+    store.close()
+    return {"peak_rss_mb": peak / 1024, "exit": code, "stored": stored, "seconds": seconds}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--samples", type=int, default=5000)
+    ap.add_argument("--batch", type=int, default=1000)
+    ap.add_argument("--collector-seconds", type=float, default=20.0)
+    ap.add_argument("--rollups-only", action="store_true", help="only the rollups section")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="kammthaar-bench-") as tmpdir:
+        tmp = Path(tmpdir)
+        print(f"store benchmark: {args.samples} live samples, WAL, on {tmp}")
+        if args.rollups_only:
+            print_rollups(tmp, args.samples)
+            return
+        for sync in ("NORMAL", "FULL"):
+            r = bench_single(tmp, args.samples, sync)
+            ratio = r["median_ms"] / r["raw_median_ms"]
+            print(f"single commit  synchronous={sync:6s} median {r['median_ms']:.3f} ms  p99 {r['p99_ms']:.3f} ms  "
+                  f"{r['rate']:,.0f}/s | raw sqlite3 median {r['raw_median_ms']:.3f} ms {r['raw_rate']:,.0f}/s | "
+                  f"ratio {ratio:.1f}x (target <= 10x, median <= 1 ms: "
+                  f"{'ok' if ratio <= 10 and r['median_ms'] <= 1 else 'MISSED'})")
+            print(f"  bytes per sample: {r['wchar_per_sample']:,.0f} handed to write(), "
+                  f"{r['write_bytes_per_sample']:,.0f} reached the block layer")
+        b = bench_batched(tmp, args.samples * 4, args.batch)
+        ratio = b["rate"] / b["raw_rate"]
+        print(f"batched ({args.batch}/txn) {b['rate']:,.0f}/s | raw executemany {b['raw_rate']:,.0f}/s | "
+              f"ratio {ratio:.2f} (target >= 0.5: {'ok' if ratio >= 0.5 else 'MISSED'})")
+        print_rollups(tmp, args.samples)
+        c = bench_collector_rss(tmp, args.collector_seconds)
+        print(f"collector: peak RSS {c['peak_rss_mb']:.1f} MB over {c['seconds']:.0f} s at 0.1 s polls, "
+              f"{c['stored']} live rows, exit {c['exit']} (target <= 60 MB: "
+              f"{'ok' if c['peak_rss_mb'] <= 60 else 'MISSED'})")
+
+
+if __name__ == "__main__":
+    main()
