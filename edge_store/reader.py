@@ -147,6 +147,10 @@ class Reader:
             if not self._port_alive():
                 self.close()
                 kind = "port"
+            elif not isinstance(client, ModbusSerialClient):
+                # Over TCP a late answer would wait in the socket and be taken for the
+                # next request's: a fresh connection for the next request.
+                self.close()
             raise ModbusError(f"{block.label}: {kind}: {exc}", kind=kind, block=block.label) from exc
         except (OSError, ModbusException) as exc:
             self.close()
@@ -158,8 +162,9 @@ class Reader:
                                           kind="exception", block=block.label)
             raise ModbusError(f"{block.label}: exception {code}", kind="exception", block=block.label)
         words = resp.bits[:block.count] if block.table == DISCRETE else resp.registers
-        if len(words) < block.count:
-            raise ModbusError(f"{block.label}: short answer ({len(words)} of {block.count})",
+        # Exactly what was asked: an answer of another length belongs to another request.
+        if len(words) != block.count:
+            raise ModbusError(f"{block.label}: answer of {len(words)} values for {block.count} asked",
                               kind="short_answer", block=block.label)
         return words
 

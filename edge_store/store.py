@@ -81,10 +81,11 @@ class Store:
     """The edge store on one SQLite file. Not thread-safe: one per thread."""
 
     def __init__(self, path: str | Path, *, synchronous: str = "NORMAL", readonly: bool = False,
-                 rollups: RollupSettings | None = None):
+                 rollups: RollupSettings | None = None, busy_timeout_ms: int = BUSY_TIMEOUT_MS):
         self.path = str(path)
         self.readonly = readonly
-        self.engine = make_engine(self.path, synchronous=synchronous, readonly=readonly)
+        self.engine = make_engine(self.path, synchronous=synchronous, readonly=readonly,
+                                  busy_timeout_ms=busy_timeout_ms)
         self._conn = None
         # With settings, daily/monthly statistics and minute buckets are kept in the
         # transaction that stores each sample (edge_store/rollups.py).
@@ -110,10 +111,11 @@ class Store:
                       values: Mapping[str, Any]) -> int:
         """Store one sample of a register group in its own transaction; return its row id."""
         row = {"ts_ms": ts_ms, "ntp_synced": ntp_synced, "device": device, **values}
-        conn = self._connection()
+        params = self._params(group, row)
         try:
+            conn = self._connection()
             with conn.begin():
-                row_id = conn.exec_driver_sql(self._insert_sql[group], self._params(group, row)).lastrowid
+                row_id = conn.exec_driver_sql(self._insert_sql[group], params).lastrowid
                 if self.rollups is not None:
                     self.rollups.on_sample(conn, group, row_id, ts_ms, device, row)
                 return row_id
@@ -121,6 +123,10 @@ class Store:
             self._reset()
             raise StoreError(f"could not store {group} sample: {exc.orig if hasattr(exc, 'orig') else exc}",
                              retryable=isinstance(exc, OperationalError)) from exc
+        except BaseException:
+            # Rolled back: the rollups' cache may describe the row that is not there.
+            self._forget_rollups()
+            raise
 
     def _params(self, group: str, row: Mapping[str, Any]) -> dict[str, Any]:
         # A sample with a value missing is refused whole: nothing is made up.
@@ -131,30 +137,37 @@ class Store:
 
     def insert_samples(self, group: str, rows: Iterable[Mapping[str, Any]]) -> int:
         """Store many samples of one group in one transaction; return how many."""
-        rows = list(rows)
-        if not rows:
+        # Every row checked before the transaction: a bad one refuses the batch up front.
+        batch = [self._params(group, r) for r in rows]
+        if not batch:
             return 0
-        conn = self._connection()
         try:
+            conn = self._connection()
             with conn.begin():
                 if self.rollups is None:
-                    conn.exec_driver_sql(self._insert_sql[group], [self._params(group, r) for r in rows])
+                    conn.exec_driver_sql(self._insert_sql[group], batch)
                 else:  # one by one: the rollups need each row's id
-                    for r in rows:
-                        params = self._params(group, r)
+                    for params in batch:
                         row_id = conn.exec_driver_sql(self._insert_sql[group], params).lastrowid
                         self.rollups.on_sample(conn, group, row_id, params["ts_ms"], params["device"], params)
         except SQLAlchemyError as exc:
             self._reset()
-            raise StoreError(f"could not store {len(rows)} {group} samples: {exc}",
+            raise StoreError(f"could not store {len(batch)} {group} samples: {exc}",
                              retryable=isinstance(exc, OperationalError)) from exc
-        return len(rows)
+        except BaseException:
+            self._forget_rollups()
+            raise
+        return len(batch)
+
+    def _forget_rollups(self) -> None:
+        if self.rollups is not None:
+            self.rollups.reset()
 
     def record_error(self, kind: str, block: str, detail: str, *, device: str, ts_ms: int | None = None) -> None:
         """Log one collector error and count it under `modbus_errors.<kind>`."""
         ts_ms = now_ms() if ts_ms is None else ts_ms
-        conn = self._connection()
         try:
+            conn = self._connection()
             with conn.begin():
                 conn.execute(schema.collector_errors.insert(),
                              {"ts_ms": ts_ms, "device": device, "kind": kind, "block": block, "detail": detail[:500]})
@@ -165,8 +178,8 @@ class Store:
 
     def increment(self, name: str, by: int = 1) -> None:
         """Add to a named counter (created at zero)."""
-        conn = self._connection()
         try:
+            conn = self._connection()
             with conn.begin():
                 self._bump(conn, name, by, now_ms())
         except SQLAlchemyError as exc:
@@ -188,6 +201,14 @@ class Store:
         cloud is configured) samples above their stream's replication watermark
         stay: the cloud does not have them yet.
         """
+        try:
+            return self._prune(before_ms, keep_unsent)
+        except SQLAlchemyError as exc:
+            # Busy past the timeout or a full disk: the collector logs it and tries again later.
+            self._reset()
+            raise StoreError(f"could not prune: {exc}", retryable=True) from exc
+
+    def _prune(self, before_ms: int, keep_unsent: bool) -> int:
         deleted = 0
         conn = self._connection()
         with conn.begin():
@@ -208,10 +229,13 @@ class Store:
 
     def used_bytes(self) -> int:
         """Bytes of the database file in use (pages not on the free list)."""
-        with self.engine.connect() as conn:
-            pages = conn.exec_driver_sql("PRAGMA page_count").scalar()
-            free = conn.exec_driver_sql("PRAGMA freelist_count").scalar()
-            size = conn.exec_driver_sql("PRAGMA page_size").scalar()
+        try:
+            with self.engine.connect() as conn:
+                pages = conn.exec_driver_sql("PRAGMA page_count").scalar()
+                free = conn.exec_driver_sql("PRAGMA freelist_count").scalar()
+                size = conn.exec_driver_sql("PRAGMA page_size").scalar()
+        except SQLAlchemyError as exc:
+            raise StoreError(f"could not measure the database: {exc}", retryable=True) from exc
         return (pages - free) * size
 
     def enforce_size(self, max_bytes: int, *, keep_unsent: bool = False, target: float = 0.9) -> dict[str, int]:
@@ -243,8 +267,8 @@ class Store:
         """Delete about `fraction` of each sample table's rows, oldest first; (deleted, unsent among them)."""
         deleted = unsent = 0
         newest_deleted_ms = None
-        conn = self._connection()
         try:
+            conn = self._connection()
             with conn.begin():
                 for table in schema.sample_tables.values():
                     total = conn.execute(select(func.count()).select_from(table)).scalar_one()

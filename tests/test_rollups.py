@@ -397,6 +397,27 @@ def test_refused_sample_leaves_the_rollups_untouched(open_store, db_path):
     assert (daily(db_path), minutes(db_path)) == before
 
 
+def test_refused_batch_leaves_the_rollups_equal_to_a_rebuild(open_store, db_path):
+    store = open_store(PARIS)
+    t = local_ms(PARIS, 2026, 6, 10, 12)
+    feed(store, t, t + 20_000, 5_000, pv_power=100.0)
+    partial = live()
+    del partial["battery_voltage"]
+    good = {"ts_ms": t + 25_000, "ntp_synced": True, "device": "epever", **live(pv_power=500.0)}
+    bad = {"ts_ms": t + 30_000, "ntp_synced": True, "device": "epever", **partial}
+    with pytest.raises(StoreError):
+        store.insert_samples(LIVE, [good, bad])
+    # The next sample integrates from the last stored one, not from the refused batch.
+    store.insert_sample(LIVE, t + 35_000, True, "epever", live(pv_power=100.0))
+    incremental = daily(db_path), monthly(db_path)
+    rebuild(store, RollupSettings(PARIS, 15.0))
+    assert _strip_versions(daily(db_path), monthly(db_path)) == _strip_versions(*incremental)
+
+
+def _strip_versions(*tables):
+    return [{k: {c: v for c, v in row.items() if c != "version"} for k, row in t.items()} for t in tables]
+
+
 def test_cli_rollups_rebuild_prints_a_summary_and_bad_dates_exit_2(open_store, db_path):
     store = open_store(PARIS)
     t = local_ms(PARIS, 2026, 6, 10, 12)

@@ -120,3 +120,23 @@ def test_head_constant_is_alembics_head(tmp_path):
     migrate.ensure_schema(path)
     assert migrate.current(path) == migrate.HEAD
     migrate.ensure_schema(path)  # at head already: nothing to do
+
+
+def test_prune_on_a_locked_database_is_a_store_error_not_a_crash(db_path):
+    from edge_store.errors import StoreError
+
+    store = Store(db_path, busy_timeout_ms=100)
+    other = sqlite3.connect(db_path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        try:
+            store.prune(before_ms=10**15)
+        except StoreError as exc:
+            assert exc.retryable and "locked" in str(exc)
+        else:
+            raise AssertionError("prune on a locked database did not fail")
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert store.prune(before_ms=10**15) == 0  # the store works again once the lock is gone
+    store.close()
