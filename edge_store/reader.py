@@ -116,12 +116,12 @@ class Reader:
             self._plans[group] = plan_blocks(registers_of(group, self.registers))
         out: list[Block] = []
         for block in self._plans[group]:
-            if block.label in self._split:
-                out.extend(plan_blocks([r], max_gap=0)[0] for r in block.registers
-                           if r.name not in self._unsupported)
-            else:
-                out.append(block)
+            out.extend(self._singles(block) if block.label in self._split else [block])
         return out
+
+    def _singles(self, block: Block) -> list[Block]:
+        """A block as one read per register, leaving out the optional ones the device lacks."""
+        return [plan_blocks([r], max_gap=0)[0] for r in block.registers if r.name not in self._unsupported]
 
     def read_block(self, block: Block) -> list[int] | list[bool]:
         """One request for one block. Raises ModbusError with the failure's kind."""
@@ -202,19 +202,18 @@ class Reader:
         """Read and decode every register of a group; no values if any required part failed."""
         result = GroupRead(group, None)
         raw: list[tuple[Block, list]] = []
-        for block in self.plan(group):
+        pending = self.plan(group)
+        while pending:
+            block = pending.pop(0)
             try:
                 raw.append((block, self._read_with_retries(block, result.errors)))
             except IllegalAddressError as exc:
                 result.errors.append(exc)
-                if block.count > 1 or len(block.registers) > 1:
+                if len(block.registers) > 1:
                     # Some firmware rejects a block spanning unused addresses: read it per register.
                     self._split.add(block.label)
                     log.warning("%s rejected with exception 2: reading it register by register from now on", block.label)
-                    sub = self._read_split(block, result.errors)
-                    if sub is None:
-                        return result
-                    raw.extend(sub)
+                    pending[:0] = self._singles(block)
                     continue
                 reg = block.registers[0]
                 if reg.optional:
@@ -238,23 +237,3 @@ class Reader:
         if not rejected:
             result.values = values
         return result
-
-    def _read_split(self, block: Block, errors: list[KammthaarError]) -> list[tuple[Block, list]] | None:
-        out = []
-        for reg in block.registers:
-            if reg.name in self._unsupported:
-                continue
-            single = plan_blocks([reg], max_gap=0)[0]
-            try:
-                out.append((single, self._read_with_retries(single, errors)))
-            except IllegalAddressError as exc:
-                errors.append(exc)
-                if reg.optional:
-                    self._unsupported.add(reg.name)
-                    continue
-                return None
-            except ModbusError as exc:
-                errors.append(exc)
-                return None
-        return out
-

@@ -1,5 +1,8 @@
 """Shared fixtures: a migrated store on a real SQLite file, and the serial/simulator fixtures."""
 
+import subprocess
+import sys
+
 import pytest
 
 from edge_store import migrate
@@ -21,3 +24,21 @@ def store(db_path):
     s = Store(db_path)
     yield s
     s.close()
+
+
+@pytest.fixture
+def kammthaar():
+    """Start `kammthaar ARGS` (debug logs on stderr); whatever is still running at teardown is killed."""
+    started: list[subprocess.Popen] = []
+
+    def start(*args, env) -> subprocess.Popen:
+        proc = subprocess.Popen([sys.executable, "-m", "edge_store.cli", "--log-level", "debug", *args],
+                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=30)

@@ -15,12 +15,10 @@ from __future__ import annotations
 import http.client
 import http.cookies
 import json
-import os
 import signal
 import sqlite3
 import subprocess
 import sys
-import time
 import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +26,8 @@ from pathlib import Path
 import pytest
 
 from api.users import Users
-from tests.fixtures_serial import REPO, READY_LINE, SerialPair, free_port
+from tests.fixtures_serial import REPO, READY_LINE, SerialPair
+from tests.support import clean_env, free_port, rows_in, wait_until  # noqa: F401 (clean_env, rows_in: used by the API tests)
 
 SECRET = "Jx8vQ2mZr7TnK4pW9cYb3LhF6sDg1uAe5RoVi0Nk-tests"
 ZONE = "Europe/Paris"
@@ -40,36 +39,12 @@ FROZEN = ["--speed", "0", "--start", START, "--seed", SEED, "--timezone", ZONE]
 USER, PASSWORD = "alice", "alice-password-1"
 
 
-def _wait_until(predicate, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} after {timeout_s}s")
-        time.sleep(0.05)
-
-
-def clean_env(**settings) -> dict:
-    """This process's environment without KAMMTHAAR_*, plus `settings` as KAMMTHAAR_SECTION_KEY."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KAMMTHAAR_")}
-    env.update({f"KAMMTHAAR_{k.upper()}": str(v) for k, v in settings.items()})
-    return env
-
-
 def kammthaar(*args, env: dict, timeout_s: float = 120, stdin: str | None = None) -> subprocess.CompletedProcess:
     """Run `kammthaar ARGS` to completion."""
     return subprocess.run([sys.executable, "-m", "edge_store.cli", *args], env=env, cwd=REPO, input=stdin,
                           capture_output=True, text=True, timeout=timeout_s)
 
 
-def rows_in(db: Path, table: str) -> int:
-    try:
-        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-        try:
-            return conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-        finally:
-            conn.close()
-    except sqlite3.Error:
-        return 0
 
 
 def snapshot_copy(src: Path, dst: Path) -> Path:
@@ -206,7 +181,7 @@ class ApiServer:
             except OSError:
                 return False
 
-        _wait_until(up, timeout_s, f"kammthaar serve did not answer on {self.url}")
+        wait_until(up, timeout_s, f"kammthaar serve did not answer on {self.url}")
         assert self.proc.poll() is None
         return self
 
@@ -266,7 +241,7 @@ class Edge:
         with open(sim_log, "w") as log:
             self.sim = subprocess.Popen([sys.executable, "-m", "edge_store.simulator.server", "--port",
                                          self.pair.device, *FROZEN], cwd=REPO, stdout=subprocess.DEVNULL, stderr=log)
-        _wait_until(lambda: READY_LINE in sim_log.read_text() or self.sim.poll() is not None, 15,
+        wait_until(lambda: READY_LINE in sim_log.read_text() or self.sim.poll() is not None, 15,
                     "the simulator did not listen")
         assert self.sim.poll() is None, sim_log.read_text()
         with open(self.dir / "collector.log", "w") as log:
@@ -278,7 +253,7 @@ class Edge:
             return all(rows_in(self.db, t) >= n for t, n in (("live_samples", 20), ("device_statistics", 2),
                                                              ("device_settings", 2), ("device_clock", 2)))
 
-        _wait_until(filled, 60, "the collector did not fill the store")
+        wait_until(filled, 60, "the collector did not fill the store")
         add_user(self.db)
         self.replicate()
         return self

@@ -25,7 +25,6 @@ import shutil
 import signal
 import subprocess
 import threading
-import time
 import urllib.parse
 import uuid
 from dataclasses import dataclass, field
@@ -33,18 +32,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures_serial import free_port
+from tests.support import free_port, stop_process, wait_until
 
 INFLUXD = shutil.which("influxd") or "/usr/bin/influxd"
 VICTORIA = shutil.which("victoria-metrics") or "/usr/bin/victoria-metrics"
-
-
-def _wait_until(predicate, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} after {timeout_s}s")
-        time.sleep(0.05)
 
 
 def _http(method: str, url: str, body: bytes | None = None, headers: dict | None = None,
@@ -97,7 +88,7 @@ class _Process:
             except OSError:
                 return False
 
-        _wait_until(up, timeout_s, f"{self.name} did not answer on {self.url}")
+        wait_until(up, timeout_s, f"{self.name} did not answer on {self.url}")
         assert self.proc.poll() is None
         return self
 
@@ -122,12 +113,7 @@ class _Process:
     def stop(self) -> None:
         if self.alive():
             self.proc.send_signal(signal.SIGCONT)
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(15)
+            stop_process(self.proc)
 
 
 class Influxd(_Process):

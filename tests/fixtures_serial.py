@@ -4,32 +4,17 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
+from tests.support import stop_process, wait_until
+
 SOCAT = shutil.which("socat") or "/usr/bin/socat"
 REPO = Path(__file__).resolve().parents[1]
 READY_LINE = "listening on"
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now (bind port 0 and let the kernel choose)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_until(predicate, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} after {timeout_s}s")
-        time.sleep(0.02)
 
 
 class SerialPair:
@@ -56,19 +41,14 @@ class SerialPair:
                 raise RuntimeError(f"socat exited with {self._proc.returncode}: {self.log_path.read_text()}")
             return os.path.exists(self.device) and os.path.exists(self.client)
 
-        _wait_until(ready, 5.0, "socat links did not appear")
+        wait_until(ready, 5.0, "socat links did not appear")
 
     def unplug(self) -> None:
         """Kill socat: both ptys disappear, as when the adapter is pulled."""
         proc, self._proc = self._proc, None
         if proc is None:
             return
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        stop_process(proc, 5)
         for link in (self.device, self.client):
             if os.path.lexists(link):  # socat removes its links on SIGTERM; not on SIGKILL
                 os.unlink(link)
@@ -112,7 +92,7 @@ def start_simulator(tmp_path):
                     raise RuntimeError(f"the simulator exited with {proc.returncode}: {log_path.read_text()}")
                 return READY_LINE in log_path.read_text()
 
-            _wait_until(listening, timeout_s, f"the simulator did not listen: {log_path}")
+            wait_until(listening, timeout_s, f"the simulator did not listen: {log_path}")
         assert proc.poll() is None
         return proc
 

@@ -34,6 +34,7 @@ import pytest
 import yaml
 
 from edge_store import config
+from tests.support import free_port, stop_process
 
 REPO = Path(__file__).resolve().parents[1]
 ANSIBLE = REPO / "ansible"
@@ -371,12 +372,6 @@ def test_systemd_analyze_verify_accepts_every_unit_the_role_renders(deployment):
 
 # -- the rollout ----------------------------------------------------------------------------
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Site:
     """Processes started from the deployed venv and config, as the units start them, stopped at teardown."""
 
@@ -397,12 +392,7 @@ class Site:
 
     def stop(self) -> None:
         for proc in reversed(self.procs.values()):
-            proc.terminate()
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+            stop_process(proc)
 
 
 @pytest.fixture

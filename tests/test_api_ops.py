@@ -15,7 +15,8 @@ import pytest
 
 from edge_store.store import Store
 from tests.fixtures_api import PASSWORD, USER, Client, clean_env, kammthaar
-from tests.fixtures_serial import REPO, free_port
+from tests.fixtures_serial import REPO
+from tests.support import free_port
 
 CONTRACT_PATHS = [
     "/login", "/authentification/login", "/refresh", "/logout", "/check_auth", "/user",

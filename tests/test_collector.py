@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
@@ -16,6 +14,7 @@ import pytest
 from edge_store.registers import CLOCK, EPEVER_TRACER, LIVE, SETTINGS, STATS, decode_register, encode, registers_of
 from edge_store.simulator.model import SolarDay
 from edge_store.store import Store
+from tests.support import clean_env, rows_in
 
 START = "2026-06-21T10:00:00+00:00"
 SEED = "3"
@@ -32,7 +31,7 @@ def expected_values() -> dict:
 
 
 def collector_env(db, port, **overrides) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KAMMTHAAR_")}
+    env = clean_env()
     env.update({
         "KAMMTHAAR_STORE_PATH": str(db),
         "KAMMTHAAR_MODBUS_PORT": str(port),
@@ -46,35 +45,12 @@ def collector_env(db, port, **overrides) -> dict:
     return env
 
 
-@pytest.fixture
-def kammthaar():
-    """Start `kammthaar ARGS` (debug logs on stderr); whatever is still running at teardown is killed."""
-    started: list[subprocess.Popen] = []
-
-    def start(*args, env) -> subprocess.Popen:
-        proc = subprocess.Popen([sys.executable, "-m", "edge_store.cli", "--log-level", "debug", *args],
-                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        started.append(proc)
-        return proc
-
-    yield start
-    for proc in started:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate(timeout=30)
-
-
 def wait_for_rows(db, group_table: str, at_least: int, proc: subprocess.Popen, limit_s: float = 30.0) -> int:
     deadline = time.monotonic() + limit_s
     n = 0
     while time.monotonic() < deadline:
         assert proc.poll() is None, proc.communicate()[1][-3000:]
-        try:
-            conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-            n = conn.execute(f"SELECT count(*) FROM {group_table}").fetchone()[0]
-            conn.close()
-        except sqlite3.OperationalError:
-            n = 0
+        n = rows_in(db, group_table)
         if n >= at_least:
             return n
         time.sleep(0.1)

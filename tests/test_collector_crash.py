@@ -10,7 +10,7 @@ import time
 
 from edge_store.registers import LIVE
 from edge_store.store import Store
-from tests.test_collector import FROZEN, GROUPS, assert_rows_equal_served, collector_env, expected_values, kammthaar  # noqa: F401 (fixture)
+from tests.test_collector import FROZEN, GROUPS, assert_rows_equal_served, collector_env, expected_values
 
 KILLS = 50
 

@@ -24,7 +24,7 @@ from replicator.reader import InfluxQLReader, ident, literal
 from replicator.replicator import Replicator
 from replicator.writer import V1Writer, V2Writer
 from tests.fixtures_influx import assert_cloud_equals_store, expected_points
-from tests.fixtures_serial import free_port
+from tests.support import free_port
 from tests.samples import LIVE_VALUES
 from tests.test_collector import stop, wait_for_rows
 from tests.test_rollups import STATS_VALUES

@@ -3,26 +3,17 @@
 from __future__ import annotations
 
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
 
 from edge_store.outbox import Outbox
 from tests.fixtures_influx import assert_cloud_equals_store
-from tests.fixtures_serial import free_port
+from tests.support import free_port, rows_in
 from tests.test_replicator import SITE, ZONE, cli_env, reader_of
 
 
-def count(db, table: str) -> int:
-    try:
-        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-        try:
-            return conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-        finally:
-            conn.close()
-    except sqlite3.OperationalError:  # not created or not migrated yet
-        return 0
+count = rows_in
 
 
 def state(db) -> dict:

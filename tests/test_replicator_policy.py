@@ -15,7 +15,7 @@ from replicator.reader import InfluxQLReader
 from replicator.replicator import Replicator, fingerprint
 from replicator.writer import V1Writer, WriteError, parse_retry_after
 from tests.fixtures_influx import FaultProxy, assert_cloud_equals_store
-from tests.fixtures_serial import free_port
+from tests.support import free_port
 from tests.test_replicator import SITE, add_live, cli_env, kammthaar, reader_of
 
 

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from edge_store import cli, config, migrate
 from edge_store.errors import StoreError
-from edge_store.rebuild import ensure_built, rebuild
+from edge_store.rebuild import rebuild
 from edge_store.registers import LIVE, STATS
 from edge_store.rollups import RollupSettings
 from edge_store.schema import MINUTE_METRICS

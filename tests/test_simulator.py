@@ -20,7 +20,7 @@ from edge_store.registers import DISCRETE, EPEVER_TRACER, HOLDING, INPUT, decode
 from edge_store.simulator import server
 from edge_store.simulator.model import BOOST, FLOAT, NO_CHARGING, SolarDay
 
-from .fixtures_serial import free_port
+from .support import free_port
 
 START = "2024-06-21T10:00:00+00:00"
 ZONE = "Europe/Berlin"
