@@ -47,7 +47,7 @@ class Family:
 
 @dataclass(frozen=True)
 class Metric:
-    """One series: `column` of rollup_minute and live_samples, `field` of `measurement` in InfluxDB."""
+    """One series: `column` of minute_buckets and live_samples, `field` of `measurement` in InfluxDB."""
 
     name: str
     column: str

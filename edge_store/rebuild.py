@@ -1,11 +1,12 @@
 """Recompute the rollups from raw samples: `kammthaar rollups rebuild`, and after a zone change.
 
 A day is recomputed from the samples around it with the same arithmetic as the
-incremental path (edge_store/rollups.py), so both give the same rows. A month
-is the sum of its days (plus the device's own figures from its last
-device_statistics row). Each day is its own short transaction, so a running
+incremental path (edge_store/rollups.py), so both give the same rows; months
+are a view over days. Each day is its own short transaction, so a running
 collector only waits for one day at a time, and its samples land either before
-a day is read or on top of the recomputed row.
+a day is read or on top of the recomputed row. A recomputed day's minute
+buckets all go to rollup_minute (its open minute is closed), and every
+transaction re-stamps the open rows so the collector re-reads what changed.
 
 Statistics outlive raw samples: a day whose samples may have been pruned
 (`Store.prune` records how far) is left as it is, and rows are never deleted;
@@ -21,8 +22,8 @@ from datetime import date, timedelta
 from typing import Any
 
 from .errors import StoreError
-from .rollups import (META_PRUNED, META_TIMEZONE, MINUTE_MS, Periods, RollupSettings, piece,
-                      read_meta, write_meta)
+from .rollups import (META_PRUNED, META_TIMEZONE, MINUTE_MS, Periods, RollupSettings, max_version, piece,
+                      read_meta, restamp_open_rows, write_meta)
 from .schema import MINUTE_METRICS
 
 _PERIOD_COLUMNS = (
@@ -31,19 +32,19 @@ _PERIOD_COLUMNS = (
     "battery_temperature_min", "battery_temperature_max", "energy_generated_kwh", "energy_consumed_kwh",
     "battery_charge_ah", "battery_discharge_ah", "samples", "first_ts_ms", "last_ts_ms", "covered_ms",
     "device_generated_kwh", "device_consumed_kwh", "device_stats_ts_ms",
+    "device_month_generated_kwh", "device_month_consumed_kwh", "month_start_ms", "month_end_ms",
 )
+_OPEN_COLUMNS = ("open_minute_ms", "open_samples",
+                 *(f"open_{m}_{e}" for m in MINUTE_METRICS for e in ("sum", "min", "max")))
 
 
-def _replace_sql(table: str, key: str) -> str:
-    cols = ("device", key, *_PERIOD_COLUMNS)
-    return (f"INSERT INTO {table} ({', '.join(cols)}, version) VALUES ({', '.join('?' * len(cols))}, "
-            f"(SELECT coalesce(max(version), 0) + 1 FROM {table})) ON CONFLICT (device, {key}) DO UPDATE SET "
-            + ", ".join(f"{c} = excluded.{c}" for c in _PERIOD_COLUMNS)
-            + f", version = (SELECT max(version) + 1 FROM {table})")
-
-
-_DAILY_REPLACE = _replace_sql("rollup_daily", "day")
-_MONTHLY_REPLACE = _replace_sql("rollup_monthly", "month")
+# Replace a day row whole, with a new version (the last parameter), and close its open minute.
+_DAILY_REPLACE = (
+    f"INSERT INTO rollup_daily (device, day, {', '.join(_PERIOD_COLUMNS)}, version) "
+    f"VALUES ({', '.join('?' * (len(_PERIOD_COLUMNS) + 3))}) ON CONFLICT (device, day) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in (*_PERIOD_COLUMNS, "version"))
+    + ", " + ", ".join(f"{c} = NULL" for c in _OPEN_COLUMNS)
+)
 
 _MINUTES_FROM_SAMPLES = (
     "INSERT INTO rollup_minute (device, minute_ms, samples, "
@@ -53,17 +54,10 @@ _MINUTES_FROM_SAMPLES = (
     + " FROM live_samples WHERE device = ? AND ts_ms >= ? AND ts_ms < ? GROUP BY 2"
 )
 
-_MONTH_FROM_DAYS = (
-    "SELECT min(battery_voltage_min), max(battery_voltage_max), min(pv_voltage_min), max(pv_voltage_max), "
-    "min(soc_min), max(soc_max), min(battery_temperature_min), max(battery_temperature_max), "
-    "total(energy_generated_kwh), total(energy_consumed_kwh), total(battery_charge_ah), total(battery_discharge_ah), "
-    "total(samples), min(first_ts_ms), max(last_ts_ms), total(covered_ms), count(*) "
-    "FROM rollup_daily WHERE device = ? AND day >= ? AND day < ?"
-)
-
+# The period's device figures, in _PERIOD_COLUMNS order: today's two, their time, the month's two.
 _LAST_STATS = (
-    "SELECT {cols}, ts_ms FROM device_statistics WHERE device = ? AND ts_ms >= ? AND ts_ms < ? "
-    "ORDER BY ts_ms DESC, id DESC LIMIT 1"
+    "SELECT generated_today, consumed_today, ts_ms, generated_this_month, consumed_this_month "
+    "FROM device_statistics WHERE device = ? AND ts_ms >= ? AND ts_ms < ? ORDER BY ts_ms DESC, id DESC LIMIT 1"
 )
 
 
@@ -127,20 +121,20 @@ def compute_day(db: sqlite3.Connection, device: str, start: int, end: int, max_g
                 dis += di
                 covered += y - x
         prev = row
-    stats = db.execute(_LAST_STATS.format(cols="generated_today, consumed_today"), (device, start, end)).fetchone()
+    stats = db.execute(_LAST_STATS, (device, start, end)).fetchone()
     if not samples and not covered and stats is None:
         return None
     return (mins[0], maxs[0], mins[1], maxs[1], mins[2], maxs[2], mins[3], maxs[3], gen, cons, chg, dis,
-            samples, first, last, covered, *(stats or (None, None, None)))
+            samples, first, last, covered, *(stats or (None,) * 5))
 
 
 def _empty_row() -> tuple:
-    return (None,) * 8 + (0.0, 0.0, 0.0, 0.0, 0, None, None, 0, None, None, None)
+    return (None,) * 8 + (0.0, 0.0, 0.0, 0.0, 0, None, None, 0) + (None,) * 5
 
 
 def rebuild(store, settings: RollupSettings, *, from_day: str | date | None = None,
             to_day: str | date | None = None, progress: bool = False) -> RebuildResult:
-    """Recompute daily and monthly rows and minute buckets from raw samples.
+    """Recompute daily rows (and so the monthly view) and minute buckets from raw samples.
 
     Without bounds: every day with samples or rows, in `settings.timezone`, which
     is then recorded as the zone the rollups are built in. With bounds (local
@@ -187,10 +181,7 @@ def rebuild(store, settings: RollupSettings, *, from_day: str | date | None = No
                     _rebuild_day(conn, db, device, d, periods, gap, pruned_before, existing, months, result)
                     d += timedelta(days=1)
                     bar.update(1)
-                for key in sorted(months):
-                    with conn.begin():
-                        _rebuild_month(db, device, key, periods, pruned_before, settings.timezone)
-                    result.months += 1
+                result.months += len(months)
         if not (first_day or last_day):
             with conn.begin():
                 write_meta(db, META_TIMEZONE, settings.timezone)
@@ -217,27 +208,15 @@ def _rebuild_day(conn, db, device, d, periods, gap, pruned_before, existing, mon
         if row is None and key not in existing:
             pass
         else:
-            db.execute(_DAILY_REPLACE, (device, key, periods.tz.key, start, end, *(row or _empty_row())))
+            db.execute(_DAILY_REPLACE, (device, key, periods.tz.key, start, end, *(row or _empty_row()),
+                                        *periods.month(key[:7]), max_version(db) + 1))
             months.add(key[:7])
             result.days += 1
         # Minute buckets of the day's whole minutes (local midnight is on a minute everywhere today).
         m0, m1 = start - start % MINUTE_MS, end - end % MINUTE_MS
         db.execute("DELETE FROM rollup_minute WHERE device = ? AND minute_ms >= ? AND minute_ms < ?", (device, m0, m1))
         db.execute(_MINUTES_FROM_SAMPLES, (device, m0, m1))
-
-
-def _rebuild_month(db, device, key, periods, pruned_before, timezone) -> None:
-    start, end = periods.month(key)
-    agg = db.execute(_MONTH_FROM_DAYS, (device, key + "-01", _next_month(key) + "-01")).fetchone()
-    stats = db.execute(_LAST_STATS.format(cols="generated_this_month, consumed_this_month"),
-                       (device, start, end)).fetchone()
-    if stats is None and pruned_before is not None and start < pruned_before:
-        # The month's last device_statistics row may have been pruned: keep what the row says.
-        stats = db.execute("SELECT device_generated_kwh, device_consumed_kwh, device_stats_ts_ms FROM rollup_monthly "
-                           "WHERE device = ? AND month = ?", (device, key)).fetchone()
-    samples, covered = int(agg[12]), int(agg[15])
-    db.execute(_MONTHLY_REPLACE, (device, key, timezone, start, end, *agg[:12], samples, agg[13], agg[14],
-                                  covered, *(stats or (None, None, None))))
+        restamp_open_rows(db)
 
 
 def ensure_built(store, settings: RollupSettings, *, progress: bool = False) -> RebuildResult | None:

@@ -1,17 +1,23 @@
-"""Rollups: statistics per local day and month, and one-minute buckets, kept as samples arrive.
+"""Rollups: statistics per local day (months are a view over days) and one-minute buckets.
 
 `Rollups.on_sample()` runs inside the transaction that stores a sample, so a
 statistic is never older than the newest sample. Each live sample adds:
-- its values to the min/max, count and first/last time of its day and month,
-  and to the sum/min/max/count of its UTC minute;
+- its values to the min/max, count and first/last time of its day, and to
+  the sum/min/max/count of its UTC minute;
 - the trapezoid between it and its neighbour samples to the energy (pv_power,
   load_power), charge/discharge (battery_current by sign, split at the zero
-  crossing) and covered time of the periods the interval spans, split at
-  period boundaries by time (the interpolated value at the boundary).
+  crossing) and covered time of the days the interval spans, split at day
+  boundaries by time (the interpolated value at the boundary).
 An interval longer than `max_gap_s` adds nothing: no energy is invented
 across an outage. A late sample replaces the prev→next trapezoid with
 prev→new and new→next. Samples are ordered by (ts_ms, id), as the rebuild
 (edge_store/rebuild.py) reads them, so both give the same rows.
+
+The open minute of a device (the minute of its newest sample) is kept in the
+`open_*` columns of that sample's day row, so the next in-order sample updates
+one row and one page; when a new minute starts, the open one moves to
+rollup_minute. The `minute_buckets` view shows both. The `rollup_monthly`
+view sums the days of each month.
 
 Days are local days of the site's zone, as UTC spans [start_ms, end_ms):
 23 h and 25 h on DST days. Rows carry their local date as text for display.
@@ -178,50 +184,122 @@ def _greatest(col: str) -> str:
     return f"{col} = max(coalesce({col}, excluded.{col}), coalesce(excluded.{col}, {col}))"
 
 
-def _period_upsert(table: str, key: str) -> str:
-    """Add deltas to a period row (?1 device ... ?19 device stats time); see `Rollups._write`."""
+def _newer(col: str) -> str:
+    # The device's own figures: the latest device_statistics row of the day wins.
     newer = "excluded.device_stats_ts_ms >= coalesce(device_stats_ts_ms, excluded.device_stats_ts_ms)"
-    return (
-        f"INSERT INTO {table} (device, {key}, timezone, start_ms, end_ms, "
-        "battery_voltage_min, battery_voltage_max, pv_voltage_min, pv_voltage_max, soc_min, soc_max, "
-        "battery_temperature_min, battery_temperature_max, energy_generated_kwh, energy_consumed_kwh, "
-        "battery_charge_ah, battery_discharge_ah, samples, first_ts_ms, last_ts_ms, covered_ms, "
-        "device_generated_kwh, device_consumed_kwh, device_stats_ts_ms, version) "
-        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?7, ?8, ?8, ?9, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15, ?16, "
-        f"?17, ?18, ?19, (SELECT coalesce(max(version), 0) + 1 FROM {table})) "
-        f"ON CONFLICT (device, {key}) DO UPDATE SET "
-        + ", ".join([
-            _least("battery_voltage_min"), _greatest("battery_voltage_max"),
-            _least("pv_voltage_min"), _greatest("pv_voltage_max"),
-            _least("soc_min"), _greatest("soc_max"),
-            _least("battery_temperature_min"), _greatest("battery_temperature_max"),
-            "energy_generated_kwh = energy_generated_kwh + excluded.energy_generated_kwh",
-            "energy_consumed_kwh = energy_consumed_kwh + excluded.energy_consumed_kwh",
-            "battery_charge_ah = battery_charge_ah + excluded.battery_charge_ah",
-            "battery_discharge_ah = battery_discharge_ah + excluded.battery_discharge_ah",
-            "samples = samples + excluded.samples",
-            _least("first_ts_ms"), _greatest("last_ts_ms"),
-            "covered_ms = covered_ms + excluded.covered_ms",
-            # The device's own figures: the latest device_statistics row of the period wins.
-            f"device_generated_kwh = CASE WHEN {newer} THEN excluded.device_generated_kwh ELSE device_generated_kwh END",
-            f"device_consumed_kwh = CASE WHEN {newer} THEN excluded.device_consumed_kwh ELSE device_consumed_kwh END",
-            f"device_stats_ts_ms = CASE WHEN {newer} THEN excluded.device_stats_ts_ms ELSE device_stats_ts_ms END",
-            f"version = (SELECT max(version) + 1 FROM {table})",
-        ])
-    )
+    return f"{col} = CASE WHEN {newer} THEN excluded.{col} ELSE {col} END"
 
 
-DAILY_UPSERT = _period_upsert("rollup_daily", "day")
-MONTHLY_UPSERT = _period_upsert("rollup_monthly", "month")
+# Add deltas to a day row: ?1 device, ?2 day, ?3 zone, ?4 start, ?5 end, ?6-?9 the sample's
+# battery_voltage, pv_voltage, state_of_charge, battery_temperature (or NULLs), ?10-?13 energy
+# generated and consumed, charge and discharge, ?14 samples, ?15 sample time, ?16 covered ms,
+# ?17-?19 the device's figures of the day and their time, ?20 version, ?21-?22 the month's
+# bounds, ?23-?24 the device's figures of the month.
+DAILY_UPSERT = (
+    "INSERT INTO rollup_daily (device, day, timezone, start_ms, end_ms, "
+    "battery_voltage_min, battery_voltage_max, pv_voltage_min, pv_voltage_max, soc_min, soc_max, "
+    "battery_temperature_min, battery_temperature_max, energy_generated_kwh, energy_consumed_kwh, "
+    "battery_charge_ah, battery_discharge_ah, samples, first_ts_ms, last_ts_ms, covered_ms, "
+    "device_generated_kwh, device_consumed_kwh, device_stats_ts_ms, version, month_start_ms, month_end_ms, "
+    "device_month_generated_kwh, device_month_consumed_kwh) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?7, ?8, ?8, ?9, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15, ?16, "
+    "?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24) "
+    "ON CONFLICT (device, day) DO UPDATE SET "
+    + ", ".join([
+        _least("battery_voltage_min"), _greatest("battery_voltage_max"),
+        _least("pv_voltage_min"), _greatest("pv_voltage_max"),
+        _least("soc_min"), _greatest("soc_max"),
+        _least("battery_temperature_min"), _greatest("battery_temperature_max"),
+        "energy_generated_kwh = energy_generated_kwh + excluded.energy_generated_kwh",
+        "energy_consumed_kwh = energy_consumed_kwh + excluded.energy_consumed_kwh",
+        "battery_charge_ah = battery_charge_ah + excluded.battery_charge_ah",
+        "battery_discharge_ah = battery_discharge_ah + excluded.battery_discharge_ah",
+        "samples = samples + excluded.samples",
+        _least("first_ts_ms"), _greatest("last_ts_ms"),
+        "covered_ms = covered_ms + excluded.covered_ms",
+        # device_stats_ts_ms last: the CASEs before it compare against its old value.
+        _newer("device_generated_kwh"), _newer("device_consumed_kwh"),
+        _newer("device_month_generated_kwh"), _newer("device_month_consumed_kwh"),
+        _newer("device_stats_ts_ms"),
+        "version = excluded.version",
+    ])
+    + " RETURNING rowid"
+)
 
-MINUTE_UPSERT = (
-    "INSERT INTO rollup_minute (device, minute_ms, samples, "
-    + ", ".join(f"{m}_sum, {m}_min, {m}_max" for m in MINUTE_METRICS)
-    + ") VALUES (?1, ?2, 1, "
-    + ", ".join(f"?{i}, ?{i}, ?{i}" for i in range(3, 3 + len(MINUTE_METRICS)))
-    + ") ON CONFLICT (device, minute_ms) DO UPDATE SET samples = samples + 1, "
+_OPEN = [f"open_{m}_{e}" for m in MINUTE_METRICS for e in ("sum", "min", "max")]
+_CLOSED = [f"{m}_{e}" for m in MINUTE_METRICS for e in ("sum", "min", "max")]
+_P = {m: f"?{10 + i}" for i, m in enumerate(MINUTE_METRICS)}
+
+# The hot path: the next in-order sample of the open minute of the open day, one row, one page.
+# ?1 rowid, ?2 the version the writer last gave the row (another writer changed it: no row
+# matches and the writer re-reads), ?3 new version, ?4-?7 energy generated and consumed,
+# charge and discharge, ?8 covered ms, ?9 sample time, ?10.. the MINUTE_METRICS values.
+# The row has samples, so its min/max are not NULL and plain min()/max() suffice.
+FAST_UPDATE = (
+    "UPDATE rollup_daily SET "
+    f"battery_voltage_min = min(battery_voltage_min, {_P['battery_voltage']}), "
+    f"battery_voltage_max = max(battery_voltage_max, {_P['battery_voltage']}), "
+    f"pv_voltage_min = min(pv_voltage_min, {_P['pv_voltage']}), pv_voltage_max = max(pv_voltage_max, {_P['pv_voltage']}), "
+    f"soc_min = min(soc_min, {_P['state_of_charge']}), soc_max = max(soc_max, {_P['state_of_charge']}), "
+    f"battery_temperature_min = min(battery_temperature_min, {_P['battery_temperature']}), "
+    f"battery_temperature_max = max(battery_temperature_max, {_P['battery_temperature']}), "
+    "energy_generated_kwh = energy_generated_kwh + ?4, energy_consumed_kwh = energy_consumed_kwh + ?5, "
+    "battery_charge_ah = battery_charge_ah + ?6, battery_discharge_ah = battery_discharge_ah + ?7, "
+    "samples = samples + 1, last_ts_ms = ?9, covered_ms = covered_ms + ?8, version = ?3, "
+    "open_samples = open_samples + 1, "
+    + ", ".join(f"open_{m}_sum = open_{m}_sum + {p}, open_{m}_min = min(open_{m}_min, {p}), "
+                f"open_{m}_max = max(open_{m}_max, {p})" for m, p in _P.items())
+    + " WHERE rowid = ?1 AND version = ?2"
+)
+
+# Start the open minute of a day row with one sample: ?1 rowid, ?2 minute, ?3.. MINUTE_METRICS values.
+OPEN_MINUTE = (
+    "UPDATE rollup_daily SET open_minute_ms = ?2, open_samples = 1, "
+    + ", ".join(f"open_{m}_sum = ?{i}, open_{m}_min = ?{i}, open_{m}_max = ?{i}"
+                for i, m in enumerate(MINUTE_METRICS, 3))
+    + " WHERE rowid = ?1"
+)
+
+_MINUTE_MERGE = (
+    " ON CONFLICT (device, minute_ms) DO UPDATE SET samples = samples + excluded.samples, "
     + ", ".join(f"{m}_sum = {m}_sum + excluded.{m}_sum, {m}_min = min({m}_min, excluded.{m}_min), "
                 f"{m}_max = max({m}_max, excluded.{m}_max)" for m in MINUTE_METRICS)
+)
+
+# A late sample into the device's open minute: ?1 device, ?2 minute, ?3.. MINUTE_METRICS values.
+OPEN_ADD = (
+    "UPDATE rollup_daily SET open_samples = open_samples + 1, "
+    + ", ".join(f"open_{m}_sum = open_{m}_sum + ?{i}, open_{m}_min = min(open_{m}_min, ?{i}), "
+                f"open_{m}_max = max(open_{m}_max, ?{i})" for i, m in enumerate(MINUTE_METRICS, 3))
+    + " WHERE device = ?1 AND open_minute_ms = ?2"
+)
+
+# A minute is either closed or open, never both: a minute that opens takes over its closed
+# bucket (a rebuild or a late sample made one). ?1 rowid of the day row that opened it.
+_TAKE_OVER = (
+    "UPDATE rollup_daily SET open_samples = open_samples + m.samples, "
+    + ", ".join(f"open_{m}_sum = open_{m}_sum + m.{m}_sum, open_{m}_min = min(open_{m}_min, m.{m}_min), "
+                f"open_{m}_max = max(open_{m}_max, m.{m}_max)" for m in MINUTE_METRICS)
+    + " FROM rollup_minute m WHERE rollup_daily.rowid = ?1 AND m.device = rollup_daily.device "
+    "AND m.minute_ms = rollup_daily.open_minute_ms"
+)
+
+# One late sample into its closed minute: ?1 device, ?2 minute, ?3.. MINUTE_METRICS values.
+MINUTE_UPSERT = (
+    f"INSERT INTO rollup_minute (device, minute_ms, samples, {', '.join(_CLOSED)}) VALUES (?1, ?2, 1, "
+    + ", ".join(f"?{i}, ?{i}, ?{i}" for i in range(3, 3 + len(MINUTE_METRICS)))
+    + ")" + _MINUTE_MERGE
+)
+
+# Move the open minute of the rows matching the WHERE clause that follows into rollup_minute.
+_FLUSH_MINUTES = (
+    f"INSERT INTO rollup_minute (device, minute_ms, samples, {', '.join(_CLOSED)}) "
+    f"SELECT device, open_minute_ms, open_samples, {', '.join(_OPEN)} FROM rollup_daily "
+    "WHERE open_minute_ms IS NOT NULL AND {where}" + _MINUTE_MERGE
+)
+_CLOSE_ROWS = (
+    "UPDATE rollup_daily SET open_minute_ms = NULL, open_samples = NULL, "
+    + ", ".join(f"{c} = NULL" for c in _OPEN) + " WHERE open_minute_ms IS NOT NULL AND {where}"
 )
 
 _NEIGHBOURS = (
@@ -255,38 +333,82 @@ def record_prune(conn, before_ms: int) -> None:
     )
 
 
+def max_version(db: sqlite3.Connection) -> int:
+    """The largest version in rollup_daily (0 when empty)."""
+    return db.execute("SELECT coalesce(max(version), 0) FROM rollup_daily").fetchone()[0]
+
+
+def close_open_minutes(db: sqlite3.Connection, where: str = "1", params: tuple = (), *, flush: bool = True) -> None:
+    """Close the open minutes of the day rows matching `where`; with `flush`, into rollup_minute first."""
+    if flush:
+        db.execute(_FLUSH_MINUTES.format(where=where), params)
+    db.execute(_CLOSE_ROWS.format(where=where), params)
+
+
+def restamp_open_rows(db: sqlite3.Connection) -> None:
+    """Give the open rows new versions: how a writer other than the collector tells it to re-read.
+
+    The collector numbers its changes itself and guards each hot-path update with the
+    version it last gave the open row. Any other writer of rollup rows (a rebuild) calls
+    this in each of its transactions, so the collector re-reads the largest version.
+    """
+    version = max_version(db)
+    for (rowid,) in db.execute("SELECT rowid FROM rollup_daily WHERE open_minute_ms IS NOT NULL").fetchall():
+        version += 1
+        db.execute("UPDATE rollup_daily SET version = ? WHERE rowid = ?", (version, rowid))
+
+
 # -- the incremental path ------------------------------------------------------------
+
+class _Open:
+    """What the writer knows of a device's open row: where it is and the newest sample in it."""
+
+    __slots__ = ("rowid", "day", "start", "end", "minute", "version", "newest")
+
+    def __init__(self, rowid: int, day: str, start: int, end: int, minute: int, version: int, newest: tuple):
+        self.rowid, self.day, self.start, self.end = rowid, day, start, end
+        self.minute, self.version, self.newest = minute, version, newest
+
 
 class Rollups:
     """Keeps the rollup tables of one writer up to date, one sample at a time.
 
-    The newest live sample of each device is cached, so an in-order sample costs
-    three or four UPSERTs and no SELECT; a late one costs two index lookups for its
-    neighbours. The collector is the only writer of samples: another process
-    inserting live samples of the same device would make the cache stale.
+    The next in-order sample of a device's open minute (59 samples in 60 at 1 Hz)
+    costs one UPDATE of one row: its day row, which also holds the open minute.
+    Every other sample (a new minute or day, a late one, the first after start)
+    takes the general path: neighbour lookups, UPSERTs per day touched, and the
+    open minute moved to rollup_minute when the next one starts.
+
+    The writer numbers its changes from the largest version it read; a rebuild
+    re-stamps the open rows (`restamp_open_rows`), so the guarded hot-path update
+    misses and the writer re-reads. The collector is the only writer of samples:
+    another process inserting live samples of the same device is not seen.
     """
 
     def __init__(self, settings: RollupSettings):
         self.settings = settings
         self.periods = Periods(settings.timezone)
         self.max_gap_ms = settings.max_gap_ms
-        self._newest: dict[str, tuple] = {}
-        self._zone_checked = False
+        self._open: dict[str, _Open] = {}
+        self._version: int | None = None
 
     def reset(self) -> None:
-        """Forget the cache (after a failed transaction: it may describe rows that were rolled back)."""
-        self._newest.clear()
-        self._zone_checked = False
+        """Forget what is cached (after a failed transaction, or another writer's)."""
+        self._open.clear()
+        self._version = None
 
-    def on_sample(self, conn, group: str, row_id: int, ts_ms: int, device: str, values: Mapping[str, Any]) -> None:
-        """Fold one stored sample into the rollups, in the caller's open transaction."""
+    def on_sample(self, db: sqlite3.Connection, group: str, row_id: int, ts_ms: int, device: str,
+                  values: Mapping[str, Any]) -> None:
+        """Fold one stored sample into the rollups, in the transaction open on `db` that stored it."""
         if group != LIVE and group != STATS:
             return
-        db = conn.connection.driver_connection
         try:
-            if not self._zone_checked:
-                self._check_zone(db)
             if group == LIVE:
+                o = self._open.get(device)
+                if o is not None and o.newest[0] <= ts_ms < o.end and ts_ms - ts_ms % MINUTE_MS == o.minute:
+                    if self._fast(db, o, ts_ms, values):
+                        return
+                    self.reset()  # another writer changed the row: re-read everything
                 self._live(db, row_id, ts_ms, device, values)
             else:
                 self._stats(db, ts_ms, device, values)
@@ -294,6 +416,42 @@ class Rollups:
             self.reset()
             raise StoreError(f"could not update rollups: {exc}",
                              retryable=isinstance(exc, sqlite3.OperationalError)) from exc
+        except BaseException:
+            self.reset()
+            raise
+
+    def _fast(self, db: sqlite3.Connection, o: _Open, ts: int, v: Mapping[str, Any]) -> bool:
+        new = (ts, v["pv_power"], v["load_power"], v["battery_current"])
+        dt = ts - o.newest[0]
+        if 0 < dt <= self.max_gap_ms:
+            gen, cons, chg, dis = piece_whole(o.newest, new)
+        else:
+            gen = cons = chg = dis = 0.0
+            dt = 0
+        version = self._version + 1
+        cur = db.execute(FAST_UPDATE, (o.rowid, o.version, version, gen, cons, chg, dis, dt, ts, *_MINUTE_VALUES(v)))
+        if cur.rowcount != 1:
+            return False
+        self._version = o.version = version
+        o.newest = new
+        return True
+
+    def _sync(self, db: sqlite3.Connection) -> None:
+        """Make sure the cache describes the database: re-read it when another writer was there."""
+        if self._version is not None:
+            for o in self._open.values():
+                row = db.execute("SELECT version, open_minute_ms FROM rollup_daily WHERE rowid = ?",
+                                 (o.rowid,)).fetchone()
+                if row != (o.version, o.minute):
+                    self.reset()
+                    break
+        if self._version is None:
+            self._check_zone(db)
+            self._version = max_version(db)
+
+    def _stamp(self) -> int:
+        self._version += 1
+        return self._version
 
     def _check_zone(self, db: sqlite3.Connection) -> None:
         built = read_meta(db, META_TIMEZONE)
@@ -304,35 +462,27 @@ class Rollups:
             # rebuilds at start, so this is a writer started without ensure_built).
             raise StoreError(f"the rollups were built in {built}, this writer runs in {self.settings.timezone}: "
                              "restart the collector or run `kammthaar rollups rebuild`")
-        self._zone_checked = True
+
+    def _upsert_day(self, db: sqlite3.Connection, device: str, key: str, start: int, end: int, values: tuple) -> int:
+        """DAILY_UPSERT with a new version; `values` are ?6..?19 and ?23..?24 without the version."""
+        ms, me = self.periods.month(key[:7])
+        version = self._stamp()
+        rowid = db.execute(DAILY_UPSERT, (device, key, self.settings.timezone, start, end, *values[:14], version,
+                                          ms, me, *values[14:])).fetchone()[0]
+        o = self._open.get(device)
+        if o is not None and o.rowid == rowid:
+            o.version = version
+        return rowid
 
     def _live(self, db: sqlite3.Connection, row_id: int, ts: int, device: str, v: Mapping[str, Any]) -> None:
+        self._sync(db)
         new = (ts, v["pv_power"], v["load_power"], v["battery_current"])
-        newest = self._newest.get(device)
-        day, start, end = self.periods.current
-        if newest is not None and start <= newest[0] <= ts < end:
-            # The common case, kept lean: the next sample of the same day, in order.
-            self._newest[device] = new
-            sample = _SAMPLE(v)
-            dt = ts - newest[0]
-            if 0 < dt <= self.max_gap_ms:
-                deltas = (*piece_whole(newest, new), 1, ts, dt)
-            else:
-                deltas = (0.0, 0.0, 0.0, 0.0, 1, ts, 0)
-            tz = self.settings.timezone
-            month = day[:7]
-            ms, me = self.periods.month(month)
-            db.execute(DAILY_UPSERT, (device, day, tz, start, end, *sample, *deltas, None, None, None))
-            db.execute(MONTHLY_UPSERT, (device, month, tz, ms, me, *sample, *deltas, None, None, None))
-            db.execute(MINUTE_UPSERT, (device, ts - ts % MINUTE_MS, *_MINUTE_VALUES(v)))
-            return
-        if newest is not None and ts >= newest[0]:
-            prev, nxt = newest, None
+        o = self._open.get(device)
+        if o is not None and ts >= o.newest[0]:
+            prev, nxt = o.newest, None
         else:
             prev = db.execute(_NEIGHBOURS[0], (device, ts, row_id)).fetchone()
             nxt = db.execute(_NEIGHBOURS[1], (device, ts)).fetchone()
-        if nxt is None:
-            self._newest[device] = new
 
         periods, gap = self.periods, self.max_gap_ms
         day, start, end = periods.day(ts)
@@ -343,35 +493,32 @@ class Rollups:
             _add_interval(periods, acc, new, nxt, 1.0, gap)
             if prev is not None:
                 _add_interval(periods, acc, prev, nxt, -1.0, gap)
-        sample = _SAMPLE(v)
-        tz = self.settings.timezone
 
-        # The sample's own day and month, with whatever the intervals add to them.
+        # The sample's own day, with whatever the intervals add to it, then the other days.
         own = acc.pop(day, None)
         deltas = own[2:7] if own else [0.0, 0.0, 0.0, 0.0, 0]
-        db.execute(DAILY_UPSERT, (device, day, tz, start, end, *sample, *deltas[:4], 1, ts, deltas[4], None, None, None))
-        month = day[:7]
-        months = {month: list(deltas)}
+        rowid = self._upsert_day(db, device, day, start, end, (*_SAMPLE(v), *deltas[:4], 1, ts, deltas[4],
+                                                              None, None, None, None, None))
         for key, (s, e, *d) in acc.items():
-            db.execute(DAILY_UPSERT, (device, key, tz, s, e, None, None, None, None, *d[:4], 0, None, d[4], None, None, None))
-            m = months.get(key[:7])
-            if m is None:
-                months[key[:7]] = d
-            else:
-                for i in range(5):
-                    m[i] += d[i]
-        for key, d in months.items():
-            ms, me = periods.month(key)
-            own_month = key == month
-            db.execute(MONTHLY_UPSERT, (device, key, tz, ms, me, *(sample if own_month else (None,) * 4), *d[:4],
-                                        1 if own_month else 0, ts if own_month else None, d[4], None, None, None))
-        db.execute(MINUTE_UPSERT, (device, ts - ts % MINUTE_MS, *_MINUTE_VALUES(v)))
+            self._upsert_day(db, device, key, s, e, (None, None, None, None, *d[:4], 0, None, d[4],
+                                                     None, None, None, None, None))
+
+        minute = ts - ts % MINUTE_MS
+        values = _MINUTE_VALUES(v)
+        if nxt is not None:  # a late sample: into its minute, open or closed
+            if db.execute(OPEN_ADD, (device, minute, *values)).rowcount == 0:
+                db.execute(MINUTE_UPSERT, (device, minute, *values))
+            return
+        # The newest sample opens its minute in its day row; the device's previous open minute closes.
+        close_open_minutes(db, "device = ?", (device,))
+        db.execute(OPEN_MINUTE, (rowid, minute, *values))
+        if db.execute(_TAKE_OVER, (rowid,)).rowcount:
+            db.execute("DELETE FROM rollup_minute WHERE device = ? AND minute_ms = ?", (device, minute))
+        self._open[device] = _Open(rowid, day, start, end, minute, self._version, new)
 
     def _stats(self, db: sqlite3.Connection, ts: int, device: str, v: Mapping[str, Any]) -> None:
+        self._sync(db)
         day, start, end = self.periods.day(ts)
-        tz = self.settings.timezone
-        db.execute(DAILY_UPSERT, (device, day, tz, start, end, None, None, None, None, 0.0, 0.0, 0.0, 0.0,
-                                  0, None, 0, v["generated_today"], v["consumed_today"], ts))
-        ms, me = self.periods.month(day[:7])
-        db.execute(MONTHLY_UPSERT, (device, day[:7], tz, ms, me, None, None, None, None, 0.0, 0.0, 0.0, 0.0,
-                                    0, None, 0, v["generated_this_month"], v["consumed_this_month"], ts))
+        self._upsert_day(db, device, day, start, end, (None, None, None, None, 0.0, 0.0, 0.0, 0.0, 0, None, 0,
+                                                       v["generated_today"], v["consumed_today"], ts,
+                                                       v["generated_this_month"], v["consumed_this_month"]))

@@ -9,7 +9,7 @@ even after every row was pruned, because replication watermarks are row ids.
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Column, Index, Integer, MetaData, Float, Table, Text
+from sqlalchemy import Boolean, Column, Index, Integer, MetaData, Float, Table, Text, text
 
 from .registers import CLOCK, EPEVER_TRACER, LIVE, SETTINGS, STATS, Register, registers_of
 
@@ -87,7 +87,7 @@ counters = Table(
 )
 
 
-# -- rollups (edge_store/rollups.py keeps them; migration 0002) -----------------
+# -- rollups (edge_store/rollups.py keeps them; migrations 0002 and 0005) ----------
 
 # The live values the one-minute buckets summarise.
 MINUTE_METRICS = (
@@ -100,50 +100,49 @@ MINUTE_METRICS = (
 _MINMAX = ("battery_voltage", "pv_voltage", "soc", "battery_temperature")
 
 
-def _period_table(name: str, key: str, key_doc: str, doc: str) -> Table:
-    return Table(
-        name,
-        metadata,
-        Column("device", Text, primary_key=True),
-        Column(key, Text, primary_key=True, comment=key_doc),
-        Column("timezone", Text, nullable=False, comment="IANA zone that defined the period"),
-        Column("start_ms", Integer, nullable=False, comment="period start, UTC milliseconds"),
-        Column("end_ms", Integer, nullable=False, comment="period end (exclusive), UTC milliseconds"),
-        *(Column(f"{m}_{e}", Float, comment=f"{e} of the samples' {m}") for m in _MINMAX for e in ("min", "max")),
-        Column("energy_generated_kwh", Float, nullable=False, comment="pv_power integrated over time"),
-        Column("energy_consumed_kwh", Float, nullable=False, comment="load_power integrated over time"),
-        Column("battery_charge_ah", Float, nullable=False, comment="positive battery_current integrated"),
-        Column("battery_discharge_ah", Float, nullable=False, comment="negative battery_current integrated, as a positive number"),
-        Column("samples", Integer, nullable=False, comment="live samples in the period"),
-        Column("first_ts_ms", Integer, comment="first live sample, UTC milliseconds"),
-        Column("last_ts_ms", Integer, comment="last live sample, UTC milliseconds"),
-        Column("covered_ms", Integer, nullable=False, comment="time between samples that was integrated"),
-        Column("device_generated_kwh", Float, comment="what the controller reported at the end of the period"),
-        Column("device_consumed_kwh", Float, comment="what the controller reported at the end of the period"),
-        Column("device_stats_ts_ms", Integer, comment="time of the device_statistics row the two values come from"),
-        Column("version", Integer, nullable=False, comment="change stamp for replication, see the table doc"),
-        Index(f"ix_{name}_version", "version"),
-        comment=doc,
-    )
+def _open_minute_columns() -> list[Column]:
+    return [
+        Column("open_minute_ms", Integer, comment="the open UTC minute of the device's newest sample; NULL on closed rows"),
+        Column("open_samples", Integer, comment="live samples of the open minute not yet in rollup_minute"),
+        *(Column(f"open_{m}_{e}", Float, comment=f"{e} of {m} over the open minute's samples")
+          for m in MINUTE_METRICS for e in ("sum", "min", "max")),
+    ]
 
 
-_VERSION_DOC = (
-    " Every change to a row sets `version` to one more than the largest version in the table,"
-    " and rows are never deleted, so `version` is strictly greater than any version any row ever"
-    " had and `WHERE version > watermark` finds exactly the rows changed since a watermark."
-)
-
-rollup_daily = _period_table(
-    "rollup_daily", "day", "local date YYYY-MM-DD",
-    "Statistics of one device per local day (the site's zone); kept forever, never pruned."
-    " device_* values are generated_today/consumed_today of the day's last device_statistics row." + _VERSION_DOC,
-)
-
-rollup_monthly = _period_table(
-    "rollup_monthly", "month", "local month YYYY-MM",
-    "Statistics of one device per local month; kept forever, never pruned."
-    " device_* values are generated_this_month/consumed_this_month of the month's last device_statistics row."
-    + _VERSION_DOC,
+rollup_daily = Table(
+    "rollup_daily",
+    metadata,
+    Column("device", Text, primary_key=True),
+    Column("day", Text, primary_key=True, comment="local date YYYY-MM-DD"),
+    Column("timezone", Text, nullable=False, comment="IANA zone that defined the period"),
+    Column("start_ms", Integer, nullable=False, comment="period start, UTC milliseconds"),
+    Column("end_ms", Integer, nullable=False, comment="period end (exclusive), UTC milliseconds"),
+    *(Column(f"{m}_{e}", Float, comment=f"{e} of the samples' {m}") for m in _MINMAX for e in ("min", "max")),
+    Column("energy_generated_kwh", Float, nullable=False, comment="pv_power integrated over time"),
+    Column("energy_consumed_kwh", Float, nullable=False, comment="load_power integrated over time"),
+    Column("battery_charge_ah", Float, nullable=False, comment="positive battery_current integrated"),
+    Column("battery_discharge_ah", Float, nullable=False, comment="negative battery_current integrated, as a positive number"),
+    Column("samples", Integer, nullable=False, comment="live samples in the period"),
+    Column("first_ts_ms", Integer, comment="first live sample, UTC milliseconds"),
+    Column("last_ts_ms", Integer, comment="last live sample, UTC milliseconds"),
+    Column("covered_ms", Integer, nullable=False, comment="time between samples that was integrated"),
+    Column("device_generated_kwh", Float, comment="generated_today of the day's last device_statistics row"),
+    Column("device_consumed_kwh", Float, comment="consumed_today of the day's last device_statistics row"),
+    Column("device_stats_ts_ms", Integer, comment="time of the device_statistics row the device values come from"),
+    Column("version", Integer, nullable=False, comment="change stamp for replication, see the table doc"),
+    Column("month_start_ms", Integer, comment="start of the day's local month, UTC milliseconds"),
+    Column("month_end_ms", Integer, comment="end (exclusive) of the day's local month, UTC milliseconds"),
+    Column("device_month_generated_kwh", Float, comment="generated_this_month of the same device_statistics row"),
+    Column("device_month_consumed_kwh", Float, comment="consumed_this_month of the same device_statistics row"),
+    *_open_minute_columns(),
+    Index("ix_rollup_daily_open", "device", sqlite_where=text("open_minute_ms IS NOT NULL")),
+    comment=(
+        "Statistics of one device per local day (the site's zone); kept forever, never pruned."
+        " The `rollup_monthly` view sums them per local month."
+        " Every change to a row sets `version` above the largest version in the table,"
+        " and rows are never deleted, so `WHERE version > watermark` finds exactly the rows changed since a watermark."
+        " The row of a device's newest sample also holds its open minute (open_*) until the next minute starts."
+    ),
 )
 
 rollup_minute = Table(
@@ -153,7 +152,8 @@ rollup_minute = Table(
     Column("minute_ms", Integer, primary_key=True, comment="start of the UTC minute, UTC milliseconds"),
     Column("samples", Integer, nullable=False, comment="live samples in the minute; mean = sum / samples"),
     *(Column(f"{m}_{e}", Float, nullable=False) for m in MINUTE_METRICS for e in ("sum", "min", "max")),
-    comment="One-minute buckets of the live values; pruned with the raw samples, never before them.",
+    comment="Closed one-minute buckets of the live values (the `minute_buckets` view adds the open minutes);"
+            " pruned with the raw samples, never before them.",
 )
 
 rollup_meta = Table(
