@@ -34,8 +34,6 @@ _PERIOD_COLUMNS = (
     "device_generated_kwh", "device_consumed_kwh", "device_stats_ts_ms",
     "device_month_generated_kwh", "device_month_consumed_kwh", "month_start_ms", "month_end_ms",
 )
-_OPEN_COLUMNS = ("open_minute_ms", "open_samples",
-                 *(f"open_{m}_{e}" for m in MINUTE_METRICS for e in ("sum", "min", "max")))
 
 
 # Replace a day row whole, with a new version (the last parameter), and close its open minute.
@@ -43,7 +41,7 @@ _DAILY_REPLACE = (
     f"INSERT INTO rollup_daily (device, day, {', '.join(_PERIOD_COLUMNS)}, version) "
     f"VALUES ({', '.join('?' * (len(_PERIOD_COLUMNS) + 3))}) ON CONFLICT (device, day) DO UPDATE SET "
     + ", ".join(f"{c} = excluded.{c}" for c in (*_PERIOD_COLUMNS, "version"))
-    + ", " + ", ".join(f"{c} = NULL" for c in _OPEN_COLUMNS)
+    + ", open_minute_ms = NULL"
 )
 
 _MINUTES_FROM_SAMPLES = (

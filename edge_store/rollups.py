@@ -2,8 +2,7 @@
 
 `Rollups.on_sample()` runs inside the transaction that stores a sample, so a
 statistic is never older than the newest sample. Each live sample adds:
-- its values to the min/max, count and first/last time of its day, and to
-  the sum/min/max/count of its UTC minute;
+- its values to the min/max, count and first/last time of its day;
 - the trapezoid between it and its neighbour samples to the energy (pv_power,
   load_power), charge/discharge (battery_current by sign, split at the zero
   crossing) and covered time of the days the interval spans, split at day
@@ -11,13 +10,15 @@ statistic is never older than the newest sample. Each live sample adds:
 An interval longer than `max_gap_s` adds nothing: no energy is invented
 across an outage. A late sample replaces the prev→next trapezoid with
 prev→new and new→next. Samples are ordered by (ts_ms, id), as the rebuild
-(edge_store/rebuild.py) reads them, so both give the same rows.
+(edge_store/rebuild.py) reads them, so both give the same rows. The
+`rollup_monthly` view sums the days of each month.
 
-The open minute of a device (the minute of its newest sample) is kept in the
-`open_*` columns of that sample's day row, so the next in-order sample updates
-one row and one page; when a new minute starts, the open one moves to
-rollup_minute. The `minute_buckets` view shows both. The `rollup_monthly`
-view sums the days of each month.
+Minute buckets: the minute of a device's newest sample is open
+(`open_minute_ms` of its day row) and the `minute_buckets` view reads it from
+its raw samples; when the next minute starts, its bucket is written to
+rollup_minute from those samples, in that sample's transaction. A late sample
+into a closed minute is added to its bucket. So the next in-order sample of a
+minute updates one row and one page.
 
 Days are local days of the site's zone, as UTC spans [start_ms, end_ms):
 23 h and 25 h on DST days. Rows carry their local date as text for display.
@@ -226,62 +227,30 @@ DAILY_UPSERT = (
     + " RETURNING rowid"
 )
 
-_OPEN = [f"open_{m}_{e}" for m in MINUTE_METRICS for e in ("sum", "min", "max")]
 _CLOSED = [f"{m}_{e}" for m in MINUTE_METRICS for e in ("sum", "min", "max")]
-_P = {m: f"?{10 + i}" for i, m in enumerate(MINUTE_METRICS)}
 
 # The hot path: the next in-order sample of the open minute of the open day, one row, one page.
 # ?1 rowid, ?2 the version the writer last gave the row (another writer changed it: no row
 # matches and the writer re-reads), ?3 new version, ?4-?7 energy generated and consumed,
-# charge and discharge, ?8 covered ms, ?9 sample time, ?10.. the MINUTE_METRICS values.
-# The row has samples, so its min/max are not NULL and plain min()/max() suffice.
+# charge and discharge, ?8 covered ms, ?9 sample time, ?10-?13 battery_voltage, pv_voltage,
+# state_of_charge, battery_temperature. The row has samples, so its min/max are not NULL.
 FAST_UPDATE = (
     "UPDATE rollup_daily SET "
-    f"battery_voltage_min = min(battery_voltage_min, {_P['battery_voltage']}), "
-    f"battery_voltage_max = max(battery_voltage_max, {_P['battery_voltage']}), "
-    f"pv_voltage_min = min(pv_voltage_min, {_P['pv_voltage']}), pv_voltage_max = max(pv_voltage_max, {_P['pv_voltage']}), "
-    f"soc_min = min(soc_min, {_P['state_of_charge']}), soc_max = max(soc_max, {_P['state_of_charge']}), "
-    f"battery_temperature_min = min(battery_temperature_min, {_P['battery_temperature']}), "
-    f"battery_temperature_max = max(battery_temperature_max, {_P['battery_temperature']}), "
+    "battery_voltage_min = min(battery_voltage_min, ?10), battery_voltage_max = max(battery_voltage_max, ?10), "
+    "pv_voltage_min = min(pv_voltage_min, ?11), pv_voltage_max = max(pv_voltage_max, ?11), "
+    "soc_min = min(soc_min, ?12), soc_max = max(soc_max, ?12), "
+    "battery_temperature_min = min(battery_temperature_min, ?13), "
+    "battery_temperature_max = max(battery_temperature_max, ?13), "
     "energy_generated_kwh = energy_generated_kwh + ?4, energy_consumed_kwh = energy_consumed_kwh + ?5, "
     "battery_charge_ah = battery_charge_ah + ?6, battery_discharge_ah = battery_discharge_ah + ?7, "
-    "samples = samples + 1, last_ts_ms = ?9, covered_ms = covered_ms + ?8, version = ?3, "
-    "open_samples = open_samples + 1, "
-    + ", ".join(f"open_{m}_sum = open_{m}_sum + {p}, open_{m}_min = min(open_{m}_min, {p}), "
-                f"open_{m}_max = max(open_{m}_max, {p})" for m, p in _P.items())
-    + " WHERE rowid = ?1 AND version = ?2"
-)
-
-# Start the open minute of a day row with one sample: ?1 rowid, ?2 minute, ?3.. MINUTE_METRICS values.
-OPEN_MINUTE = (
-    "UPDATE rollup_daily SET open_minute_ms = ?2, open_samples = 1, "
-    + ", ".join(f"open_{m}_sum = ?{i}, open_{m}_min = ?{i}, open_{m}_max = ?{i}"
-                for i, m in enumerate(MINUTE_METRICS, 3))
-    + " WHERE rowid = ?1"
+    "samples = samples + 1, last_ts_ms = ?9, covered_ms = covered_ms + ?8, version = ?3 "
+    "WHERE rowid = ?1 AND version = ?2"
 )
 
 _MINUTE_MERGE = (
     " ON CONFLICT (device, minute_ms) DO UPDATE SET samples = samples + excluded.samples, "
     + ", ".join(f"{m}_sum = {m}_sum + excluded.{m}_sum, {m}_min = min({m}_min, excluded.{m}_min), "
                 f"{m}_max = max({m}_max, excluded.{m}_max)" for m in MINUTE_METRICS)
-)
-
-# A late sample into the device's open minute: ?1 device, ?2 minute, ?3.. MINUTE_METRICS values.
-OPEN_ADD = (
-    "UPDATE rollup_daily SET open_samples = open_samples + 1, "
-    + ", ".join(f"open_{m}_sum = open_{m}_sum + ?{i}, open_{m}_min = min(open_{m}_min, ?{i}), "
-                f"open_{m}_max = max(open_{m}_max, ?{i})" for i, m in enumerate(MINUTE_METRICS, 3))
-    + " WHERE device = ?1 AND open_minute_ms = ?2"
-)
-
-# A minute is either closed or open, never both: a minute that opens takes over its closed
-# bucket (a rebuild or a late sample made one). ?1 rowid of the day row that opened it.
-_TAKE_OVER = (
-    "UPDATE rollup_daily SET open_samples = open_samples + m.samples, "
-    + ", ".join(f"open_{m}_sum = open_{m}_sum + m.{m}_sum, open_{m}_min = min(open_{m}_min, m.{m}_min), "
-                f"open_{m}_max = max(open_{m}_max, m.{m}_max)" for m in MINUTE_METRICS)
-    + " FROM rollup_minute m WHERE rollup_daily.rowid = ?1 AND m.device = rollup_daily.device "
-    "AND m.minute_ms = rollup_daily.open_minute_ms"
 )
 
 # One late sample into its closed minute: ?1 device, ?2 minute, ?3.. MINUTE_METRICS values.
@@ -291,16 +260,18 @@ MINUTE_UPSERT = (
     + ")" + _MINUTE_MERGE
 )
 
-# Move the open minute of the rows matching the WHERE clause that follows into rollup_minute.
-_FLUSH_MINUTES = (
+# Close a device's open minute ?2: its bucket from its raw samples, as the rebuild computes
+# it (edge_store/rebuild.py), ?1 device. Only the open minute has samples at or after it
+# and before the newest sample's minute, so one minute, no GROUP BY (no sorter).
+CLOSE_MINUTE = (
     f"INSERT INTO rollup_minute (device, minute_ms, samples, {', '.join(_CLOSED)}) "
-    f"SELECT device, open_minute_ms, open_samples, {', '.join(_OPEN)} FROM rollup_daily "
-    "WHERE open_minute_ms IS NOT NULL AND {where}" + _MINUTE_MERGE
+    "SELECT * FROM (SELECT ?1, ?2, count(*) AS n, "
+    + ", ".join(f"sum({m}), min({m}), max({m})" for m in MINUTE_METRICS)
+    + " FROM live_samples WHERE device = ?1 AND ts_ms >= ?2 AND ts_ms < ?2 + 60000) WHERE n > 0"
+    + _MINUTE_MERGE
 )
-_CLOSE_ROWS = (
-    "UPDATE rollup_daily SET open_minute_ms = NULL, open_samples = NULL, "
-    + ", ".join(f"{c} = NULL" for c in _OPEN) + " WHERE open_minute_ms IS NOT NULL AND {where}"
-)
+
+_SET_OPEN_MINUTE = "UPDATE rollup_daily SET open_minute_ms = ? WHERE rowid = ?"
 
 _NEIGHBOURS = (
     # Samples are ordered by (ts_ms, id) and the new row has the largest id: everything
@@ -338,13 +309,6 @@ def max_version(db: sqlite3.Connection) -> int:
     return db.execute("SELECT coalesce(max(version), 0) FROM rollup_daily").fetchone()[0]
 
 
-def close_open_minutes(db: sqlite3.Connection, where: str = "1", params: tuple = (), *, flush: bool = True) -> None:
-    """Close the open minutes of the day rows matching `where`; with `flush`, into rollup_minute first."""
-    if flush:
-        db.execute(_FLUSH_MINUTES.format(where=where), params)
-    db.execute(_CLOSE_ROWS.format(where=where), params)
-
-
 def restamp_open_rows(db: sqlite3.Connection) -> None:
     """Give the open rows new versions: how a writer other than the collector tells it to re-read.
 
@@ -373,11 +337,10 @@ class _Open:
 class Rollups:
     """Keeps the rollup tables of one writer up to date, one sample at a time.
 
-    The next in-order sample of a device's open minute (59 samples in 60 at 1 Hz)
-    costs one UPDATE of one row: its day row, which also holds the open minute.
-    Every other sample (a new minute or day, a late one, the first after start)
-    takes the general path: neighbour lookups, UPSERTs per day touched, and the
-    open minute moved to rollup_minute when the next one starts.
+    The next in-order sample of a device's open day costs one UPDATE of one row,
+    its day row; when it starts a new minute, the open one is written to
+    rollup_minute too. Every other sample (a new day, a late one, the first after
+    start) takes the general path: neighbour lookups and UPSERTs per day touched.
 
     The writer numbers its changes from the largest version it read; a rebuild
     re-stamps the open rows (`restamp_open_rows`), so the guarded hot-path update
@@ -405,8 +368,13 @@ class Rollups:
         try:
             if group == LIVE:
                 o = self._open.get(device)
-                if o is not None and o.newest[0] <= ts_ms < o.end and ts_ms - ts_ms % MINUTE_MS == o.minute:
+                if o is not None and o.newest[0] <= ts_ms < o.end:
+                    minute = o.minute
                     if self._fast(db, o, ts_ms, values):
+                        if ts_ms - ts_ms % MINUTE_MS != minute:  # the next minute of the day: close this one
+                            db.execute(CLOSE_MINUTE, (device, minute))
+                            o.minute = ts_ms - ts_ms % MINUTE_MS
+                            db.execute(_SET_OPEN_MINUTE, (o.minute, o.rowid))
                         return
                     self.reset()  # another writer changed the row: re-read everything
                 self._live(db, row_id, ts_ms, device, values)
@@ -429,7 +397,7 @@ class Rollups:
             gen = cons = chg = dis = 0.0
             dt = 0
         version = self._version + 1
-        cur = db.execute(FAST_UPDATE, (o.rowid, o.version, version, gen, cons, chg, dis, dt, ts, *_MINUTE_VALUES(v)))
+        cur = db.execute(FAST_UPDATE, (o.rowid, o.version, version, gen, cons, chg, dis, dt, ts, *_SAMPLE(v)))
         if cur.rowcount != 1:
             return False
         self._version = o.version = version
@@ -504,16 +472,25 @@ class Rollups:
                                                      None, None, None, None, None))
 
         minute = ts - ts % MINUTE_MS
-        values = _MINUTE_VALUES(v)
-        if nxt is not None:  # a late sample: into its minute, open or closed
-            if db.execute(OPEN_ADD, (device, minute, *values)).rowcount == 0:
-                db.execute(MINUTE_UPSERT, (device, minute, *values))
+        if o is None:
+            row = db.execute("SELECT rowid, open_minute_ms FROM rollup_daily "
+                             "WHERE device = ? AND open_minute_ms IS NOT NULL", (device,)).fetchone()
+            open_rowid, open_minute = row if row else (None, None)
+        else:
+            open_rowid, open_minute = o.rowid, o.minute
+        if nxt is not None:
+            # A late sample: the open minute is read from raw samples; a closed one takes it in.
+            if open_minute is None or minute < open_minute:
+                db.execute(MINUTE_UPSERT, (device, minute, *_MINUTE_VALUES(v)))
             return
-        # The newest sample opens its minute in its day row; the device's previous open minute closes.
-        close_open_minutes(db, "device = ?", (device,))
-        db.execute(OPEN_MINUTE, (rowid, minute, *values))
-        if db.execute(_TAKE_OVER, (rowid,)).rowcount:
-            db.execute("DELETE FROM rollup_minute WHERE device = ? AND minute_ms = ?", (device, minute))
+        if open_minute != minute or open_rowid != rowid:
+            # The newest sample opens its minute in its day row; the minutes before it close.
+            if open_minute is not None:
+                db.execute(CLOSE_MINUTE, (device, open_minute))
+                db.execute(_SET_OPEN_MINUTE, (None, open_rowid))
+            # A minute is closed or open, never both (a rebuild closes the minutes of the days it redoes).
+            db.execute("DELETE FROM rollup_minute WHERE device = ? AND minute_ms >= ?", (device, minute))
+            db.execute(_SET_OPEN_MINUTE, (minute, rowid))
         self._open[device] = _Open(rowid, day, start, end, minute, self._version, new)
 
     def _stats(self, db: sqlite3.Connection, ts: int, device: str, v: Mapping[str, Any]) -> None:

@@ -100,15 +100,6 @@ MINUTE_METRICS = (
 _MINMAX = ("battery_voltage", "pv_voltage", "soc", "battery_temperature")
 
 
-def _open_minute_columns() -> list[Column]:
-    return [
-        Column("open_minute_ms", Integer, comment="the open UTC minute of the device's newest sample; NULL on closed rows"),
-        Column("open_samples", Integer, comment="live samples of the open minute not yet in rollup_minute"),
-        *(Column(f"open_{m}_{e}", Float, comment=f"{e} of {m} over the open minute's samples")
-          for m in MINUTE_METRICS for e in ("sum", "min", "max")),
-    ]
-
-
 rollup_daily = Table(
     "rollup_daily",
     metadata,
@@ -134,14 +125,15 @@ rollup_daily = Table(
     Column("month_end_ms", Integer, comment="end (exclusive) of the day's local month, UTC milliseconds"),
     Column("device_month_generated_kwh", Float, comment="generated_this_month of the same device_statistics row"),
     Column("device_month_consumed_kwh", Float, comment="consumed_this_month of the same device_statistics row"),
-    *_open_minute_columns(),
+    Column("open_minute_ms", Integer, comment="on the newest row of a device: the UTC minute its raw samples "
+                                              "still answer for (not yet in rollup_minute); NULL on the others"),
     Index("ix_rollup_daily_open", "device", sqlite_where=text("open_minute_ms IS NOT NULL")),
     comment=(
         "Statistics of one device per local day (the site's zone); kept forever, never pruned."
         " The `rollup_monthly` view sums them per local month."
         " Every change to a row sets `version` above the largest version in the table,"
         " and rows are never deleted, so `WHERE version > watermark` finds exactly the rows changed since a watermark."
-        " The row of a device's newest sample also holds its open minute (open_*) until the next minute starts."
+        " The row of a device's newest sample names its open minute (open_minute_ms)."
     ),
 )
 
@@ -152,7 +144,7 @@ rollup_minute = Table(
     Column("minute_ms", Integer, primary_key=True, comment="start of the UTC minute, UTC milliseconds"),
     Column("samples", Integer, nullable=False, comment="live samples in the minute; mean = sum / samples"),
     *(Column(f"{m}_{e}", Float, nullable=False) for m in MINUTE_METRICS for e in ("sum", "min", "max")),
-    comment="Closed one-minute buckets of the live values (the `minute_buckets` view adds the open minutes);"
+    comment="Closed one-minute buckets of the live values (the `minute_buckets` view adds the open minute);"
             " pruned with the raw samples, never before them.",
 )
 

@@ -572,7 +572,7 @@ def test_an_in_order_sample_of_the_open_minute_changes_only_its_day_row(open_sto
     days, closed = daily(db_path), rows(db_path, "rollup_minute", "minute_ms")
     store.insert_sample(LIVE, t + 15_000, True, "epever", live(pv_power=100.0, battery_voltage=14.0))
     after = daily(db_path)
-    assert rows(db_path, "rollup_minute", "minute_ms") == closed  # the open minute lives in the day row
+    assert rows(db_path, "rollup_minute", "minute_ms") == closed  # the open minute is read from its samples
     key = ("epever", "2026-06-10")
     assert {k: r for k, r in after.items() if k != key} == {k: r for k, r in days.items() if k != key}
     assert after[key]["samples"] == days[key]["samples"] + 1
@@ -649,7 +649,7 @@ def test_migration_0005_keeps_the_statistics_and_its_downgrade_gives_them_back(t
     assert set(months) == {"2026-05", "2026-06"}
     # The open minute went to rollup_minute.
     assert conn.execute("SELECT samples FROM rollup_minute WHERE minute_ms = ?", (june + HOUR,)).fetchone()[0] == 3
-    assert "open_samples" not in {r[1] for r in conn.execute("PRAGMA table_info(rollup_daily)")}
+    assert "open_minute_ms" not in {r[1] for r in conn.execute("PRAGMA table_info(rollup_daily)")}
     conn.close()
     migrate.upgrade(path)
     assert monthly(path)[("epever", "2026-05")]["device_generated_kwh"] == 40.0

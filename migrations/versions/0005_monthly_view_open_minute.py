@@ -6,13 +6,14 @@ Create Date: 2026-11-24
 
 Why: a sample used to update three rows and two version indexes (day, month,
 minute), five extra pages per commit. Now the collector's in-order sample
-updates one row, the day row that holds the open minute's accumulators:
+updates one row, its day row:
 - `rollup_monthly` is a view that aggregates the days of each month. The
   device's own monthly figures move into day rows (`device_month_*`), with the
   month's bounds (`month_start_ms`, `month_end_ms`).
-- `rollup_minute` keeps closed minutes. The open minute of each device sits in
-  the `open_*` columns of its day row until the next minute starts.
-  A minute is in one place or the other; `minute_buckets` is the union of both.
+- `rollup_minute` keeps closed minutes, written when the next minute starts.
+  The open minute of each device (`open_minute_ms` of its newest day row) is
+  read from its raw samples, at most 60 at 1 Hz. A minute is closed or open,
+  never both; `minute_buckets` is the union of both.
 - The version index goes: versions come from the writer, and the replicator
   reads a table of a few thousand rows.
 """
@@ -34,13 +35,11 @@ MINUTE_METRICS = (
     "controller_temperature",
 )
 MINMAX = ("battery_voltage", "pv_voltage", "soc", "battery_temperature")
-OPEN_VALUES = [f"open_{m}_{e}" for m in MINUTE_METRICS for e in ("sum", "min", "max")]
 MINUTE_VALUES = [f"{m}_{e}" for m in MINUTE_METRICS for e in ("sum", "min", "max")]
 NEW_COLUMNS = (
     [("month_start_ms", sa.Integer), ("month_end_ms", sa.Integer),
      ("device_month_generated_kwh", sa.Float), ("device_month_consumed_kwh", sa.Float),
-     ("open_minute_ms", sa.Integer), ("open_samples", sa.Integer)]
-    + [(c, sa.Float) for c in OPEN_VALUES]
+     ("open_minute_ms", sa.Integer)]
 )
 
 _MONTH = "substr(d.day, 1, 7)"
@@ -67,13 +66,19 @@ MONTHLY_VIEW = f"""
     FROM rollup_daily d GROUP BY d.device, {_MONTH}
 """
 
-# A minute is either closed (rollup_minute) or open (its day row), never both: no GROUP BY,
-# so a query's device and time range reach both indexes.
+# The open minutes from their raw samples. A minute is closed or open, never both, so the
+# union needs no GROUP BY and a query's device and time range reach rollup_minute's index.
+OPEN_MINUTES = f"""
+    SELECT s.device AS device, s.ts_ms - s.ts_ms % 60000 AS minute_ms, count(*) AS samples,
+           {", ".join(f"sum(s.{m}) AS {m}_sum, min(s.{m}) AS {m}_min, max(s.{m}) AS {m}_max" for m in MINUTE_METRICS)}
+    FROM rollup_daily d JOIN live_samples s ON s.device = d.device AND s.ts_ms >= d.open_minute_ms
+    WHERE d.open_minute_ms IS NOT NULL
+    GROUP BY s.device, s.ts_ms - s.ts_ms % 60000
+"""
 MINUTE_BUCKETS_VIEW = f"""
     SELECT device, minute_ms, samples, {", ".join(MINUTE_VALUES)} FROM rollup_minute
     UNION ALL
-    SELECT device, open_minute_ms, open_samples, {", ".join(f"{o} AS {c}" for o, c in zip(OPEN_VALUES, MINUTE_VALUES))}
-    FROM rollup_daily WHERE open_minute_ms IS NOT NULL
+    {OPEN_MINUTES}
 """
 
 
@@ -143,8 +148,7 @@ def downgrade() -> None:
     # The open minutes join the closed ones.
     bind.exec_driver_sql(
         f"INSERT INTO rollup_minute (device, minute_ms, samples, {', '.join(MINUTE_VALUES)}) "
-        f"SELECT device, open_minute_ms, open_samples, {', '.join(OPEN_VALUES)} FROM rollup_daily "
-        "WHERE open_minute_ms IS NOT NULL ON CONFLICT (device, minute_ms) DO UPDATE SET "
+        f"SELECT * FROM ({OPEN_MINUTES}) WHERE true ON CONFLICT (device, minute_ms) DO UPDATE SET "
         "samples = samples + excluded.samples, "
         + ", ".join(f"{m}_sum = {m}_sum + excluded.{m}_sum, {m}_min = min({m}_min, excluded.{m}_min), "
                     f"{m}_max = max({m}_max, excluded.{m}_max)" for m in MINUTE_METRICS))
