@@ -26,6 +26,7 @@ Days are local days of the site's zone, as UTC spans [start_ms, end_ms):
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -37,6 +38,8 @@ from .errors import StoreError
 from .registers import LIVE, STATS
 from .schema import MINUTE_METRICS
 
+log = logging.getLogger(__name__)
+
 MINUTE_MS = 60_000
 _SAMPLE = itemgetter("battery_voltage", "pv_voltage", "state_of_charge", "battery_temperature")
 _MINUTE_VALUES = itemgetter(*MINUTE_METRICS)
@@ -45,6 +48,8 @@ _KWH_HALF = 2 * 3_600_000 * 1000.0
 _AH_HALF = 2 * 3_600_000.0
 
 META_TIMEZONE = "timezone"
+# The timezone value once a writer of another zone met the rollups: the next start rebuilds.
+MIXED = "mixed:"
 META_PRUNED = "samples_pruned_before_ms"
 
 
@@ -354,6 +359,7 @@ class Rollups:
         self.max_gap_ms = settings.max_gap_ms
         self._open: dict[str, _Open] = {}
         self._version: int | None = None
+        self._mixed = False  # the rollups are another zone's: logged once
 
     def reset(self) -> None:
         """Forget what is cached (after a failed transaction, or another writer's)."""
@@ -404,8 +410,8 @@ class Rollups:
         o.newest = new
         return True
 
-    def _sync(self, db: sqlite3.Connection) -> None:
-        """Make sure the cache describes the database: re-read it when another writer was there."""
+    def _sync(self, db: sqlite3.Connection) -> bool:
+        """Make sure the cache describes the database (re-read it after another writer); False: skip the rollups."""
         if self._version is not None:
             for o in self._open.values():
                 row = db.execute("SELECT version, open_minute_ms FROM rollup_daily WHERE rowid = ?",
@@ -414,22 +420,31 @@ class Rollups:
                     self.reset()
                     break
         if self._version is None:
-            self._check_zone(db)
+            if not self._check_zone(db):
+                return False
             self._version = max_version(db)
+        return True
 
     def _stamp(self) -> int:
         self._version += 1
         return self._version
 
-    def _check_zone(self, db: sqlite3.Connection) -> None:
+    def _check_zone(self, db: sqlite3.Connection) -> bool:
+        """True when the rollups are this writer's zone; else mark them for a rebuild and say so once."""
         built = read_meta(db, META_TIMEZONE)
         if built is None:
             write_meta(db, META_TIMEZONE, self.settings.timezone)
         elif built != self.settings.timezone:
-            # Only a rebuild makes the rows of one zone: refuse to mix two (the collector
-            # rebuilds at start, so this is a writer started without ensure_built).
-            raise StoreError(f"the rollups were built in {built}, this writer runs in {self.settings.timezone}: "
-                             "restart the collector or run `kammthaar rollups rebuild`")
+            # Only a rebuild makes the rows of one zone: never mix two. The sample is kept
+            # (the caller stores it regardless); the next start's ensure_built rebuilds.
+            if not built.startswith(MIXED):
+                write_meta(db, META_TIMEZONE, f"{MIXED} {built} rollups, a {self.settings.timezone} writer")
+            if not self._mixed:
+                log.error("the rollups were built in %s and this writer runs in %s: samples are kept, statistics "
+                          "wait for a rebuild (restart the collector)", built, self.settings.timezone)
+            self._mixed = True
+            return False
+        return True
 
     def _upsert_day(self, db: sqlite3.Connection, device: str, key: str, start: int, end: int, values: tuple) -> int:
         """DAILY_UPSERT with a new version; `values` are ?6..?19 and ?23..?24 without the version."""
@@ -443,7 +458,8 @@ class Rollups:
         return rowid
 
     def _live(self, db: sqlite3.Connection, row_id: int, ts: int, device: str, v: Mapping[str, Any]) -> None:
-        self._sync(db)
+        if not self._sync(db):
+            return
         new = (ts, v["pv_power"], v["load_power"], v["battery_current"])
         o = self._open.get(device)
         if o is not None and ts >= o.newest[0]:
@@ -494,7 +510,8 @@ class Rollups:
         self._open[device] = _Open(rowid, day, start, end, minute, self._version, new)
 
     def _stats(self, db: sqlite3.Connection, ts: int, device: str, v: Mapping[str, Any]) -> None:
-        self._sync(db)
+        if not self._sync(db):
+            return
         day, start, end = self.periods.day(ts)
         self._upsert_day(db, device, day, start, end, (None, None, None, None, 0.0, 0.0, 0.0, 0.0, 0, None, 0,
                                                        v["generated_today"], v["consumed_today"], ts,

@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
 from .registers import CLOCK, LIVE, SETTINGS, STATS
+from .rollups import META_TIMEZONE, read_meta
 from .status import battery_status, charging_status
 from .store import Store, now_ms
 
@@ -44,6 +45,7 @@ def report(store: Store, cfg) -> str:
                      + (f", device clock {row['device_time']}" if row and group == CLOCK else ""))
     lines.append(f"rows: live {store.count(LIVE)}, statistics {store.count(STATS)}, "
                  f"settings {store.count(SETTINGS)}, clock {store.count(CLOCK)}")
+    lines.append(rollups_line(store, cfg))
     counters = store.counters()
     if counters:
         lines.append("counters: " + ", ".join(f"{k}={v}" for k, v in sorted(counters.items())))
@@ -53,6 +55,18 @@ def report(store: Store, cfg) -> str:
         lines.extend(f"  {_when(e['ts_ms'], tz)} {e['kind']} {e['block']}: {e['detail']}" for e in errors)
     lines.extend(replication_lines(store, cfg, tz))
     return "\n".join(lines)
+
+
+def rollups_line(store: Store, cfg) -> str:
+    """In which zone the daily statistics are built, or why they wait for a rebuild."""
+    with store.engine.connect() as conn:
+        built = read_meta(conn.connection.driver_connection, META_TIMEZONE)
+    if built is None:
+        return "rollups: none yet"
+    if built == cfg.site.timezone:
+        return f"rollups: days of {built}"
+    return (f"rollups: !! WAITING FOR A REBUILD ({built}; [site] timezone is {cfg.site.timezone}): "
+            "restart the collector, or run `kammthaar rollups rebuild`")
 
 
 def _age(seconds: int) -> str:

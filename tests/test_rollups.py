@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from edge_store import cli, config, migrate
 from edge_store.errors import StoreError
-from edge_store.rebuild import rebuild
+from edge_store.rebuild import ensure_built, rebuild
 from edge_store.registers import LIVE, STATS
 from edge_store.rollups import RollupSettings
 from edge_store.schema import MINUTE_METRICS
@@ -325,9 +325,30 @@ def test_timezone_change_is_followed_by_a_rebuild_at_collector_start(open_store,
         assert daily(db_path)[("epever", "2026-06-10")]["covered_ms"] == 6 * HOUR + 10_000
     finally:
         collector.store.close()
-    # A writer still configured for Paris refuses to mix zones.
-    with pytest.raises(StoreError, match="rebuild"):
-        open_store(PARIS).insert_sample(LIVE, start + 7 * HOUR, True, "epever", LIVE_VALUES)
+    # A writer still configured for Paris keeps its samples, leaves the statistics of the other zone
+    # alone and marks them, so the next start rebuilds whatever zone it runs in.
+    before = daily(db_path)
+    late_writer = open_store(PARIS)
+    row_id = late_writer.insert_sample(LIVE, start + 7 * HOUR, True, "epever", live(pv_power=100.0))
+    late_writer.insert_sample(STATS, start + 7 * HOUR, True, "epever", STATS_VALUES)
+    conn = sqlite3.connect(db_path)
+    assert conn.execute("SELECT ts_ms FROM live_samples WHERE id = ?", (row_id,)).fetchone() == (start + 7 * HOUR,)
+    assert conn.execute("SELECT value FROM rollup_meta WHERE key = 'timezone'").fetchone()[0].startswith("mixed:")
+    conn.close()
+    assert daily(db_path) == before
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KAMMTHAAR_")}
+    env.update({"KAMMTHAAR_STORE_PATH": str(db_path), "KAMMTHAAR_SITE_TIMEZONE": NEW_YORK})
+    status = subprocess.run([sys.executable, "-m", "edge_store.cli", "status"], capture_output=True, text=True,
+                            env=env, timeout=60)
+    assert status.returncode == 0, status.stderr
+    assert "rollups: !! WAITING FOR A REBUILD" in status.stdout
+    with pytest.raises(StoreError, match="every day"):
+        rebuild(late_writer, RollupSettings(NEW_YORK, 15.0), from_day="2026-06-10")
+    assert ensure_built(late_writer, RollupSettings(NEW_YORK, 15.0)) is not None
+    assert daily(db_path)[("epever", "2026-06-10")]["samples"] == before[("epever", "2026-06-10")]["samples"] + 1
+    status = subprocess.run([sys.executable, "-m", "edge_store.cli", "status"], capture_output=True, text=True,
+                            env=env, timeout=60)
+    assert f"rollups: days of {NEW_YORK}" in status.stdout
 
 
 def test_rebuild_from_to_touches_only_those_days(open_store, db_path):
