@@ -12,7 +12,7 @@ they answered "nothing": `NotFound`.
   thread, kept open between requests. Before each request the file is
   stat()ed: a file that went away or was replaced is reopened (or reported
   unreachable), never read through a stale handle. Series come from the
-  one-minute buckets (the minute_buckets view), aggregated in SQL.
+  one-minute buckets (closed ones and the open minute's samples), aggregated in SQL.
 - `CloudSource` reads InfluxDB through replicator's InfluxQL reader (one per
   thread), every identifier and literal escaped. Reachability is probed
   (`/ping`) with a short timeout and remembered for a few seconds, so an
@@ -34,7 +34,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from edge_store import schema
 from edge_store.errors import KammthaarError, StoreError
 from edge_store.outbox import Outbox
-from edge_store.rollups import META_PRUNED
+from edge_store.rollups import META_PRUNED, bucket_means_sql
 from edge_store.store import BUSY_TIMEOUT_MS
 from replicator.reader import InfluxQLReader, QueryError, ident, literal
 
@@ -169,10 +169,7 @@ class LocalSource:
         if every_ms is None:
             return self._rows(f"SELECT ts_ms, {column} FROM live_samples WHERE device = ? AND ts_ms >= ? "
                               f"AND ts_ms < ? ORDER BY ts_ms", (self.device, start_ms, end_ms))
-        return self._rows(
-            f"SELECT minute_ms - minute_ms % ?1 AS bucket, sum({column}_sum) / sum(samples) FROM minute_buckets "
-            f"WHERE device = ?2 AND minute_ms >= ?3 AND minute_ms < ?4 GROUP BY bucket ORDER BY bucket",
-            (every_ms, self.device, start_ms, end_ms))
+        return self._rows(bucket_means_sql(column), (every_ms, self.device, start_ms, end_ms))
 
     def periods(self, site: str, kind: str, first: str, last: str) -> list[dict]:
         """Statistics objects of the local days (months) first..last, both included, oldest first."""

@@ -40,7 +40,7 @@ from edge_store.rollups import RollupSettings  # noqa: E402
 from edge_store.store import Store  # noqa: E402
 from replicator.reader import ident, literal  # noqa: E402
 from tests.fixtures_influx import Influxd  # noqa: E402
-from tests.fixtures_serial import free_port  # noqa: E402
+from tests.support import free_port  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SITE, DEVICE, ZONE = "bench-van", "epever", "Europe/Paris"

@@ -278,6 +278,25 @@ CLOSE_MINUTE = (
 
 _SET_OPEN_MINUTE = "UPDATE rollup_daily SET open_minute_ms = ? WHERE rowid = ?"
 
+
+def bucket_means_sql(column: str) -> str:
+    """SQL for the means of one MINUTE_METRICS column per ?1 ms bucket (a multiple of a minute)
+    of device ?2 over the minutes in [?3, ?4): the closed minutes' buckets and the open
+    minute's raw samples, as the minute_buckets view, but reading one column (the view's
+    union carries all 37 of them through, three times slower over a day)."""
+    if column not in MINUTE_METRICS:  # a column name is ours, never a request's text
+        raise ValueError(f"no minute buckets for {column}")
+    return (
+        "SELECT m - m % ?1 AS bucket, sum(s) / sum(n) FROM ("
+        f"SELECT minute_ms AS m, samples AS n, {column}_sum AS s FROM rollup_minute "
+        "WHERE device = ?2 AND minute_ms >= ?3 AND minute_ms < ?4 "
+        f"UNION ALL SELECT l.ts_ms - l.ts_ms % 60000, 1, l.{column} FROM rollup_daily d "
+        "JOIN live_samples l ON l.device = d.device AND l.ts_ms >= d.open_minute_ms "
+        "WHERE d.device = ?2 AND d.open_minute_ms IS NOT NULL "
+        "AND l.ts_ms - l.ts_ms % 60000 >= ?3 AND l.ts_ms - l.ts_ms % 60000 < ?4"
+        ") GROUP BY bucket ORDER BY bucket"
+    )
+
 _NEIGHBOURS = (
     # Samples are ordered by (ts_ms, id) and the new row has the largest id: everything
     # at the same time came before it.

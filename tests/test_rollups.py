@@ -17,7 +17,7 @@ from edge_store import cli, config, migrate
 from edge_store.errors import StoreError
 from edge_store.rebuild import ensure_built, rebuild
 from edge_store.registers import LIVE, STATS
-from edge_store.rollups import RollupSettings
+from edge_store.rollups import RollupSettings, bucket_means_sql
 from edge_store.schema import MINUTE_METRICS
 from edge_store.store import Store
 from tests.samples import LIVE_VALUES
@@ -674,3 +674,31 @@ def test_migration_0005_keeps_the_statistics_and_its_downgrade_gives_them_back(t
     conn.close()
     migrate.upgrade(path)
     assert monthly(path)[("epever", "2026-05")]["device_generated_kwh"] == 40.0
+
+
+def test_bucket_means_read_closed_minutes_and_the_open_one_as_the_view_does(open_store, db_path):
+    store = open_store(PARIS)
+    t = local_ms(PARIS, 2026, 6, 10, 12)
+    for i in range(0, 400, 7):  # 12:00:00 to 12:06:39, the last minute still open
+        store.insert_sample(LIVE, t + i * 1000, True, "epever", live(battery_voltage=12.0 + i / 100))
+    store.insert_sample(LIVE, t + 62_000, True, "epever", live(battery_voltage=15.0))  # late, closed minute
+    store.insert_sample(LIVE, t + 361_000, True, "epever", live(battery_voltage=11.0))  # late, open minute
+    conn = sqlite3.connect(db_path)
+    try:
+        for every in (60_000, 300_000):
+            lean = conn.execute(bucket_means_sql("battery_voltage"), (every, "epever", t, t + HOUR)).fetchall()
+            view = conn.execute("SELECT minute_ms - minute_ms % ?1 AS b, sum(battery_voltage_sum) / sum(samples) "
+                                "FROM minute_buckets WHERE device = ?2 AND minute_ms >= ?3 AND minute_ms < ?4 "
+                                "GROUP BY b ORDER BY b", (every, "epever", t, t + HOUR)).fetchall()
+            raw = conn.execute("SELECT ts_ms - ts_ms % ?1 AS b, avg(battery_voltage) FROM live_samples "
+                               "WHERE device = ?2 AND ts_ms >= ?3 AND ts_ms < ?4 GROUP BY b ORDER BY b",
+                               (every, "epever", t, t + HOUR)).fetchall()
+            assert [b for b, _ in lean] == [b for b, _ in view] == [b for b, _ in raw]
+            assert [m for _, m in lean] == pytest.approx([m for _, m in view]) == [m for _, m in raw]
+        # The range is over minutes: the open minute counts only when it starts inside it.
+        assert conn.execute(bucket_means_sql("battery_voltage"), (60_000, "epever", t, t + 360_000)).fetchall()[-1][0] \
+            == t + 300_000
+    finally:
+        conn.close()
+    with pytest.raises(ValueError):
+        bucket_means_sql("pv_power; DROP TABLE live_samples")
