@@ -22,9 +22,8 @@ from datetime import date, timedelta
 from typing import Any
 
 from .errors import StoreError
-from .rollups import (META_PRUNED, META_TIMEZONE, MINUTE_MS, Periods, RollupSettings, max_version, piece,
-                      read_meta, restamp_open_rows, write_meta)
-from .schema import MINUTE_METRICS
+from .rollups import (META_PRUNED, META_TIMEZONE, MINUTE_AGGREGATES, MINUTE_COLUMNS, MINUTE_MS, Periods,
+                      RollupSettings, max_version, piece, read_meta, restamp_open_rows, write_meta)
 
 _PERIOD_COLUMNS = (
     "timezone", "start_ms", "end_ms",
@@ -45,11 +44,9 @@ _DAILY_REPLACE = (
 )
 
 _MINUTES_FROM_SAMPLES = (
-    "INSERT INTO rollup_minute (device, minute_ms, samples, "
-    + ", ".join(f"{m}_sum, {m}_min, {m}_max" for m in MINUTE_METRICS)
-    + ") SELECT device, ts_ms - ts_ms % 60000, count(*), "
-    + ", ".join(f"sum({m}), min({m}), max({m})" for m in MINUTE_METRICS)
-    + " FROM live_samples WHERE device = ? AND ts_ms >= ? AND ts_ms < ? GROUP BY 2"
+    f"INSERT INTO rollup_minute (device, minute_ms, samples, {MINUTE_COLUMNS}) "
+    f"SELECT device, ts_ms - ts_ms % 60000, count(*), {MINUTE_AGGREGATES} "
+    "FROM live_samples WHERE device = ? AND ts_ms >= ? AND ts_ms < ? GROUP BY 2"
 )
 
 # The period's device figures, in _PERIOD_COLUMNS order: today's two, their time, the month's two.

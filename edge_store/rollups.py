@@ -232,7 +232,9 @@ DAILY_UPSERT = (
     + " RETURNING rowid"
 )
 
-_CLOSED = [f"{m}_{e}" for m in MINUTE_METRICS for e in ("sum", "min", "max")]
+# rollup_minute's value columns, and the aggregates that compute them from live_samples rows.
+MINUTE_COLUMNS = ", ".join(f"{m}_sum, {m}_min, {m}_max" for m in MINUTE_METRICS)
+MINUTE_AGGREGATES = ", ".join(f"sum({m}), min({m}), max({m})" for m in MINUTE_METRICS)
 
 # The hot path: the next in-order sample of the open minute of the open day, one row, one page.
 # ?1 rowid, ?2 the version the writer last gave the row (another writer changed it: no row
@@ -260,7 +262,7 @@ _MINUTE_MERGE = (
 
 # One late sample into its closed minute: ?1 device, ?2 minute, ?3.. MINUTE_METRICS values.
 MINUTE_UPSERT = (
-    f"INSERT INTO rollup_minute (device, minute_ms, samples, {', '.join(_CLOSED)}) VALUES (?1, ?2, 1, "
+    f"INSERT INTO rollup_minute (device, minute_ms, samples, {MINUTE_COLUMNS}) VALUES (?1, ?2, 1, "
     + ", ".join(f"?{i}, ?{i}, ?{i}" for i in range(3, 3 + len(MINUTE_METRICS)))
     + ")" + _MINUTE_MERGE
 )
@@ -269,10 +271,9 @@ MINUTE_UPSERT = (
 # it (edge_store/rebuild.py), ?1 device. Only the open minute has samples at or after it
 # and before the newest sample's minute, so one minute, no GROUP BY (no sorter).
 CLOSE_MINUTE = (
-    f"INSERT INTO rollup_minute (device, minute_ms, samples, {', '.join(_CLOSED)}) "
-    "SELECT * FROM (SELECT ?1, ?2, count(*) AS n, "
-    + ", ".join(f"sum({m}), min({m}), max({m})" for m in MINUTE_METRICS)
-    + " FROM live_samples WHERE device = ?1 AND ts_ms >= ?2 AND ts_ms < ?2 + 60000) WHERE n > 0"
+    f"INSERT INTO rollup_minute (device, minute_ms, samples, {MINUTE_COLUMNS}) "
+    f"SELECT * FROM (SELECT ?1, ?2, count(*) AS n, {MINUTE_AGGREGATES}"
+    " FROM live_samples WHERE device = ?1 AND ts_ms >= ?2 AND ts_ms < ?2 + 60000) WHERE n > 0"
     + _MINUTE_MERGE
 )
 
