@@ -200,18 +200,20 @@ def _rebuild_day(conn, db, device, d, periods, gap, pruned_before, existing, mon
         return
     with conn.begin():
         row = compute_day(db, device, start, end, gap)
+        top = max_version(db)  # read again in each transaction: the collector may have written since
         if row is None and key not in existing:
             pass
         else:
+            top += 1
             db.execute(_DAILY_REPLACE, (device, key, periods.tz.key, start, end, *(row or _empty_row()),
-                                        *periods.month(key[:7]), max_version(db) + 1))
+                                        *periods.month(key[:7]), top))
             months.add(key[:7])
             result.days += 1
         # Minute buckets of the day's whole minutes (local midnight is on a minute everywhere today).
         m0, m1 = start - start % MINUTE_MS, end - end % MINUTE_MS
         db.execute("DELETE FROM rollup_minute WHERE device = ? AND minute_ms >= ? AND minute_ms < ?", (device, m0, m1))
         db.execute(_MINUTES_FROM_SAMPLES, (device, m0, m1))
-        restamp_open_rows(db)
+        restamp_open_rows(db, top)
 
 
 def ensure_built(store, settings: RollupSettings, *, progress: bool = False) -> RebuildResult | None:

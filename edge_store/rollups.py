@@ -334,14 +334,15 @@ def max_version(db: sqlite3.Connection) -> int:
     return db.execute("SELECT coalesce(max(version), 0) FROM rollup_daily").fetchone()[0]
 
 
-def restamp_open_rows(db: sqlite3.Connection) -> None:
-    """Give the open rows new versions: how a writer other than the collector tells it to re-read.
+def restamp_open_rows(db: sqlite3.Connection, top: int) -> None:
+    """Give the open rows versions above `top` (the largest version in the table): how a writer
+    other than the collector tells it to re-read.
 
     The collector numbers its changes itself and guards each hot-path update with the
     version it last gave the open row. Any other writer of rollup rows (a rebuild) calls
     this in each of its transactions, so the collector re-reads the largest version.
     """
-    version = max_version(db)
+    version = top
     for (rowid,) in db.execute("SELECT rowid FROM rollup_daily WHERE open_minute_ms IS NOT NULL").fetchall():
         version += 1
         db.execute("UPDATE rollup_daily SET version = ? WHERE rowid = ?", (version, rowid))
