@@ -1,7 +1,8 @@
 """Benchmark of the API over HTTP on loopback, beside influxd asked the same 24 h series directly.
 
 A store holding a day of one-second live samples (86,400 rows, with their rollups, written through
-Store as the collector writes them), replicated to a temporary influxd by `kammthaar replicate --once`;
+Store as the collector writes them). First the 24 h 5-minute series in SQLite alone: from the minute
+buckets, through the minute_buckets view, from the raw samples (issue 3). Then the store replicated to a temporary influxd by `kammthaar replicate --once`;
 `kammthaar serve` (gunicorn, `--workers` workers) on it, answering from the store. Then, each over one
 keep-alive connection, one request after the other (latency), and from `--clients` threads at once
 (throughput):
@@ -23,6 +24,7 @@ import http.client
 import json
 import os
 import signal
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -36,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from edge_store import migrate  # noqa: E402
 from edge_store.registers import CLOCK, LIVE, SETTINGS, STATS  # noqa: E402
-from edge_store.rollups import RollupSettings  # noqa: E402
+from edge_store.rollups import RollupSettings, bucket_means_sql  # noqa: E402
 from edge_store.store import Store  # noqa: E402
 from replicator.reader import ident, literal  # noqa: E402
 from tests.fixtures_influx import Influxd  # noqa: E402
@@ -161,6 +163,34 @@ def throughput(port: int, path: str, headers: dict, n: int, clients: int) -> flo
     return per * clients / elapsed
 
 
+def print_sql_series(db: Path) -> None:
+    """The 24 h 5-minute series in SQLite alone (issue 3): from the minute buckets, through the
+    minute_buckets view, and aggregated from the day's raw samples, medians of repeated runs."""
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        end = conn.execute("SELECT max(ts_ms) FROM live_samples").fetchone()[0] + 1
+        args = (300_000, "epever", end - 86_400_000, end)
+        queries = {
+            "minute buckets (the API's query)": bucket_means_sql("battery_voltage"),
+            "the minute_buckets view": "SELECT minute_ms - minute_ms % ?1 AS b, sum(battery_voltage_sum) / "
+                                       "sum(samples) FROM minute_buckets WHERE device = ?2 AND minute_ms >= ?3 "
+                                       "AND minute_ms < ?4 GROUP BY b ORDER BY b",
+            "raw samples": "SELECT ts_ms - ts_ms % ?1 AS b, avg(battery_voltage) FROM live_samples "
+                           "WHERE device = ?2 AND ts_ms >= ?3 AND ts_ms < ?4 GROUP BY b ORDER BY b",
+        }
+        print("24 h 5-minute series in SQLite:", end="")
+        for label, sql in queries.items():
+            runs = []
+            for _ in range(50 if label != "raw samples" else 10):
+                t0 = time.perf_counter()
+                points = len(conn.execute(sql, args).fetchall())
+                runs.append(time.perf_counter() - t0)
+            print(f" {label} {statistics.median(runs) * 1e3:.2f} ms ({points} points);", end="")
+        print()
+    finally:
+        conn.close()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--requests", type=int, default=2000)
@@ -174,6 +204,7 @@ def main() -> int:
         t0 = time.perf_counter()
         rows = fill(db)
         print(f"store: {rows} one-second live samples (a day) with rollups in {time.perf_counter() - t0:.1f} s")
+        print_sql_series(db)
 
         influxd = Influxd(tmp / "influxd").start()
         server = None
