@@ -180,6 +180,8 @@ def rebuild(store, settings: RollupSettings, *, from_day: str | date | None = No
         if not (first_day or last_day):
             with conn.begin():
                 write_meta(db, META_TIMEZONE, settings.timezone)
+                # A writer that read the old zone since the last day's transaction must read again.
+                restamp_open_rows(db, max_version(db))
     # A writer in this process must not keep integrating on a stale picture of the zone.
     if store.rollups is not None:
         store.rollups.reset()

@@ -434,6 +434,10 @@ class Rollups:
     def _sync(self, db: sqlite3.Connection) -> bool:
         """Make sure the cache describes the database (re-read it after another writer); False: skip the rollups."""
         if self._version is not None:
+            # Another writer re-stamps every open row, so an open row as this writer left it
+            # proves nobody else wrote since. Without one there is no proof: read again.
+            if not self._open:
+                self.reset()
             for o in self._open.values():
                 row = db.execute("SELECT version, open_minute_ms FROM rollup_daily WHERE rowid = ?",
                                  (o.rowid,)).fetchone()
@@ -504,6 +508,7 @@ class Rollups:
         deltas = own[2:7] if own else [0.0, 0.0, 0.0, 0.0, 0]
         rowid = self._upsert_day(db, device, day, start, end, (*_SAMPLE(v), *deltas[:4], 1, ts, deltas[4],
                                                               None, None, None, None, None))
+        version = self._version  # the row's own: the days after it take later ones
         for key, (s, e, *d) in acc.items():
             self._upsert_day(db, device, key, s, e, (None, None, None, None, *d[:4], 0, None, d[4],
                                                      None, None, None, None, None))
@@ -528,7 +533,7 @@ class Rollups:
             # A minute is closed or open, never both (a rebuild closes the minutes of the days it redoes).
             db.execute("DELETE FROM rollup_minute WHERE device = ? AND minute_ms >= ?", (device, minute))
             db.execute(_SET_OPEN_MINUTE, (minute, rowid))
-        self._open[device] = _Open(rowid, day, start, end, minute, self._version, new)
+        self._open[device] = _Open(rowid, day, start, end, minute, version, new)
 
     def _stats(self, db: sqlite3.Connection, ts: int, device: str, v: Mapping[str, Any]) -> None:
         if not self._sync(db):

@@ -632,6 +632,30 @@ def test_a_rebuild_while_the_writer_runs_keeps_versions_unique_and_each_sample_c
         other.close()
 
 
+def test_a_rebuild_before_the_writer_has_an_open_row_still_never_reuses_a_version(open_store, db_path):
+    # Only device_statistics rows so far: the writer has no open row whose version would show the rebuild.
+    writer = open_store(PARIS)
+    other = Store(db_path)
+    try:
+        t = local_ms(PARIS, 2026, 6, 10, 12)
+        writer.insert_sample(STATS, t, True, "epever", STATS_VALUES)
+        writer.insert_sample(STATS, t - 24 * HOUR, True, "epever", STATS_VALUES)
+        rebuild(other, RollupSettings(PARIS, 15.0), from_day="2026-06-09", to_day="2026-06-09")
+        top = max(r["version"] for r in daily(db_path).values())
+        writer.insert_sample(STATS, t + 1_000, True, "epever", {**STATS_VALUES, "generated_today": 2.0})
+        assert _unique_versions(db_path)
+        row = daily(db_path)[("epever", "2026-06-10")]
+        assert row["version"] > top and row["device_generated_kwh"] == 2.0
+        # The same after a late sample, the other path that opens no row.
+        rebuild(other, RollupSettings(PARIS, 15.0), from_day="2026-06-10", to_day="2026-06-10")
+        top = max(r["version"] for r in daily(db_path).values())
+        writer.insert_sample(LIVE, t - 24 * HOUR - 60_000, True, "epever", LIVE_VALUES)
+        writer.insert_sample(LIVE, t - 24 * HOUR - 120_000, True, "epever", LIVE_VALUES)
+        assert _unique_versions(db_path) and daily(db_path)[("epever", "2026-06-09")]["version"] > top
+    finally:
+        other.close()
+
+
 def test_migration_0005_keeps_the_statistics_and_its_downgrade_gives_them_back(tmp_path):
     path = tmp_path / "m.db"
     migrate.upgrade(path, "0004")
@@ -649,6 +673,8 @@ def test_migration_0005_keeps_the_statistics_and_its_downgrade_gives_them_back(t
         conn.execute(f"INSERT INTO rollup_monthly ({cols.format(key='month')}) VALUES "
                      "('epever', '2026-05', ?, ?, ?, 12.0, 14.0, 3.5, 1.0, 2.0, 1.0, 200, ?, ?, 10000, 40.0, 9.0, ?, 3)",
                      (PARIS, local_ms(PARIS, 2026, 5, 1), june, may_30, may_31 + 500_000, may_31 + HOUR))
+        conn.execute("INSERT INTO replication_watermarks (stream, position, updated_ms) VALUES "
+                     "('rollup_monthly', 3, 0), ('rollup_daily', 2, 0)")
     conn.close()
 
     migrate.upgrade(path)
@@ -657,6 +683,11 @@ def test_migration_0005_keeps_the_statistics_and_its_downgrade_gives_them_back(t
     assert month["energy_generated_kwh"] == pytest.approx(3.5) and month["samples"] == 200
     # The device's own monthly figures moved to the day of the month's last device_statistics row.
     assert (month["device_generated_kwh"], month["device_consumed_kwh"], month["version"]) == (40.0, 9.0, 2)
+    # Month versions are now their newest day's (2, under the old watermark 3): every month goes once more.
+    conn = sqlite3.connect(path)
+    assert dict(conn.execute("SELECT stream, position FROM replication_watermarks")) == \
+        {"rollup_monthly": 0, "rollup_daily": 2}
+    conn.close()
     store = Store(path, rollups=RollupSettings(PARIS, 15.0))
     feed(store, june + HOUR, june + HOUR + 10_000, 5_000, battery_voltage=13.0)  # one open minute
     store.close()

@@ -135,6 +135,9 @@ def upgrade() -> None:
     op.drop_index("ix_rollup_monthly_version", table_name="rollup_monthly")
     op.drop_table("rollup_monthly")
     op.execute(f"CREATE VIEW rollup_monthly AS {MONTHLY_VIEW}")
+    # A month's version is now its newest day's: another numbering than the table's. Send
+    # every month once more (InfluxDB overwrites) rather than skip one under the old watermark.
+    bind.exec_driver_sql("UPDATE replication_watermarks SET position = 0 WHERE stream = 'rollup_monthly'")
     op.execute(f"CREATE VIEW v_monthly AS {_v_monthly()}")
     op.drop_index("ix_rollup_daily_version", table_name="rollup_daily")
     op.create_index("ix_rollup_daily_open", "rollup_daily", ["device"],
