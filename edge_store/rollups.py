@@ -353,11 +353,10 @@ def restamp_open_rows(db: sqlite3.Connection, top: int) -> None:
 class _Open:
     """What the writer knows of a device's open row: where it is and the newest sample in it."""
 
-    __slots__ = ("rowid", "day", "start", "end", "minute", "version", "newest")
+    __slots__ = ("rowid", "end", "minute", "version", "newest")
 
-    def __init__(self, rowid: int, day: str, start: int, end: int, minute: int, version: int, newest: tuple):
-        self.rowid, self.day, self.start, self.end = rowid, day, start, end
-        self.minute, self.version, self.newest = minute, version, newest
+    def __init__(self, rowid: int, end: int, minute: int, version: int, newest: tuple):
+        self.rowid, self.end, self.minute, self.version, self.newest = rowid, end, minute, version, newest
 
 
 class Rollups:
@@ -408,12 +407,9 @@ class Rollups:
             else:
                 self._stats(db, ts_ms, device, values)
         except sqlite3.Error as exc:
-            self.reset()
+            # The Store rolls the transaction back and resets this cache on any exception.
             raise StoreError(f"could not update rollups: {exc}",
                              retryable=isinstance(exc, sqlite3.OperationalError)) from exc
-        except BaseException:
-            self.reset()
-            raise
 
     def _fast(self, db: sqlite3.Connection, o: _Open, ts: int, v: Mapping[str, Any]) -> bool:
         new = (ts, v["pv_power"], v["load_power"], v["battery_current"])
@@ -533,7 +529,7 @@ class Rollups:
             # A minute is closed or open, never both (a rebuild closes the minutes of the days it redoes).
             db.execute("DELETE FROM rollup_minute WHERE device = ? AND minute_ms >= ?", (device, minute))
             db.execute(_SET_OPEN_MINUTE, (minute, rowid))
-        self._open[device] = _Open(rowid, day, start, end, minute, version, new)
+        self._open[device] = _Open(rowid, end, minute, version, new)
 
     def _stats(self, db: sqlite3.Connection, ts: int, device: str, v: Mapping[str, Any]) -> None:
         if not self._sync(db):
