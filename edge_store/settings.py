@@ -208,7 +208,6 @@ SECTION_TYPES: dict[str, type] = {"site": SiteSection, "store": StoreSection, "m
 SECTIONS = tuple(SECTION_TYPES)
 SETTINGS: tuple[Setting, ...] = tuple(Setting(section, f.name, **f.metadata["setting"])
                                       for section, kind in SECTION_TYPES.items() for f in fields(kind))
-_BY_KEY = {(s.section, s.key): s for s in SETTINGS}
 
 MIN_SECRET_CHARS = 32
 MIN_SECRET_DISTINCT = 12
