@@ -53,14 +53,13 @@ class Settings:
     @classmethod
     def from_config(cls, cfg, *, metrics_dir: str | None = None) -> "Settings":
         a = cfg.api
-        names = [n.strip() for n in a.sources.split(",")]
         return cls(
             site=cfg.site.id, device=cfg.modbus.device, timezone=cfg.site.timezone,
             interval_s=cfg.modbus.interval_s, slow_interval_s=cfg.modbus.slow_interval_s,
             jwt_secret=a.jwt_secret, access_ttl_s=a.access_ttl_s, refresh_ttl_s=a.refresh_ttl_s,
             cookie_secure=a.cookie_secure, cookie_samesite=a.cookie_samesite,
-            cors_origins=tuple(o.strip() for o in a.cors_origins.split(",") if o.strip()),
-            store_path=cfg.store.path if "local" in names else None, metrics_dir=metrics_dir,
+            cors_origins=a.cors_origins, store_path=cfg.store.path if "local" in a.sources else None,
+            metrics_dir=metrics_dir,
         )
 
 

@@ -33,21 +33,7 @@ ISSUER = "kammthaar"
 ACCESS, REFRESH = "access", "refresh"
 ACCESS_COOKIE, REFRESH_COOKIE = "access_token_cookie", "refresh_token_cookie"
 REQUIRED_CLAIMS = ["iss", "sub", "iat", "exp", "jti", "type", "ver"]
-MIN_SECRET_CHARS = 32
-MIN_SECRET_DISTINCT = 12
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-WEAK_SECRETS = {"changeme", "secret", "password", "kammthaar", "jwt_secret", "your-secret-key"}
-
-
-def secret_problem(secret: str) -> str | None:
-    """Why a signing secret is not strong enough, or None."""
-    if not secret:
-        return "[api] jwt_secret is not set"
-    if len(secret) < MIN_SECRET_CHARS:
-        return f"[api] jwt_secret is too short: at least {MIN_SECRET_CHARS} characters"
-    if len(set(secret)) < MIN_SECRET_DISTINCT or any(w in secret.lower() for w in WEAK_SECRETS):
-        return "[api] jwt_secret is too easy to guess: use random characters"
-    return None
 
 
 def generate_secret() -> str:

@@ -1,9 +1,10 @@
 """`kammthaar serve`: the app under gunicorn, a production WSGI server, with worker processes.
 
-`build(cfg)` turns the validated config into the factory's arguments (the
-sources in `[api] sources` order, the users in the store's file); `serve(cfg)`
-runs gunicorn programmatically: `[api] workers` processes of `THREADS`
-threads each (gthread: keep-alive, a slow client does not hold a worker).
+`build(cfg)` turns the validated config (`cfg.require_serve()` passed) into
+the factory's arguments (the sources in `[api] sources` order, the users in
+the store's file); `serve(cfg)` runs gunicorn programmatically: `[api]
+workers` processes of `THREADS` threads each (gthread: keep-alive, a slow
+client does not hold a worker).
 Each worker builds its own app after the fork, so no SQLite connection or
 HTTP pool crosses a fork. Request metrics are shared between workers through
 prometheus-client's multiprocess directory, wiped at start and when a
@@ -17,9 +18,7 @@ import os
 import shutil
 import tempfile
 
-from edge_store.errors import ConfigError, StoreError
-
-from .auth import secret_problem
+from edge_store.errors import StoreError
 
 log = logging.getLogger("kammthaar.api")
 
@@ -29,10 +28,6 @@ GRACEFUL_TIMEOUT_S = 10
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # read by prometheus-client itself
 
 
-def source_names(cfg) -> list[str]:
-    return [n.strip() for n in cfg.api.sources.split(",")]
-
-
 def build_sources(cfg):
     """The data sources the config describes, in order (cloud only when [cloud] url is set)."""
     from replicator.reader import InfluxQLReader
@@ -40,7 +35,7 @@ def build_sources(cfg):
     from .sources import CloudSource, LocalSource, Sources
 
     out = []
-    for name in source_names(cfg):
+    for name in cfg.api.sources:
         if name == "local":
             out.append(LocalSource(cfg.store.path, site=cfg.site.id, device=cfg.modbus.device))
         elif name == "cloud" and cfg.cloud.url:
@@ -56,24 +51,6 @@ def build_sources(cfg):
                                           timeout_s=min(c.timeout_s, QUERY_TIMEOUT_S))
             out.append(CloudSource(make, device=cfg.modbus.device, timezone_name=cfg.site.timezone))
     return Sources(out)
-
-
-def check(cfg) -> None:
-    """What stops `kammthaar serve` before it starts (ConfigError naming the key)."""
-    problem = secret_problem(cfg.api.jwt_secret)
-    if problem:
-        raise ConfigError(f"config: {problem}; generate one with "
-                          "`python3 -c 'import secrets; print(secrets.token_urlsafe(32))'` and set it in [api] "
-                          "jwt_secret or KAMMTHAAR_API_JWT_SECRET")
-    if cfg.api.cookie_samesite == "NONE" and not cfg.api.cookie_secure:
-        raise ConfigError("config: [api] cookie_samesite = \"NONE\" needs cookie_secure = true (browsers refuse it)")
-    names = source_names(cfg)
-    if names == ["cloud"] and not cfg.cloud.url:
-        raise ConfigError("config: [api] sources = \"cloud\" needs [cloud] url")
-    if "cloud" in names and cfg.cloud.url:
-        key = "bucket" if cfg.cloud.api == "v2" else "database"
-        if not getattr(cfg.cloud, key):
-            raise ConfigError(f"config: the cloud source needs [cloud] {key} (api = \"{cfg.cloud.api}\")")
 
 
 def build(cfg, *, metrics_dir: str | None = None):
@@ -110,7 +87,7 @@ def serve(cfg, *, on_ready=None) -> None:
     class Application(BaseApplication):
         def load_config(self):
             settings = {
-                "bind": cfg.api.listen, "workers": cfg.api.workers, "worker_class": "gthread",
+                "bind": str(cfg.api.listen), "workers": cfg.api.workers, "worker_class": "gthread",
                 "threads": THREADS, "graceful_timeout": GRACEFUL_TIMEOUT_S, "keepalive": 5,
                 "child_exit": child_exit, "when_ready": when_ready, "accesslog": None,
                 "errorlog": "-", "loglevel": logging.getLevelName(logging.getLogger().level).lower(),

@@ -211,20 +211,20 @@ def main() -> int:
         try:
             database = influxd.create_database("bench")
             t0 = time.perf_counter()
-            done = subprocess.run([sys.executable, "-m", "edge_store.cli", "replicate", "--once"], cwd=REPO,
+            done = subprocess.run([sys.executable, "-m", "kammthaar.cli", "replicate", "--once"], cwd=REPO,
                                   env=env_for(db, site_id=SITE, cloud_url=influxd.url, cloud_api="v1",
                                               cloud_database=database), capture_output=True, text=True)
             assert done.returncode == 0, done.stderr[-2000:]
             print(f"influxd: replicated by `kammthaar replicate --once` in {time.perf_counter() - t0:.1f} s "
                   f"({done.stdout.strip()})")
 
-            users = subprocess.run([sys.executable, "-m", "edge_store.cli", "user", "add", USER], cwd=REPO,
+            users = subprocess.run([sys.executable, "-m", "kammthaar.cli", "user", "add", USER], cwd=REPO,
                                    env=env_for(db), input=PASSWORD + "\n", capture_output=True, text=True)
             assert users.returncode == 0, users.stderr
             port = free_port()
             # A long poll interval: the day's newest sample counts as realtime for the whole run.
             server = subprocess.Popen(
-                [sys.executable, "-m", "edge_store.cli", "--log-level", "warning", "serve"], cwd=REPO,
+                [sys.executable, "-m", "kammthaar.cli", "--log-level", "warning", "serve"], cwd=REPO,
                 env=env_for(db, api_listen=f"127.0.0.1:{port}", api_workers=args.workers, api_jwt_secret=SECRET,
                             api_sources="local", site_id=SITE, site_timezone=ZONE, modbus_device=DEVICE,
                             modbus_interval_s=3600, modbus_slow_interval_s=3600),

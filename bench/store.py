@@ -255,10 +255,10 @@ def bench_collector_rss(tmp: Path, seconds: float) -> dict:
         "KAMMTHAAR_MODBUS_SLOW_INTERVAL_S": "1",
         "KAMMTHAAR_STORE_PATH": str(tmp / "collector.db"),
     })
-    sim = subprocess.Popen([sys.executable, "-m", "edge_store.cli", "simulate", "--tcp", f"127.0.0.1:{port}",
+    sim = subprocess.Popen([sys.executable, "-m", "kammthaar.cli", "simulate", "--tcp", f"127.0.0.1:{port}",
                             "--framer", "rtu", "--speed", "60"], env=env, stderr=subprocess.DEVNULL)
     time.sleep(1.0)
-    col = subprocess.Popen([sys.executable, "-m", "edge_store.cli", "collect"], env=env, stderr=subprocess.DEVNULL)
+    col = subprocess.Popen([sys.executable, "-m", "kammthaar.cli", "collect"], env=env, stderr=subprocess.DEVNULL)
     peak = 0
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline and col.poll() is None:

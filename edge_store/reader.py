@@ -21,6 +21,7 @@ from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOEx
 from tenacity import RetryError, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from .errors import DecodeError, IllegalAddressError, KammthaarError, ModbusError
+from .ports import SERIAL, ModbusPort
 from .registers import DISCRETE, EPEVER_TRACER, HOLDING, INPUT, Block, Register, decode_register, plan_blocks, registers_of
 
 log = logging.getLogger(__name__)
@@ -29,15 +30,13 @@ log = logging.getLogger(__name__)
 logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
 
 
-def make_client(port: str, *, baudrate: int, timeout_s: float, trace_packet: Callable | None = None):
-    """A pymodbus client for a port spec: a device path, tcp://H:P or rtu+tcp://H:P."""
+def make_client(port: ModbusPort, *, baudrate: int, timeout_s: float, trace_packet: Callable | None = None):
+    """A pymodbus client for a port: a serial device, Modbus TCP or RTU framing over TCP."""
     common = {"timeout": timeout_s, "retries": 0, "trace_packet": trace_packet}
-    if port.startswith(("tcp://", "rtu+tcp://")):
-        scheme, hostport = port.split("://", 1)
-        host, _, tcp_port = hostport.rpartition(":")
-        framer = FramerType.RTU if scheme == "rtu+tcp" else FramerType.SOCKET
-        return ModbusTcpClient(host, port=int(tcp_port), framer=framer, reconnect_delay=0, **common)
-    return ModbusSerialClient(port, framer=FramerType.RTU, baudrate=baudrate, bytesize=8, parity="N",
+    if port.kind != SERIAL:
+        return ModbusTcpClient(port.address.host, port=port.address.port, framer=FramerType(port.framer),
+                               reconnect_delay=0, **common)
+    return ModbusSerialClient(port.path, framer=FramerType.RTU, baudrate=baudrate, bytesize=8, parity="N",
                               stopbits=1, reconnect_delay=0, **common)
 
 
@@ -53,10 +52,10 @@ class GroupRead:
 class Reader:
     """Reads register groups from one controller. Not thread-safe: one process owns the bus."""
 
-    def __init__(self, port: str, *, unit: int = 1, baudrate: int = 115200, timeout_s: float = 1.0,
+    def __init__(self, port: ModbusPort | str, *, unit: int = 1, baudrate: int = 115200, timeout_s: float = 1.0,
                  retries: int = 2, registers: tuple[Register, ...] = EPEVER_TRACER,
                  backoff_s: float = 0.05, sleep: Callable[[float], None] | None = None):
-        self.port = port
+        self.port = port if isinstance(port, ModbusPort) else ModbusPort.parse(port)
         self.unit = unit
         self.baudrate = baudrate
         self.timeout_s = timeout_s
@@ -175,7 +174,7 @@ class Reader:
             return False
         sock = getattr(client, "socket", None)
         if isinstance(client, ModbusSerialClient):
-            return os.path.exists(self.port) and sock is not None
+            return os.path.exists(self.port.path) and sock is not None
         return client.connected
 
     def _read_with_retries(self, block: Block, errors: list[KammthaarError]) -> list[int] | list[bool]:

@@ -32,7 +32,7 @@ def kammthaar():
     started: list[subprocess.Popen] = []
 
     def start(*args, env) -> subprocess.Popen:
-        proc = subprocess.Popen([sys.executable, "-m", "edge_store.cli", "--log-level", "debug", *args],
+        proc = subprocess.Popen([sys.executable, "-m", "kammthaar.cli", "--log-level", "debug", *args],
                                 env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         started.append(proc)
         return proc

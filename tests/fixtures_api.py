@@ -41,7 +41,7 @@ USER, PASSWORD = "alice", "alice-password-1"
 
 def kammthaar(*args, env: dict, timeout_s: float = 120, stdin: str | None = None) -> subprocess.CompletedProcess:
     """Run `kammthaar ARGS` to completion."""
-    return subprocess.run([sys.executable, "-m", "edge_store.cli", *args], env=env, cwd=REPO, input=stdin,
+    return subprocess.run([sys.executable, "-m", "kammthaar.cli", *args], env=env, cwd=REPO, input=stdin,
                           capture_output=True, text=True, timeout=timeout_s)
 
 
@@ -167,7 +167,7 @@ class ApiServer:
 
     def start(self, timeout_s: float = 30) -> "ApiServer":
         with open(self.log_path, "a") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "edge_store.cli", "serve"], cwd=REPO,
+            self.proc = subprocess.Popen([sys.executable, "-m", "kammthaar.cli", "serve"], cwd=REPO,
                                          env=clean_env(**self.settings), stdout=log, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL)
 
@@ -239,13 +239,13 @@ class Edge:
         self.pair.plug()
         sim_log = self.dir / "simulator.log"
         with open(sim_log, "w") as log:
-            self.sim = subprocess.Popen([sys.executable, "-m", "edge_store.simulator.server", "--port",
+            self.sim = subprocess.Popen([sys.executable, "-m", "kammthaar.cli", "simulate", "--port",
                                          self.pair.device, *FROZEN], cwd=REPO, stdout=subprocess.DEVNULL, stderr=log)
         wait_until(lambda: READY_LINE in sim_log.read_text() or self.sim.poll() is not None, 15,
                     "the simulator did not listen")
         assert self.sim.poll() is None, sim_log.read_text()
         with open(self.dir / "collector.log", "w") as log:
-            self.collector = subprocess.Popen([sys.executable, "-m", "edge_store.cli", "collect"], cwd=REPO,
+            self.collector = subprocess.Popen([sys.executable, "-m", "kammthaar.cli", "collect"], cwd=REPO,
                                               env=self.env(), stdout=subprocess.DEVNULL, stderr=log)
 
         def filled() -> bool:

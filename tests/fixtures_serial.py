@@ -81,7 +81,7 @@ def start_simulator(tmp_path):
         log_path = tmp_path / f"simulator-{len(procs)}.log"
         with open(log_path, "w") as log:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "edge_store.simulator.server", *args],
+                [sys.executable, "-m", "kammthaar.cli", "simulate", *args],
                 cwd=REPO, stdout=subprocess.DEVNULL, stderr=log,
             )
         proc.log_path = log_path

@@ -262,7 +262,7 @@ def test_example_inventory_renders_configs_and_units_for_each_site(tmp_path):
         if cfg.cloud.url:
             assert cfg.cloud.token or cfg.cloud.password
         # The collector is bound to the configured device, named as systemd names it.
-        device_unit = subprocess.run(["systemd-escape", "--path", "--suffix=device", cfg.modbus.port],
+        device_unit = subprocess.run(["systemd-escape", "--path", "--suffix=device", str(cfg.modbus.port)],
                                      capture_output=True, text=True, check=True).stdout.strip()
         unit = (tmp_path / host / "etc/systemd/system/kammthaar-collect.service").read_text()
         assert f"\nBindsTo={device_unit}\n" in unit and f"\nDeviceAllow={cfg.modbus.port} rw\n" in unit, host
@@ -310,7 +310,7 @@ def test_local_run_writes_the_hosts_config_with_its_vault_secrets(deployment):
         {(s.section, s.key) for s in config.SETTINGS}
     cfg = config.load(str(path), environ={})
     assert cfg.site.id == "van-test" and cfg.site.timezone == "Atlantic/Canary"
-    assert cfg.modbus.port == "/dev/epever" and cfg.modbus.baudrate == 9600
+    assert str(cfg.modbus.port) == "/dev/epever" and cfg.modbus.baudrate == 9600
     assert cfg.cloud.url == "http://127.0.0.1:8086" and cfg.cloud.bucket == "fleet"
     assert cfg.cloud.token == deployment.secrets["vault_kammthaar_cloud_token"]
     assert cfg.api.jwt_secret == deployment.secrets["vault_kammthaar_api_jwt_secret"]

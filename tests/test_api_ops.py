@@ -207,7 +207,7 @@ def test_demo_starts_the_api_and_prints_its_url_and_login_once(tmp_path):
     api_port, sim_port = free_port(), free_port()
     env = clean_env(store_path=tmp_path / "demo.db", modbus_port=f"rtu+tcp://127.0.0.1:{sim_port}",
                     modbus_interval_s=0.2, api_listen=f"127.0.0.1:{api_port}")
-    proc = subprocess.Popen([sys.executable, "-m", "edge_store.cli", "demo"], cwd=REPO, env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "kammthaar.cli", "demo"], cwd=REPO, env=env,
                             stdout=subprocess.PIPE, stderr=open(tmp_path / "demo.log", "wb"))
     try:
         out = ""
@@ -261,7 +261,7 @@ def _on_a_terminal(args: list[str], env: dict, answers: list[str]) -> tuple[int,
     if pid == 0:  # the child: the terminal's side; never back into pytest
         try:
             os.chdir(REPO)
-            os.execve(sys.executable, [sys.executable, "-m", "edge_store.cli", *args], env)
+            os.execve(sys.executable, [sys.executable, "-m", "kammthaar.cli", *args], env)
         finally:
             os._exit(127)
     out = b""

@@ -83,7 +83,7 @@ def cli_env(db_path, **overrides) -> dict:
 
 
 def kammthaar(*args, env, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "edge_store.cli", *args], env=env, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "kammthaar.cli", *args], env=env, capture_output=True, text=True,
                           timeout=120, **kw)
 
 
@@ -98,7 +98,7 @@ def test_v1_end_to_end_collector_to_influxd_point_by_point(start_simulator, infl
     env = cli_env(db, modbus_port=f"rtu+tcp://127.0.0.1:{port}", modbus_interval_s="0.05",
                   modbus_slow_interval_s="0.3", modbus_timeout_s="0.5", cloud_url=influxd.url, cloud_api="v1",
                   cloud_database=influx_db, cloud_batch_size="100")
-    collector = subprocess.Popen([sys.executable, "-m", "edge_store.cli", "collect"], env=env,
+    collector = subprocess.Popen([sys.executable, "-m", "kammthaar.cli", "collect"], env=env,
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         wait_for_rows(db, "live_samples", 60, collector)
@@ -403,7 +403,7 @@ def test_replicate_without_cloud_url_idles_and_says_so(db_path):
     env = cli_env(db_path)
     once = kammthaar("replicate", "--once", env=env)
     assert once.returncode == 0 and "no [cloud] url configured" in once.stdout
-    proc = subprocess.Popen([sys.executable, "-m", "edge_store.cli", "replicate"], env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "kammthaar.cli", "replicate"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         line = proc.stderr.readline()
@@ -419,7 +419,7 @@ def test_replicate_without_cloud_url_idles_and_says_so(db_path):
 def test_replicate_daemon_sends_then_stops_on_sigterm(influxd, influx_db, store, db_path):
     add_live(store, 40)
     env = cli_env(db_path, cloud_url=influxd.url, cloud_api="v1", cloud_database=influx_db, cloud_interval_s="0.1")
-    proc = subprocess.Popen([sys.executable, "-m", "edge_store.cli", "replicate"], env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "kammthaar.cli", "replicate"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 30

@@ -38,7 +38,7 @@ def test_replicator_killed_50_times_while_draining_the_cloud_equals_the_store(in
         add_live(store, 150, start=300 + 150 * k)
         store.insert_sample(STATS, T0 + k * 60_000 + 7, True, "epever", STATS_VALUES)
         before = live_watermark(db_path)
-        proc = subprocess.Popen([sys.executable, "-m", "edge_store.cli", "replicate"], env=env,
+        proc = subprocess.Popen([sys.executable, "-m", "kammthaar.cli", "replicate"], env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         try:
             deadline = time.monotonic() + 30

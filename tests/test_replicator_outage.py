@@ -38,7 +38,7 @@ def wait_for(predicate, what: str, procs, timeout_s: float = 60.0):
 
 def kammthaar_bg(*args, env, log_path) -> subprocess.Popen:
     with open(log_path, "w") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "edge_store.cli", *args], env=env,
+        proc = subprocess.Popen([sys.executable, "-m", "kammthaar.cli", *args], env=env,
                                 stdout=subprocess.DEVNULL, stderr=log)
     proc.log_path = log_path
     return proc

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from edge_store import cli, config, migrate
+from edge_store import commands, config, migrate
 from edge_store.errors import StoreError
 from edge_store.rebuild import ensure_built, rebuild
 from edge_store.registers import LIVE, STATS
@@ -309,7 +309,7 @@ def test_timezone_change_is_followed_by_a_rebuild_at_collector_start(open_store,
     cfg_path = tmp_path / "k.toml"
     cfg_path.write_text(f'[site]\ntimezone = "{NEW_YORK}"\n[store]\npath = "{db_path}"\n'
                         '[modbus]\ninterval_s = 5.0\n[rollups]\ngap_factor = 3.0\n')
-    collector = cli.build_collector(config.load(str(cfg_path), environ={}))
+    collector = commands.build_collector(config.load(str(cfg_path), environ={}))
     try:
         days = daily(db_path)
         assert sorted(k for _, k in days) == ["2026-06-10", "2026-06-11"]
@@ -338,7 +338,7 @@ def test_timezone_change_is_followed_by_a_rebuild_at_collector_start(open_store,
     assert daily(db_path) == before
     env = {k: v for k, v in os.environ.items() if not k.startswith("KAMMTHAAR_")}
     env.update({"KAMMTHAAR_STORE_PATH": str(db_path), "KAMMTHAAR_SITE_TIMEZONE": NEW_YORK})
-    status = subprocess.run([sys.executable, "-m", "edge_store.cli", "status"], capture_output=True, text=True,
+    status = subprocess.run([sys.executable, "-m", "kammthaar.cli", "status"], capture_output=True, text=True,
                             env=env, timeout=60)
     assert status.returncode == 0, status.stderr
     assert "rollups: !! WAITING FOR A REBUILD" in status.stdout
@@ -346,7 +346,7 @@ def test_timezone_change_is_followed_by_a_rebuild_at_collector_start(open_store,
         rebuild(late_writer, RollupSettings(NEW_YORK, 15.0), from_day="2026-06-10")
     assert ensure_built(late_writer, RollupSettings(NEW_YORK, 15.0)) is not None
     assert daily(db_path)[("epever", "2026-06-10")]["samples"] == before[("epever", "2026-06-10")]["samples"] + 1
-    status = subprocess.run([sys.executable, "-m", "edge_store.cli", "status"], capture_output=True, text=True,
+    status = subprocess.run([sys.executable, "-m", "kammthaar.cli", "status"], capture_output=True, text=True,
                             env=env, timeout=60)
     assert f"rollups: days of {NEW_YORK}" in status.stdout
 
@@ -456,7 +456,7 @@ def test_cli_rollups_rebuild_prints_a_summary_and_bad_dates_exit_2(open_store, d
     store.close()
     env = {k: v for k, v in os.environ.items() if not k.startswith("KAMMTHAAR_")}
     env.update({"KAMMTHAAR_STORE_PATH": str(db_path), "KAMMTHAAR_SITE_TIMEZONE": PARIS})
-    run = lambda *a: subprocess.run([sys.executable, "-m", "edge_store.cli", "rollups", "rebuild", *a],  # noqa: E731
+    run = lambda *a: subprocess.run([sys.executable, "-m", "kammthaar.cli", "rollups", "rebuild", *a],  # noqa: E731
                                     capture_output=True, text=True, env=env, timeout=60)
     proc = run("--from", "2026-06-10", "--to", "2026-06-10")
     assert proc.returncode == 0, proc.stderr

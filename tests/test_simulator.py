@@ -17,7 +17,8 @@ from pymodbus.exceptions import ModbusIOException
 
 from edge_store.errors import ConfigError
 from edge_store.registers import DISCRETE, EPEVER_TRACER, HOLDING, INPUT, decode_block, encode, plan_blocks
-from edge_store.simulator import server
+from edge_store.simulator.options import SimOptions, add_arguments, options_from_args
+from edge_store.simulator.serving import serve
 from edge_store.simulator.model import BOOST, FLOAT, NO_CHARGING, SolarDay
 
 from .support import free_port
@@ -256,10 +257,10 @@ def test_tcp_slave_with_socket_framing(start_simulator):
 
 def test_serve_in_process_stops_when_the_event_is_set():
     port = free_port()
-    options = server.SimOptions(tcp=f"127.0.0.1:{port}", speed=0, start=datetime.fromisoformat(START),
+    options = SimOptions(tcp=f"127.0.0.1:{port}", speed=0, start=datetime.fromisoformat(START),
                                 timezone=ZONE, overrides={"battery_voltage": 150})
     stop = threading.Event()
-    thread = threading.Thread(target=server.serve, args=(options, stop))
+    thread = threading.Thread(target=serve, args=(options, stop))
     thread.start()
     client = ModbusTcpClient("127.0.0.1", port=port, timeout=TIMEOUT_S, retries=0)
     try:
@@ -399,17 +400,17 @@ def test_sigterm_exits_0_and_says_so(serial_pair, start_simulator):
 ])
 def test_bad_flag_values_end_in_a_parser_error_naming_the_flag(flags, named, capsys):
     parser = argparse.ArgumentParser()
-    server.add_arguments(parser)
+    add_arguments(parser)
     with pytest.raises(SystemExit) as exit_info:
-        server.options_from_args(parser.parse_args(["--port", "/dev/null", *flags]), parser)
+        options_from_args(parser.parse_args(["--port", "/dev/null", *flags]), parser)
     assert exit_info.value.code == 2
     assert named in capsys.readouterr().err
 
 
 def test_options_need_exactly_one_of_port_and_tcp():
     with pytest.raises(ConfigError, match="--port"):
-        server.SimOptions()
+        SimOptions()
     with pytest.raises(ConfigError, match="--port"):
-        server.SimOptions(port="/dev/null", tcp="127.0.0.1:1")
-    assert server.SimOptions(port="/dev/null").framer == "rtu"
-    assert server.SimOptions(tcp="127.0.0.1:1502").framer == "socket"
+        SimOptions(port="/dev/null", tcp="127.0.0.1:1")
+    assert SimOptions(port="/dev/null").framer == "rtu"
+    assert SimOptions(tcp="127.0.0.1:1502").framer == "socket"

@@ -1,0 +1,246 @@
+"""Every setting of the config, declared once: a field of its section's frozen dataclass.
+
+Each field carries its default, help text and checks (`_key`); `SETTINGS`
+lists them in order, and the README's settings table is generated from them
+(`settings_table`). Loading, the environment and the checks that span
+several keys are edge_store/config.py's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any, Callable
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from .ports import HostPort, ModbusPort
+
+ENV_PREFIX = "KAMMTHAAR_"
+
+
+@dataclass(frozen=True)
+class MachineDefault:
+    """A default read from the machine when the config is loaded (the host name, its zone)."""
+
+    what: str
+
+    def __str__(self) -> str:
+        return f"({self.what})"
+
+
+HOST_NAME = MachineDefault("host name")
+SYSTEM_ZONE = MachineDefault("system zone")
+
+
+def is_zone(name: str) -> bool:
+    """Whether `name` is an IANA zone this machine knows."""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One key of one section: the type the file or environment gives, default, help and checks."""
+
+    section: str
+    key: str
+    type: type  # str, int, float, bool, or list (of strings: a TOML array, or one comma-separated string)
+    default: Any
+    help: str
+    choices: tuple[str, ...] | None = None
+    minimum: float | None = None
+    secret: bool = False
+    check: Callable[[Any], str | None] | None = None  # returns what is allowed, or None when fine
+    parse: Callable[[Any], Any] | None = None  # the checked value -> its typed form; ValueError(what is allowed)
+
+    @property
+    def env(self) -> str:
+        return f"{ENV_PREFIX}{self.section.upper()}_{self.key.upper()}"
+
+    def allowed(self) -> str:
+        if self.choices:
+            return "one of " + ", ".join(self.choices)
+        kind = {str: "a string", int: "an integer", float: "a number", bool: "true or false",
+                list: "a list of strings (or one comma-separated string)"}[self.type]
+        if self.minimum is not None:
+            kind += f" >= {self.minimum:g}"
+        return kind
+
+
+def _key(default: Any, help: str, **options: Any) -> Any:
+    """Declare a setting as a section's dataclass field; its type is its default's."""
+    kind = str if isinstance(default, MachineDefault) else type(default)
+    return field(metadata={"setting": dict(type=kind, default=default, help=help, **options)})
+
+
+def _check_zone(value: str) -> str | None:
+    return None if is_zone(value) else "an IANA time zone name such as Europe/Paris"
+
+
+def _check_baud(value: int) -> str | None:
+    allowed = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200)
+    return None if value in allowed else "one of " + ", ".join(map(str, allowed))
+
+
+def _check_unit(value: int) -> str | None:
+    return None if 1 <= value <= 247 else "a Modbus unit id from 1 to 247"
+
+
+def _check_url(value: str) -> str | None:
+    if not value:
+        return None
+    scheme, sep, rest = value.partition("://")
+    if scheme not in ("http", "https") or not sep or not rest.strip("/"):
+        return "empty, or an http:// or https:// URL such as https://influx.example.com:8086"
+    return None
+
+
+def _check_api(value: str) -> str | None:
+    return None if value in ("v2", "v1") else "v2 (token, org, bucket) or v1 (database, retention_policy, username, password)"
+
+
+def _parse_listen(value: str) -> HostPort:
+    try:
+        return HostPort.parse(value)
+    except ValueError:
+        raise ValueError("HOST:PORT, such as 127.0.0.1:8000 or 0.0.0.0:8000") from None
+
+
+def _check_origins(value: tuple[str, ...]) -> str | None:
+    for origin in value:
+        scheme, sep, rest = origin.partition("://")
+        if scheme not in ("http", "https") or not sep or not rest or "/" in rest:
+            return "origins such as http://localhost:4200 (scheme://host[:port], no path)"
+    return None
+
+
+API_SOURCES = ("local", "cloud")
+
+
+def _check_sources(value: tuple[str, ...]) -> str | None:
+    if not value or not all(n in API_SOURCES for n in value) or len(set(value)) != len(value):
+        return 'local, cloud, or both in the order they are asked: ["local", "cloud"] or ["cloud", "local"]'
+    return None
+
+
+@dataclass(frozen=True)
+class SiteSection:
+    """[site]: which installation this is."""
+
+    id: str = _key(HOST_NAME, "Which installation this is: the `site` tag of every point (default: the host name).")
+    timezone: str = _key(SYSTEM_ZONE, "IANA zone of the site, for local days and months (default: the system's).", check=_check_zone)
+
+
+@dataclass(frozen=True)
+class StoreSection:
+    """[store]: the SQLite file."""
+
+    path: str = _key("kammthaar.db", "The SQLite database file.")
+    retention_days: int = _key(90, "Days of raw samples kept on the Pi; statistics are kept forever.", minimum=1)
+    max_size_mb: int = _key(1024, "Upper bound of the database file, in MB.", minimum=8)
+    synchronous: str = _key("NORMAL", "SQLite synchronous mode: NORMAL (fewer SD writes; a power cut may lose the last seconds) or FULL (every commit survives a power cut).", choices=("NORMAL", "FULL"))
+
+
+@dataclass(frozen=True)
+class ModbusSection:
+    """[modbus]: the controller and how it is polled."""
+
+    port: ModbusPort = _key("rtu+tcp://127.0.0.1:5020", "The controller: a serial device path (/dev/ttyUSB0), tcp://HOST:PORT (Modbus TCP) or rtu+tcp://HOST:PORT (RTU framing over TCP). The default is the demo simulator.", parse=ModbusPort.parse)
+    baudrate: int = _key(115200, "Serial speed; older units and some adapters need 9600.", check=_check_baud)
+    unit: int = _key(1, "Modbus unit (slave) id of the controller.", check=_check_unit)
+    interval_s: float = _key(5.0, "Seconds between two polls of the live values (fractions allowed).", minimum=0.05)
+    slow_interval_s: float = _key(60.0, "Seconds between two reads of device statistics, settings and clock.", minimum=0.05)
+    timeout_s: float = _key(1.0, "Seconds to wait for one answer from the controller.", minimum=0.01)
+    retries: int = _key(2, "Extra attempts for a block read that failed, with backoff.", minimum=0)
+    device: str = _key("epever", "Name of this controller: the `device` tag of every point.")
+
+
+@dataclass(frozen=True)
+class CloudSection:
+    """[cloud]: the InfluxDB the replicator writes to and the API's cloud source reads."""
+
+    url: str = _key("", "InfluxDB base URL, e.g. https://influx.example.com:8086. Empty: `kammthaar replicate` idles and says so.", check=_check_url)
+    api: str = _key("v2", "v2: /api/v2/write with token, org, bucket (InfluxDB 2.x, Cloud, 3.x, 1.8+); v1: /write with database, retention_policy, username, password (InfluxDB 1.x).", check=_check_api)
+    token: str = _key("", "v2: API token (InfluxDB 1.8: username:password).", secret=True)
+    org: str = _key("", "v2: organization name or id (empty: the token's default).")
+    bucket: str = _key("", "v2: bucket.")
+    database: str = _key("", "v1: database.")
+    retention_policy: str = _key("", "v1: retention policy (empty: the database's default).")
+    username: str = _key("", "v1: user (empty: no authentication).")
+    password: str = _key("", "v1: password.", secret=True)
+    batch_size: int = _key(5000, "Lines of line protocol per write request, at most.", minimum=1)
+    interval_s: float = _key(10.0, "Seconds between two passes once the backlog is sent; a backlog is sent without pause.", minimum=0.05)
+    timeout_s: float = _key(10.0, "Seconds to wait for the server to answer one write.", minimum=0.1)
+    max_backlog_age_days: int = _key(0, "Unsent samples older than this many days are skipped (counted) instead of sent, for servers whose retention would refuse them; 0: send everything.", minimum=0)
+
+    @property
+    def required_keys(self) -> tuple[str, ...]:
+        """The keys `api` cannot do without, besides url."""
+        return ("bucket",) if self.api == "v2" else ("database",)
+
+
+@dataclass(frozen=True)
+class RollupsSection:
+    """[rollups]: the daily and monthly statistics."""
+
+    gap_factor: float = _key(3.0, "Daily and monthly statistics integrate power and current between consecutive live samples; a gap longer than gap_factor × [modbus] interval_s adds nothing (no energy is invented across an outage) and shows as uncovered time.", minimum=1.0)
+
+
+@dataclass(frozen=True)
+class ApiSection:
+    """[api]: `kammthaar serve`."""
+
+    listen: HostPort = _key("127.0.0.1:8000", "Address and port `kammthaar serve` listens on (0.0.0.0:8000: every interface).", parse=_parse_listen)
+    workers: int = _key(2, "Worker processes of the WSGI server (gunicorn), each with a few threads.", minimum=1)
+    cors_origins: tuple[str, ...] = _key([], "Origins allowed to call the API from a browser, with cookies: a list of exact matches (the dashboard in development: http://localhost:4200). Empty: none.", check=_check_origins)
+    jwt_secret: str = _key("", "Key signing the login tokens (HS256): at least 32 random characters, e.g. from `python3 -c 'import secrets; print(secrets.token_urlsafe(32))'`. No default: `kammthaar serve` refuses to start without a strong one.", secret=True)
+    access_ttl_s: int = _key(900, "Seconds an access token is valid.", minimum=10)
+    refresh_ttl_s: int = _key(604800, "Seconds a refresh token is valid (logout or a password change ends it sooner).", minimum=60)
+    cookie_secure: bool = _key(True, "Send the token cookies over HTTPS only (browsers also keep them for http://localhost).")
+    cookie_samesite: str = _key("LAX", "SameSite attribute of the token cookies: LAX, STRICT or NONE (NONE needs cookie_secure).", choices=("LAX", "STRICT", "NONE"))
+    sources: tuple[str, ...] = _key(["local", "cloud"], "Where answers come from, in order: local (the SQLite store, read-only), cloud (InfluxDB through InfluxQL, the [cloud] section). The first source that is reachable and holds the window asked for answers; a cloud deployment says cloud.", check=_check_sources)
+
+
+SECTION_TYPES: dict[str, type] = {"site": SiteSection, "store": StoreSection, "modbus": ModbusSection,
+                                  "cloud": CloudSection, "rollups": RollupsSection, "api": ApiSection}
+SECTIONS = tuple(SECTION_TYPES)
+SETTINGS: tuple[Setting, ...] = tuple(Setting(section, f.name, **f.metadata["setting"])
+                                      for section, kind in SECTION_TYPES.items() for f in fields(kind))
+
+MIN_SECRET_CHARS = 32
+MIN_SECRET_DISTINCT = 12
+WEAK_SECRETS = {"changeme", "secret", "password", "kammthaar", "jwt_secret", "your-secret-key"}
+
+
+def secret_problem(secret: str) -> str | None:
+    """Why a token signing secret is not strong enough, or None."""
+    if not secret:
+        return "[api] jwt_secret is not set"
+    if len(secret) < MIN_SECRET_CHARS:
+        return f"[api] jwt_secret is too short: at least {MIN_SECRET_CHARS} characters"
+    if len(set(secret)) < MIN_SECRET_DISTINCT or any(w in secret.lower() for w in WEAK_SECRETS):
+        return "[api] jwt_secret is too easy to guess: use random characters"
+    return None
+
+
+def toml_value(value: Any) -> str:
+    """A value as TOML writes it (ports and addresses in their written form)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    escaped = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
+
+
+def settings_table() -> str:
+    """The README's settings table, in Markdown, generated from SETTINGS."""
+    rows = ["| key | environment variable | default | meaning |", "|---|---|---|---|"]
+    for s in SETTINGS:
+        default = str(s.default) if isinstance(s.default, MachineDefault) else toml_value(s.default)
+        rows.append(f"| `[{s.section}] {s.key}` | `{s.env}` | `{default}` | {s.help} |")
+    return "\n".join(rows)

@@ -1,0 +1,127 @@
+"""Serving the simulated device: a pymodbus server on a serial port or TCP, until told to stop.
+
+pymodbus's serial server never reopens a lost port, so `serve` recreates it
+once the device path is back (the slave's `trace_connect` says when it went
+away). The "listening on" line is logged once the port is open or the
+socket bound: whoever started the simulator can wait for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import threading
+
+from pymodbus.framer import FramerType
+from pymodbus.server import ModbusSerialServer, ModbusTcpServer
+
+from ..errors import KammthaarError
+from .model import SolarDay
+from .options import SimOptions
+from .slave import Slave
+
+log = logging.getLogger(__name__)
+
+POLL_S = 0.1
+
+
+def serve(options: SimOptions, stop: threading.Event | None = None) -> None:
+    """Serve the simulator until SIGTERM/SIGINT or until `stop` is set."""
+    asyncio.run(_serve(options, stop))
+
+
+async def _serve(options: SimOptions, stop: threading.Event | None) -> None:
+    model = SolarDay(seed=options.seed, start=options.start_utc, speed=options.speed, tz=options.zone)
+    slave = Slave(options, model)
+    done = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    signals = (signal.SIGTERM, signal.SIGINT) if threading.current_thread() is threading.main_thread() else ()
+    for signum in signals:
+        loop.add_signal_handler(signum, done.set)
+    watcher = asyncio.create_task(_watch_stop(stop, done)) if stop is not None else None
+    try:
+        if options.port is not None:
+            await _serve_serial(options, slave, done)
+        else:
+            await _serve_tcp(options, slave, done)
+    finally:
+        if watcher is not None:
+            watcher.cancel()
+        for signum in signals:
+            loop.remove_signal_handler(signum)
+    log.info("simulator on %s stopped", options.where)
+
+
+async def _watch_stop(stop: threading.Event, done: asyncio.Event) -> None:
+    while not stop.is_set():
+        await asyncio.sleep(POLL_S)
+    done.set()
+
+
+def _describe(options: SimOptions, where: str) -> str:
+    return (f"EPEVER simulator listening on {where} ({options.framer}, unit {options.unit}, "
+            f"speed {options.speed:g}, seed {options.seed}, timezone {options.zone.key})")
+
+
+async def _serve_serial(options: SimOptions, slave: Slave, done: asyncio.Event) -> None:
+    announced = waiting = False
+    while not done.is_set():
+        if not os.path.exists(options.port):
+            if not announced and not waiting:
+                log.info("waiting for serial port %s to appear", options.port)
+                waiting = True
+            await _wait(done, POLL_S)
+            continue
+        server = ModbusSerialServer(
+            slave.device(), framer=FramerType(options.framer), port=options.port, baudrate=options.baudrate,
+            trace_pdu=slave.trace_pdu, trace_packet=slave.trace_packet, trace_connect=slave.trace_connect,
+            reconnect_delay=0,
+        )
+        slave.lost.clear()
+        try:
+            await server.serve_forever(background=True)
+        except RuntimeError:
+            # The path exists but cannot be opened yet (socat still setting up, permissions).
+            await server.shutdown()
+            await _wait(done, POLL_S)
+            continue
+        if not announced:
+            log.info(_describe(options, f"serial {options.port} at {options.baudrate} baud"))
+            announced = True
+        else:
+            log.info("serial port %s is back", options.port)
+        lost = asyncio.create_task(slave.lost.wait())
+        finished = asyncio.create_task(done.wait())
+        await asyncio.wait({lost, finished}, return_when=asyncio.FIRST_COMPLETED)
+        lost.cancel()
+        finished.cancel()
+        await server.shutdown()
+        if slave.lost.is_set() and not done.is_set():
+            log.warning("serial port %s went away; waiting for it to come back", options.port)
+
+
+async def _serve_tcp(options: SimOptions, slave: Slave, done: asyncio.Event) -> None:
+    server = ModbusTcpServer(
+        slave.device(), framer=FramerType(options.framer), address=(options.tcp.host, options.tcp.port),
+        trace_pdu=slave.trace_pdu, trace_packet=slave.trace_packet,
+    )
+    try:
+        await server.serve_forever(background=True)
+    except RuntimeError as exc:  # pymodbus's word for "could not bind"
+        await server.shutdown()
+        raise KammthaarError(f"cannot listen on tcp {options.tcp}: is the port in use?") from exc
+    try:
+        bound = server.transport.sockets[0].getsockname()  # the real port when asked for 0
+        log.info(_describe(options, f"tcp {bound[0]}:{bound[1]}"))
+        await done.wait()
+    finally:
+        await server.shutdown()
+
+
+async def _wait(done: asyncio.Event, timeout_s: float) -> None:
+    try:
+        await asyncio.wait_for(done.wait(), timeout_s)
+    except asyncio.TimeoutError:
+        pass
