@@ -10,8 +10,10 @@
 - `FaultProxy`: a stdlib HTTP proxy in front of a server that answers what a test
   scripts (429/503 with Retry-After, 413 above a body size, a dropped connection)
   and logs every request it saw, in order.
+- What the replicator tests share: their site, their `kammthaar` environment, reading
+  back, and `assert_cloud_equals_store()`.
 
-The classes are plain so `bench/replicate.py` starts the same servers.
+The classes are plain so `bench/replicate.py` and `bench/api.py` start the same servers.
 """
 
 from __future__ import annotations
@@ -22,8 +24,6 @@ import http.client
 import http.server
 import json
 import shutil
-import signal
-import subprocess
 import threading
 import urllib.parse
 import uuid
@@ -32,7 +32,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import free_port, stop_process, wait_until
+from replicator.reader import InfluxQLReader
+from tests.samples import ZONE
+from tests.support import Process, clean_env, free_port
 
 INFLUXD = shutil.which("influxd") or "/usr/bin/influxd"
 VICTORIA = shutil.which("victoria-metrics") or "/usr/bin/victoria-metrics"
@@ -50,8 +52,8 @@ def _http(method: str, url: str, body: bytes | None = None, headers: dict | None
         conn.close()
 
 
-class _Process:
-    """A server process with its log file; started, checked alive, stopped."""
+class _Server:
+    """A server process (tests/support.py `Process`) on a free loopback port, with its log file."""
 
     name = "server"
 
@@ -60,11 +62,21 @@ class _Process:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.log_path = self.dir / f"{self.name}.log"
-        self.proc: subprocess.Popen | None = None
+        self._process: Process | None = None
+
+    @property
+    def process(self) -> Process:
+        if self._process is None:  # the command is known once the subclass has written its config
+            self._process = Process(self._command(), self.log_path)
+        return self._process
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def proc(self):
+        return self.process.proc
 
     def _command(self) -> list[str]:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -72,51 +84,30 @@ class _Process:
     def _ready(self) -> bool:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def start(self, timeout_s: float = 30.0) -> "_Process":
-        if self.proc is not None and self.proc.poll() is None:
-            raise RuntimeError(f"{self.name} is already running")
-        with open(self.log_path, "a") as log:
-            self.proc = subprocess.Popen(self._command(), stdout=log, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL)
-
-        def up() -> bool:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}: "
-                                   f"{self.log_path.read_text()[-3000:]}")
-            try:
-                return self._ready()
-            except OSError:
-                return False
-
-        wait_until(up, timeout_s, f"{self.name} did not answer on {self.url}")
-        assert self.proc.poll() is None
+    def start(self, timeout_s: float = 30.0) -> "_Server":
+        """Start it (again: same port, same data) and wait until it answers."""
+        self.process.start(ready=self._ready, timeout_s=timeout_s)
         return self
 
     def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
+        return self.process.alive()
 
     def kill(self) -> None:
         """SIGKILL: the server is gone at once, connections refused."""
-        if self.alive():
-            self.proc.send_signal(signal.SIGCONT)
-            self.proc.kill()
-        if self.proc is not None:
-            self.proc.wait(30)
+        self.process.kill()
 
     def freeze(self) -> None:
         """SIGSTOP: the port still accepts connections but nothing answers (requests time out)."""
-        self.proc.send_signal(signal.SIGSTOP)
+        self.process.freeze()
 
     def thaw(self) -> None:
-        self.proc.send_signal(signal.SIGCONT)
+        self.process.thaw()
 
     def stop(self) -> None:
-        if self.alive():
-            self.proc.send_signal(signal.SIGCONT)
-            stop_process(self.proc)
+        self.process.stop()
 
 
-class Influxd(_Process):
+class Influxd(_Server):
     """InfluxDB 1.x with everything in `directory`. `auth=True` turns HTTP auth on.
 
     `max_body_size` is influxd's own `[http] max-body-size` (bytes, 0: unlimited).
@@ -221,7 +212,7 @@ bind-address = "127.0.0.1:{self.rpc_port}"
         return _http("POST", f"{self.url}/write?{urllib.parse.urlencode(params)}", lines.encode())
 
 
-class VictoriaMetrics(_Process):
+class VictoriaMetrics(_Server):
     """victoria-metrics with its data in `directory`, any timestamp accepted, no deduplication."""
 
     name = "victoria-metrics"
@@ -419,7 +410,20 @@ def fault_proxy(influxd):
     proxy.close()
 
 
-# -- the cloud against the local store --------------------------------------------
+# -- the replicator tests' site, and the cloud against the local store ---------------
+
+SITE = "van-lisa"  # the `site` tag the replicator tests write
+
+
+def cli_env(db_path, **overrides) -> dict:
+    """`kammthaar` on `db_path` for SITE, in the samples' zone; `overrides`: more settings."""
+    return clean_env(store_path=db_path, site_id=SITE, site_timezone=ZONE, **overrides)
+
+
+def reader_of(server, database: str) -> InfluxQLReader:
+    """An InfluxQL reader on `database` of `server` (an Influxd, or a FaultProxy in front of one)."""
+    return InfluxQLReader(server.url, database=database)
+
 
 
 def expected_points(db_path, site: str) -> dict[tuple[str, str, int], dict]:
