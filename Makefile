@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: run test bench bench-replicate bench-api system-deps clean
+.PHONY: run test bench bench-replicate bench-api constraints system-deps clean
 
 run: $(STAMP)
 	$(BIN)/kammthaar demo
@@ -25,15 +25,29 @@ bench-api: $(STAMP) system-deps
 	$(BIN)/python bench/api.py
 
 # The main job needs only the package; the tests add their extras (ansible-lint, schemathesis, ...).
-$(STAMP): setup.cfg pyproject.toml
+# Every dependency at the version of constraints.txt, the one CI ran and the Pis install (README: Development).
+CONSTRAINTS := constraints.txt
+
+$(STAMP): setup.cfg pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e .
+	$(BIN)/pip install --quiet -c $(CONSTRAINTS) -e .
 	touch $(STAMP)
 
 $(TEST_STAMP): $(STAMP)
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -c $(CONSTRAINTS) -e '.[test]'
 	touch $(TEST_STAMP)
+
+# Refresh constraints.txt: the newest versions setup.cfg allows, from a clean venv (not ours), the
+# project itself left out. Run the tests on the result before committing it.
+constraints:
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	$(PYTHON) -m venv "$$tmp" && "$$tmp/bin/pip" install --quiet --upgrade pip && \
+	"$$tmp/bin/pip" install --quiet -e '.[test]' && \
+	{ echo "# Every dependency of kammthaar-edge and of its test extra, at the version CI ran: \`make constraints\`"; \
+	  echo "# (a clean install of .[test] on $$("$$tmp/bin/python" -V), frozen). Used by make, CI and the Ansible role."; \
+	  "$$tmp/bin/pip" freeze --exclude-editable; } >$(CONSTRAINTS).new && \
+	mv $(CONSTRAINTS).new $(CONSTRAINTS) && echo "$(CONSTRAINTS): $$(grep -vc '^#' $(CONSTRAINTS)) packages"
 
 # socat makes the serial pty pairs the tests put between collector and simulator;
 # sqlite3 is the shell operators use, and the tests use it the same way.

@@ -8,7 +8,6 @@ such as `van"; DROP ...` stays a value. Times come back as UTC milliseconds.
 
 from __future__ import annotations
 
-import base64
 import json
 import math
 import urllib.parse
@@ -63,7 +62,7 @@ class InfluxQLReader:
         if token:
             self._headers["Authorization"] = f"Token {token}"
         elif username:
-            self._headers["Authorization"] = "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
+            self._headers.update(urllib3.make_headers(basic_auth=f"{username}:{password}", basic_auth_encoding="utf-8"))
         self._pool = urllib3.PoolManager(num_pools=1, maxsize=2, retries=False,
                                          timeout=urllib3.Timeout(connect=timeout_s, read=timeout_s))
 

@@ -15,7 +15,6 @@ the policy's job (policy.py).
 
 from __future__ import annotations
 
-import base64
 import email.utils
 import gzip
 import json
@@ -61,6 +60,8 @@ class WriteError(KammthaarError):
 
 def parse_retry_after(value: str | None, now_s: float | None = None) -> float | None:
     """Retry-After as seconds: delta-seconds or an HTTP date; None when absent or unreadable."""
+    # Not urllib3's Retry.parse_retry_after: it reads time.time() (a test could not fix `now_s`), refuses a
+    # fractional or negative delta that a server may still send (we clamp it), and raises instead of None.
     if not value:
         return None
     value = value.strip()
@@ -109,9 +110,8 @@ class V1Writer:
             fields["rp"] = retention_policy
         self._endpoint = f"{self.url}/write?{urllib.parse.urlencode(fields)}"
         self._headers = {"Content-Type": "text/plain; charset=utf-8", "Content-Encoding": "gzip"}
-        if username:
-            token = base64.b64encode(f"{username}:{password}".encode()).decode()
-            self._headers["Authorization"] = f"Basic {token}"
+        if username:  # InfluxDB compares the UTF-8 bytes of the password
+            self._headers.update(urllib3.make_headers(basic_auth=f"{username}:{password}", basic_auth_encoding="utf-8"))
         self._gzip_level = gzip_level
         self._pool = urllib3.PoolManager(num_pools=1, maxsize=1, retries=False,
                                          timeout=urllib3.Timeout(connect=timeout_s, read=timeout_s))

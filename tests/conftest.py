@@ -1,14 +1,12 @@
-"""Shared fixtures: a migrated store on a real SQLite file, and the serial/simulator fixtures."""
-
-import subprocess
-import sys
+"""Shared fixtures: a migrated store on a real SQLite file, background processes, and the fixture modules."""
 
 import pytest
 
 from edge_store import migrate
 from edge_store.store import Store
+from tests.support import KAMMTHAAR, Processes
 
-pytest_plugins = ["tests.fixtures_serial", "tests.fixtures_influx", "tests.fixtures_api"]
+pytest_plugins = ["tests.fixtures_serial", "tests.fixtures_influx", "tests.fixtures_api", "tests.fixtures_app"]
 
 
 @pytest.fixture
@@ -27,18 +25,18 @@ def store(db_path):
 
 
 @pytest.fixture
-def kammthaar():
-    """Start `kammthaar ARGS` (debug logs on stderr); whatever is still running at teardown is killed."""
-    started: list[subprocess.Popen] = []
+def processes(tmp_path):
+    """Background processes of one test (tests/support.py `Processes`): logs in tmp_path, stopped at teardown."""
+    procs = Processes(tmp_path)
+    yield procs
+    procs.stop()
 
-    def start(*args, env) -> subprocess.Popen:
-        proc = subprocess.Popen([sys.executable, "-m", "kammthaar.cli", "--log-level", "debug", *args],
-                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        started.append(proc)
-        return proc
 
-    yield start
-    for proc in started:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate(timeout=30)
+@pytest.fixture
+def start_kammthaar(processes):
+    """Factory: start_kammthaar(*args, env=...) -> Process of `kammthaar --log-level debug ARGS` (log: `.log()`)."""
+
+    def start(*args: str, env: dict, name: str | None = None, **wait):
+        return processes.start([*KAMMTHAAR, "--log-level", "debug", *args], name or args[0], env=env, **wait)
+
+    return start

@@ -2,12 +2,14 @@
 replicator into a real influxd, and `kammthaar serve` (gunicorn) on free loopback ports.
 
 - `edge` (session): socat pty pair, the simulator frozen (speed 0: every poll serves the same values,
-  `expected_values()`), `kammthaar collect` polling every 0.1 s for the whole session (realtime stays
-  fresh), its store replicated into a database of the session influxd by `kammthaar replicate --once`.
-- `ApiServer`: `kammthaar serve` as a subprocess, configured through KAMMTHAAR_* variables, waited for
-  until /health answers, checked alive, SIGTERMed at teardown.
+  tests/samples.py `expected_values()`), `kammthaar collect` polling every 0.1 s for the whole session
+  (realtime stays fresh), its store replicated into a database of the session influxd by
+  `kammthaar replicate --once`.
+- `ApiServer`: `kammthaar serve` as a subprocess (tests/support.py `Process`), configured through
+  KAMMTHAAR_* variables, waited for until /health answers, checked alive, SIGTERMed at teardown.
 - `Client`: a small stdlib HTTP client (new connection per request, optional source address such as
   127.0.0.2 to be another client), cookies handled by hand so nothing is hidden.
+- `expected_objects()`: each family's object as the contract says, from what the frozen device serves.
 """
 
 from __future__ import annotations
@@ -15,10 +17,7 @@ from __future__ import annotations
 import http.client
 import http.cookies
 import json
-import signal
 import sqlite3
-import subprocess
-import sys
 import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,25 +25,16 @@ from pathlib import Path
 import pytest
 
 from api.users import Users
-from tests.fixtures_serial import REPO, READY_LINE, SerialPair
-from tests.support import clean_env, free_port, rows_in, wait_until  # noqa: F401 (clean_env, rows_in: used by the API tests)
+from edge_store import status
+from tests.fixtures_serial import SerialPair
+from tests.samples import FROZEN, ZONE
+from tests.support import KAMMTHAAR, SIMULATOR_READY, Process, clean_env, free_port, kammthaar, rows_in, \
+    simulator_command
 
 SECRET = "Jx8vQ2mZr7TnK4pW9cYb3LhF6sDg1uAe5RoVi0Nk-tests"
-ZONE = "Europe/Paris"
 SITE = "van-test"
 DEVICE = "epever"
-START = "2026-06-21T10:00:00+00:00"
-SEED = "3"
-FROZEN = ["--speed", "0", "--start", START, "--seed", SEED, "--timezone", ZONE]
 USER, PASSWORD = "alice", "alice-password-1"
-
-
-def kammthaar(*args, env: dict, timeout_s: float = 120, stdin: str | None = None) -> subprocess.CompletedProcess:
-    """Run `kammthaar ARGS` to completion."""
-    return subprocess.run([sys.executable, "-m", "kammthaar.cli", *args], env=env, cwd=REPO, input=stdin,
-                          capture_output=True, text=True, timeout=timeout_s)
-
-
 
 
 def snapshot_copy(src: Path, dst: Path) -> Path:
@@ -150,13 +140,12 @@ class ApiServer:
         self.dir = Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
-        self.log_path = self.dir / f"serve-{name}.log"
         defaults = dict(api_listen=f"127.0.0.1:{self.port}", api_workers=2, api_jwt_secret=SECRET,
                         api_cookie_secure="false", site_id=SITE, site_timezone=ZONE, modbus_device=DEVICE,
                         modbus_interval_s=0.1, modbus_slow_interval_s=0.5)
         defaults.update(settings)
         self.settings = defaults
-        self.proc: subprocess.Popen | None = None
+        self.process = Process([*KAMMTHAAR, "serve"], self.dir / f"serve-{name}.log", env=clean_env(**defaults))
 
     @property
     def url(self) -> str:
@@ -166,36 +155,12 @@ class ApiServer:
         return Client(self.url, **kw)
 
     def start(self, timeout_s: float = 30) -> "ApiServer":
-        with open(self.log_path, "a") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "kammthaar.cli", "serve"], cwd=REPO,
-                                         env=clean_env(**self.settings), stdout=log, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL)
-
-        def up() -> bool:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"kammthaar serve exited with {self.proc.returncode}: "
-                                   f"{self.log_path.read_text()[-3000:]}")
-            try:
-                self.client().get("/health", timeout_s=2)
-                return True
-            except OSError:
-                return False
-
-        wait_until(up, timeout_s, f"kammthaar serve did not answer on {self.url}")
-        assert self.proc.poll() is None
+        """Start it and wait until /health answers (whatever its status)."""
+        self.process.start(ready=lambda: self.client().get("/health", timeout_s=2), timeout_s=timeout_s)
         return self
 
     def stop(self) -> int | None:
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        return self.proc.returncode
+        return self.process.stop(20)
 
 
 @pytest.fixture(scope="session")
@@ -224,8 +189,8 @@ class Edge:
         self.influxd = influxd
         self.database = influxd.create_database()
         self.pair = SerialPair(self.dir)
-        self.sim: subprocess.Popen | None = None
-        self.collector: subprocess.Popen | None = None
+        self.sim = Process(simulator_command("--port", self.pair.device, *FROZEN), self.dir / "simulator.log")
+        self.collector = Process([*KAMMTHAAR, "collect"], self.dir / "collector.log", env=self.env())
 
     def env(self, **extra) -> dict:
         settings = dict(store_path=self.db, modbus_port=self.pair.client, modbus_interval_s=0.1,
@@ -237,23 +202,10 @@ class Edge:
 
     def start(self) -> "Edge":
         self.pair.plug()
-        sim_log = self.dir / "simulator.log"
-        with open(sim_log, "w") as log:
-            self.sim = subprocess.Popen([sys.executable, "-m", "kammthaar.cli", "simulate", "--port",
-                                         self.pair.device, *FROZEN], cwd=REPO, stdout=subprocess.DEVNULL, stderr=log)
-        wait_until(lambda: READY_LINE in sim_log.read_text() or self.sim.poll() is not None, 15,
-                    "the simulator did not listen")
-        assert self.sim.poll() is None, sim_log.read_text()
-        with open(self.dir / "collector.log", "w") as log:
-            self.collector = subprocess.Popen([sys.executable, "-m", "kammthaar.cli", "collect"], cwd=REPO,
-                                              env=self.env(), stdout=subprocess.DEVNULL, stderr=log)
-
-        def filled() -> bool:
-            assert self.collector.poll() is None, (self.dir / "collector.log").read_text()[-3000:]
-            return all(rows_in(self.db, t) >= n for t, n in (("live_samples", 20), ("device_statistics", 2),
-                                                             ("device_settings", 2), ("device_clock", 2)))
-
-        wait_until(filled, 60, "the collector did not fill the store")
+        self.sim.start(ready_line=SIMULATOR_READY, timeout_s=15)
+        self.collector.start(ready=lambda: all(rows_in(self.db, t) >= n for t, n in (
+            ("live_samples", 20), ("device_statistics", 2), ("device_settings", 2), ("device_clock", 2))),
+            timeout_s=60)
         add_user(self.db)
         self.replicate()
         return self
@@ -264,14 +216,8 @@ class Edge:
         assert done.returncode == 0, done.stderr[-3000:]
 
     def stop(self) -> None:
-        for proc in (self.collector, self.sim):
-            if proc is not None and proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(15)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(5)
+        self.collector.stop()
+        self.sim.stop()
         self.pair.unplug()
 
 
@@ -285,10 +231,14 @@ def edge(tmp_path_factory, influxd):
 
 @pytest.fixture(scope="session")
 def local_api(edge, api_servers):
-    """The API on the live store, local first then cloud (answers come from the store)."""
+    """The API on the live store, local first then cloud (answers come from the store).
+
+    Its poll intervals are ten times the collector's: realtime stays fresh on a busy machine (the
+    freshness limits themselves are checked in-process, against a fixed clock).
+    """
     return api_servers(edge.dir, "local", store_path=edge.db, api_sources="local,cloud",
                        cloud_url=edge.influxd.url, cloud_api="v1", cloud_database=edge.database,
-                       api_cors_origins="http://localhost:4200")
+                       api_cors_origins="http://localhost:4200", modbus_interval_s=1, modbus_slow_interval_s=5)
 
 
 @pytest.fixture(scope="session")
@@ -308,14 +258,39 @@ def cloud_api(edge, api_servers, tmp_path_factory):
                        modbus_slow_interval_s=600)
 
 
-def expected_values() -> dict:
-    """What the frozen simulator serves, at the device's resolution (as tests/test_collector.py computes it)."""
-    from datetime import datetime
-    from zoneinfo import ZoneInfo
+# -- what the contract says the frozen device's objects are -----------------------------------------
 
-    from edge_store.registers import EPEVER_TRACER, decode_register, encode
-    from edge_store.simulator.model import SolarDay
-
-    model = SolarDay(seed=int(SEED), start=datetime.fromisoformat(START), speed=0, tz=ZoneInfo(ZONE))
-    snap = model.snapshot()
-    return {r.name: decode_register(r, encode(r, snap[r.name])) for r in EPEVER_TRACER}
+def expected_objects(ev: dict, source: str) -> dict:
+    """Each family's object, from the simulator's values and the contract's names."""
+    params = {k: round(float(ev[k]), 2) for k in (
+        "rated_charging_current", "rated_load_current", "battery_capacity", "temp_compensation_coefficient",
+        "over_voltage_disconnect", "charging_limit_voltage", "over_voltage_reconnect", "equalize_charging_voltage",
+        "boost_charging_voltage", "float_charging_voltage", "boost_reconnect_voltage", "low_voltage_reconnect",
+        "under_voltage_recover", "under_voltage_warning", "low_voltage_disconnect", "discharging_limit_voltage",
+        "equalize_duration", "boost_duration", "battery_discharge", "battery_charge")}
+    params.update({k: status.enum_name(k, ev[k]) for k in ("battery_rated_voltage", "battery_type",
+                                                             "default_load_mode", "charging_mode")})
+    # The replicator does not send the live group's real rated voltage: the cloud does not know it.
+    params["real_rated_voltage"] = int(round(ev["battery_real_rated_voltage"])) if source == "local" else None
+    return {
+        "battery": {"voltage": ev["battery_voltage"], "current": ev["battery_current"], "power": ev["battery_power"],
+                    "state_of_charge": float(ev["state_of_charge"]), "temperature": ev["battery_temperature"],
+                    "status": status.battery_status(ev["battery_status"])},
+        "battery/parameters": params,
+        "solarData": {"voltage": ev["pv_voltage"], "current": ev["pv_current"], "power": ev["pv_power"],
+                      "maximum_voltage_today": ev["maximum_pv_voltage_today"],
+                      "minimum_voltage_today": ev["minimum_pv_voltage_today"]},
+        "loadData": {"voltage": ev["load_voltage"], "current": ev["load_current"], "power": ev["load_power"]},
+        "controller": {"temperature": ev["controller_temperature"],
+                       "device_over_temperature": ev["device_over_temperature"],
+                       "current_device_time": ev["device_time"]},
+        "charging": status.charging_status(ev["charging_equipment_status"]),
+        "discharging": status.discharging_status(ev["discharging_equipment_status"]),
+        "statistics/daily": {"maximum_battery_voltage_today": ev["maximum_battery_voltage_today"],
+                             "minimum_battery_voltage_today": ev["minimum_battery_voltage_today"],
+                             "day_time": not ev["night"], "night_time": ev["night"]},
+        "statistics/energy": {k: ev[k] for k in ("consumed_today", "consumed_this_month", "consumed_this_year",
+                                                 "total_consumed", "generated_today", "generated_this_month",
+                                                 "generated_this_year", "total_generated")},
+        "breadcrumb": {"day_time": not ev["night"], "current_device_time": ev["device_time"]},
+    }

@@ -1,4 +1,4 @@
-"""Real time-series servers for the replicator tests, and a proxy that injects HTTP failures.
+"""Real time-series servers for the replicator tests, and what those tests share.
 
 - `Influxd`: Debian's InfluxDB 1.x `influxd` with a config written into a temp
   directory: every directory in it, reporting and the monitor off, HTTP on a
@@ -7,32 +7,29 @@
   on the same port and data: what the outage tests do.
 - `VictoriaMetrics`: Debian's `victoria-metrics`, which accepts `/api/v2/write`
   (the v2 path through influxdb-client) and is read back through its export API.
-- `FaultProxy`: a stdlib HTTP proxy in front of a server that answers what a test
-  scripts (429/503 with Retry-After, 413 above a body size, a dropped connection)
-  and logs every request it saw, in order.
+- `fault_proxy`: tests/fault_proxy.py's `FaultProxy` in front of the session influxd.
+- What the replicator tests share: their site, their `kammthaar` environment, reading
+  back, and `assert_cloud_equals_store()`.
 
-The classes are plain so `bench/replicate.py` starts the same servers.
+The classes are plain so `bench/replicate.py` and `bench/api.py` start the same servers.
 """
 
 from __future__ import annotations
 
 import base64
-import gzip
 import http.client
-import http.server
 import json
 import shutil
-import signal
-import subprocess
-import threading
 import urllib.parse
 import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from tests.support import free_port, stop_process, wait_until
+from replicator.reader import InfluxQLReader
+from tests.fault_proxy import FaultProxy
+from tests.samples import ZONE
+from tests.support import Process, clean_env, free_port
 
 INFLUXD = shutil.which("influxd") or "/usr/bin/influxd"
 VICTORIA = shutil.which("victoria-metrics") or "/usr/bin/victoria-metrics"
@@ -50,8 +47,8 @@ def _http(method: str, url: str, body: bytes | None = None, headers: dict | None
         conn.close()
 
 
-class _Process:
-    """A server process with its log file; started, checked alive, stopped."""
+class _Server:
+    """A server process (tests/support.py `Process`) on a free loopback port, with its log file."""
 
     name = "server"
 
@@ -60,11 +57,21 @@ class _Process:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.log_path = self.dir / f"{self.name}.log"
-        self.proc: subprocess.Popen | None = None
+        self._process: Process | None = None
+
+    @property
+    def process(self) -> Process:
+        if self._process is None:  # the command is known once the subclass has written its config
+            self._process = Process(self._command(), self.log_path)
+        return self._process
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def proc(self):
+        return self.process.proc
 
     def _command(self) -> list[str]:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -72,51 +79,30 @@ class _Process:
     def _ready(self) -> bool:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def start(self, timeout_s: float = 30.0) -> "_Process":
-        if self.proc is not None and self.proc.poll() is None:
-            raise RuntimeError(f"{self.name} is already running")
-        with open(self.log_path, "a") as log:
-            self.proc = subprocess.Popen(self._command(), stdout=log, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL)
-
-        def up() -> bool:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}: "
-                                   f"{self.log_path.read_text()[-3000:]}")
-            try:
-                return self._ready()
-            except OSError:
-                return False
-
-        wait_until(up, timeout_s, f"{self.name} did not answer on {self.url}")
-        assert self.proc.poll() is None
+    def start(self, timeout_s: float = 30.0) -> "_Server":
+        """Start it (again: same port, same data) and wait until it answers."""
+        self.process.start(ready=self._ready, timeout_s=timeout_s)
         return self
 
     def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
+        return self.process.alive()
 
     def kill(self) -> None:
         """SIGKILL: the server is gone at once, connections refused."""
-        if self.alive():
-            self.proc.send_signal(signal.SIGCONT)
-            self.proc.kill()
-        if self.proc is not None:
-            self.proc.wait(30)
+        self.process.kill()
 
     def freeze(self) -> None:
         """SIGSTOP: the port still accepts connections but nothing answers (requests time out)."""
-        self.proc.send_signal(signal.SIGSTOP)
+        self.process.freeze()
 
     def thaw(self) -> None:
-        self.proc.send_signal(signal.SIGCONT)
+        self.process.thaw()
 
     def stop(self) -> None:
-        if self.alive():
-            self.proc.send_signal(signal.SIGCONT)
-            stop_process(self.proc)
+        self.process.stop()
 
 
-class Influxd(_Process):
+class Influxd(_Server):
     """InfluxDB 1.x with everything in `directory`. `auth=True` turns HTTP auth on.
 
     `max_body_size` is influxd's own `[http] max-body-size` (bytes, 0: unlimited).
@@ -221,7 +207,7 @@ bind-address = "127.0.0.1:{self.rpc_port}"
         return _http("POST", f"{self.url}/write?{urllib.parse.urlencode(params)}", lines.encode())
 
 
-class VictoriaMetrics(_Process):
+class VictoriaMetrics(_Server):
     """victoria-metrics with its data in `directory`, any timestamp accepted, no deduplication."""
 
     name = "victoria-metrics"
@@ -243,122 +229,6 @@ class VictoriaMetrics(_Process):
         if status != 200:
             raise RuntimeError(f"victoria-metrics export answered {status}: {body[:300]!r}")
         return [json.loads(line) for line in body.splitlines() if line.strip()]
-
-
-# -- the fault-injecting proxy ------------------------------------------------------
-
-
-@dataclass
-class Seen:
-    """One request the proxy saw, and what it did with it."""
-
-    path: str
-    lines: int
-    bytes: int
-    answer: int | str  # an HTTP status, or "dropped"
-    headers: dict = field(default_factory=dict)
-
-
-class FaultProxy:
-    """An HTTP proxy to `upstream` answering from a script of faults, then passing through.
-
-    `script` holds the next answers, used one per request, in order: an int
-    status (with `retry_after` seconds when given as a tuple (status, retry_after)),
-    or "drop" (close the connection without an answer). When the script is
-    empty the request is forwarded. With `max_body_bytes` set, any write whose
-    decompressed body is larger is answered 413 (before the script).
-    """
-
-    def __init__(self, upstream: str):
-        self.upstream = urllib.parse.urlsplit(upstream)
-        self.script: list = []
-        self.max_body_bytes: int | None = None
-        self.seen: list[Seen] = []
-        self._lock = threading.Lock()
-        proxy = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):  # quiet
-                pass
-
-            def do_GET(self):
-                proxy._handle(self, "GET")
-
-            def do_POST(self):
-                proxy._handle(self, "POST")
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        # A client that gave up (the replicator's timeout) or an upstream that was killed is part of
-        # the scenario, not news: keep the traceback socketserver would print out of the test output.
-        self.server.handle_error = lambda request, client_address: None
-        self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def answers(self) -> list:
-        return [s.answer for s in self.seen if s.path.split("?")[0].endswith("write")]
-
-    def _handle(self, h: http.server.BaseHTTPRequestHandler, method: str) -> None:
-        length = int(h.headers.get("Content-Length") or 0)
-        raw = h.rfile.read(length) if length else b""
-        body = gzip.decompress(raw) if h.headers.get("Content-Encoding") == "gzip" and raw else raw
-        lines = len([ln for ln in body.split(b"\n") if ln.strip()])
-        with self._lock:
-            action = None
-            if h.path.split("?")[0].endswith("write"):
-                if self.max_body_bytes is not None and len(body) > self.max_body_bytes:
-                    action = 413
-                elif self.script:
-                    action = self.script.pop(0)
-            seen = Seen(h.path, lines, len(body), 0, dict(h.headers))
-            self.seen.append(seen)
-        if action == "drop":
-            seen.answer = "dropped"
-            h.close_connection = True
-            try:
-                h.connection.shutdown(2)
-            except OSError:
-                pass
-            return
-        if action is not None:
-            status, retry_after = action if isinstance(action, tuple) else (action, None)
-            seen.answer = status
-            payload = json.dumps({"error": f"injected {status}"}).encode()
-            h.send_response(status)
-            h.send_header("Content-Type", "application/json")
-            h.send_header("Content-Length", str(len(payload)))
-            if retry_after is not None:
-                h.send_header("Retry-After", str(retry_after))
-            h.end_headers()
-            h.wfile.write(payload)
-            return
-        headers = {k: v for k, v in h.headers.items() if k.lower() not in ("host", "content-length", "connection")}
-        conn = http.client.HTTPConnection(self.upstream.hostname, self.upstream.port, timeout=60)
-        try:
-            conn.request(method, h.path, body=raw if method == "POST" else None, headers=headers)
-            resp = conn.getresponse()
-            data = resp.read()
-            seen.answer = resp.status
-            h.send_response(resp.status)
-            for k, v in resp.getheaders():
-                if k.lower() not in ("content-length", "connection", "transfer-encoding"):
-                    h.send_header(k, v)
-            h.send_header("Content-Length", str(len(data)))
-            h.end_headers()
-            h.wfile.write(data)
-        finally:
-            conn.close()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 # -- fixtures ---------------------------------------------------------------------
@@ -419,7 +289,20 @@ def fault_proxy(influxd):
     proxy.close()
 
 
-# -- the cloud against the local store --------------------------------------------
+# -- the replicator tests' site, and the cloud against the local store ---------------
+
+SITE = "van-lisa"  # the `site` tag the replicator tests write
+
+
+def cli_env(db_path, **overrides) -> dict:
+    """`kammthaar` on `db_path` for SITE, in the samples' zone; `overrides`: more settings."""
+    return clean_env(store_path=db_path, site_id=SITE, site_timezone=ZONE, **overrides)
+
+
+def reader_of(server, database: str) -> InfluxQLReader:
+    """An InfluxQL reader on `database` of `server` (an Influxd, or a FaultProxy in front of one)."""
+    return InfluxQLReader(server.url, database=database)
+
 
 
 def expected_points(db_path, site: str) -> dict[tuple[str, str, int], dict]:

@@ -19,7 +19,6 @@ import pwd
 import re
 import secrets
 import shutil
-import socket
 import stat
 import subprocess
 import sys
@@ -34,7 +33,7 @@ import pytest
 import yaml
 
 from edge_store import config
-from tests.support import free_port, stop_process
+from tests.support import Process, Processes, free_port, port_open
 
 REPO = Path(__file__).resolve().parents[1]
 ANSIBLE = REPO / "ansible"
@@ -376,23 +375,22 @@ class Site:
     """Processes started from the deployed venv and config, as the units start them, stopped at teardown."""
 
     def __init__(self, deployment: Deployment, logs: Path, env: dict[str, str]):
-        self.deployment, self.logs, self.env, self.procs = deployment, logs, env, {}
+        self.deployment, self.env = deployment, env
+        self.processes = Processes(logs)
+        self.procs: dict[str, Process] = {}
 
-    def start(self, name: str, *args: str) -> subprocess.Popen:
-        log = (self.logs / f"{name}.log").open("w")
-        self.procs[name] = proc = subprocess.Popen(
-            [str(self.deployment.venv / "bin/kammthaar"), "-c", str(self.deployment.config_file), *args],
-            env=self.env, stdout=log, stderr=subprocess.STDOUT)
-        log.close()
+    def start(self, name: str, *args: str) -> Process:
+        self.procs[name] = proc = self.processes.start(
+            [str(self.deployment.venv / "bin/kammthaar"), "-c", str(self.deployment.config_file), *args], name,
+            env=self.env)
         return proc
 
     def alive(self, name: str) -> None:
-        assert self.procs[name].poll() is None, \
-            f"the deployed venv cannot run `kammthaar {name}`:\n" + (self.logs / f"{name}.log").read_text()[-3000:]
+        assert self.procs[name].alive(), \
+            f"the deployed venv cannot run `kammthaar {name}`:\n" + self.procs[name].log()[-3000:]
 
     def stop(self) -> None:
-        for proc in reversed(self.procs.values()):
-            stop_process(proc)
+        self.processes.stop()
 
 
 @pytest.fixture
@@ -429,14 +427,6 @@ def site_health(deployment, tmp_path):
         yield url
     finally:
         site.stop()
-
-
-def port_open(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-    except OSError:
-        return False
-    return True
 
 
 def test_rollout_goes_a_host_at_a_time_and_stops_at_the_first_failed_health_check(site_health, tmp_path):

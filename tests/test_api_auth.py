@@ -12,7 +12,8 @@ import pytest
 
 from api.auth import ACCESS_COOKIE, REFRESH_COOKIE
 from api.users import PAIR_LIMIT, CLIENT_LIMIT, Users
-from tests.fixtures_api import SECRET, kammthaar
+from tests.fixtures_api import SECRET
+from tests.support import kammthaar
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,6 @@
-"""Operating the API: /health, /metrics across gunicorn's workers, /openapi.json and the offline docs page,
-CORS, the one error shape, and the command line (serve, user, demo)."""
+"""Operating the API through `kammthaar serve`: /health, /metrics across gunicorn's workers, the one error
+shape, the cookie login; and the command line (serve, user, demo). The error shape, /health,
+/openapi.json, the offline docs page and CORS run in full in-process in tests/test_api_app.py."""
 
 from __future__ import annotations
 
@@ -8,31 +9,13 @@ import re
 import select
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
 
 from edge_store.store import Store
-from tests.fixtures_api import PASSWORD, USER, Client, clean_env, kammthaar
-from tests.fixtures_serial import REPO
-from tests.support import free_port
-
-CONTRACT_PATHS = [
-    "/login", "/authentification/login", "/refresh", "/logout", "/check_auth", "/user",
-    "/batterie/realtime", "/batterie/last", "/batterie/last/24hAmperage", "/batterie/last/24hVoltage",
-    "/batterie/last/24hPower", "/batterie/last/24hTemp", "/batterie/last/24hPourcent",
-    "/battery/realtime", "/battery/last", *(f"/battery/last/24h/{m}" for m in
-                                            ("voltage", "current", "power", "temperature", "state_of_charge")),
-    "/battery/parameters/realtime", "/battery/parameters/last", "/solarData/realtime", "/solarData/last",
-    *(f"/solarData/last/24h/{m}" for m in ("voltage", "current", "power")), "/loadData/realtime", "/loadData/last",
-    *(f"/loadData/last/24h/{m}" for m in ("voltage", "current", "power")), "/controller/realtime",
-    "/controller/last", "/charging/realtime", "/charging/last", "/discharging/realtime", "/discharging/last",
-    "/statistics/daily/realtime", "/statistics/daily/last", "/statistics/energy/realtime",
-    "/statistics/energy/last", "/statistics/energy/7days", "/breadcrumb/realtime", "/breadcrumb/last",
-    "/serveur/status", "/serveur/infos", "/server-time", "/statistics/daily", "/statistics/monthly", "/health",
-    "/metrics", "/openapi.json", "/api/swagger-ui",
-]
+from tests.fixtures_api import PASSWORD, USER, Client
+from tests.support import KAMMTHAAR, REPO, clean_env, free_port, kammthaar
 
 
 @pytest.fixture(scope="module")
@@ -118,62 +101,6 @@ def test_metrics_add_up_every_worker_and_carry_the_store_figures(client, local_a
     assert client.get("/metrics").status == 401  # the contract: every path but four needs a token
 
 
-# -- /openapi.json and the docs page -------------------------------------------------------------------------
-
-def test_openapi_describes_exactly_the_contracts_paths(client):
-    spec = client.get("/openapi.json").json()
-    assert spec["openapi"].startswith("3.0")
-    assert sorted(spec["paths"]) == sorted(CONTRACT_PATHS)
-    for path, ops in spec["paths"].items():
-        for method, op in ops.items():
-            assert "200" in op["responses"], (path, method)
-            if op["security"]:
-                assert "401" in op["responses"], path
-            if method == "get" and path not in ("/api/swagger-ui",):
-                resp = client.get(path, token=client.token)
-                assert resp.status in map(int, op["responses"]), (path, resp.status)
-
-
-def test_docs_page_works_offline_from_our_own_files(local_api):
-    c = local_api.client()
-    page = c.get("/api/swagger-ui")
-    assert page.status == 200 and page.headers["content-type"].startswith("text/html")
-    assert c.get("/api/swagger-ui/").body == page.body
-    html = page.body.decode()
-    refs = re.findall(r'(?:src|href)="([^"]+)"', html)
-    assert len(refs) >= 4
-    for ref in refs:
-        assert ref.startswith("/api/swagger-ui/"), ref  # no CDN, nothing from another host
-        asset = c.get(ref)
-        assert asset.status == 200 and len(asset.body) > 0, ref
-    assert "https://" not in html and "http://" not in html
-    init = c.get("/api/swagger-ui/kammthaar-init.js").body.decode()
-    assert 'url: "/openapi.json"' in init and "validatorUrl: null" in init
-    assert "default-src 'self'" in page.headers["content-security-policy"]
-    assert c.get("/api/swagger-ui/../../etc/passwd").status == 404
-
-
-# -- CORS -------------------------------------------------------------------------------------------
-
-def test_cors_allows_the_configured_origin_with_credentials_and_answers_preflight(client):
-    origin = "http://localhost:4200"
-    pre = client.request("OPTIONS", "/battery/last", headers={
-        "Origin": origin, "Access-Control-Request-Method": "GET",
-        "Access-Control-Request-Headers": "authorization"})
-    assert pre.status == 204 and pre.body == b""
-    assert pre.headers["access-control-allow-origin"] == origin
-    assert pre.headers["access-control-allow-credentials"] == "true"
-    assert "GET" in pre.headers["access-control-allow-methods"]
-    assert "authorization" in pre.headers["access-control-allow-headers"].lower()
-    assert "Origin" in pre.headers["vary"]
-    real = client.get("/battery/last", token=client.token, headers={"Origin": origin})
-    assert real.headers["access-control-allow-origin"] == origin
-    assert "X-Data-Source" in real.headers["access-control-expose-headers"]
-    for other in ("http://evil.example", "http://localhost:4201", "http://localhost:4200.evil.example"):
-        resp = client.get("/battery/last", token=client.token, headers={"Origin": other})
-        assert "access-control-allow-origin" not in resp.headers, other
-
-
 # -- the command line ----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("secret,why", [(None, "not set"), ("short", "too short"),
@@ -203,20 +130,13 @@ def test_user_commands_add_list_passwd_remove(tmp_path):
     assert kammthaar("user", "remove", "bob", env=env).returncode == 1
 
 
-def test_demo_starts_the_api_and_prints_its_url_and_login_once(tmp_path):
+def test_demo_starts_the_api_and_prints_its_url_and_login_once(tmp_path, processes):
     api_port, sim_port = free_port(), free_port()
     env = clean_env(store_path=tmp_path / "demo.db", modbus_port=f"rtu+tcp://127.0.0.1:{sim_port}",
                     modbus_interval_s=0.2, api_listen=f"127.0.0.1:{api_port}")
-    proc = subprocess.Popen([sys.executable, "-m", "kammthaar.cli", "demo"], cwd=REPO, env=env,
-                            stdout=subprocess.PIPE, stderr=open(tmp_path / "demo.log", "wb"))
+    proc = processes.start([*KAMMTHAAR, "demo"], "demo", env=env, stdout=True)
     try:
-        out = ""
-        deadline = time.monotonic() + 60
-        while "stop:" not in out:
-            assert proc.poll() is None, (tmp_path / "demo.log").read_text()[-3000:]
-            assert time.monotonic() < deadline, out
-            if select.select([proc.stdout], [], [], 0.5)[0]:
-                out += os.read(proc.stdout.fileno(), 65536).decode()
+        out = proc.wait_for(lambda: "stop:" in proc.output() and proc.output(), 60, "no stop: line on stdout")
         url = re.search(r"API:\s+(http://\S+)", out).group(1)
         user, password = re.search(r"login:\s+user '([^']+)', password '([^']+)'", out).groups()
         assert url == f"http://127.0.0.1:{api_port}" and user == "demo" and len(password) >= 16
@@ -261,7 +181,7 @@ def _on_a_terminal(args: list[str], env: dict, answers: list[str]) -> tuple[int,
     if pid == 0:  # the child: the terminal's side; never back into pytest
         try:
             os.chdir(REPO)
-            os.execve(sys.executable, [sys.executable, "-m", "kammthaar.cli", *args], env)
+            os.execve(KAMMTHAAR[0], [*KAMMTHAAR, *args], env)
         finally:
             os._exit(127)
     out = b""

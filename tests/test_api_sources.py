@@ -12,8 +12,10 @@ from influxdb_client import Point, WritePrecision
 
 from api.sources import REMEMBER_S
 from edge_store.store import Store
-from tests.fixtures_api import SITE, clean_env, kammthaar, snapshot_copy
-from tests.fixtures_influx import FaultProxy, Influxd
+from tests.fixtures_api import SITE, snapshot_copy
+from tests.fault_proxy import FaultProxy
+from tests.fixtures_influx import Influxd
+from tests.support import clean_env, kammthaar
 
 DATA_PATHS = ("/battery/last", "/battery/last/24h/voltage", "/solarData/last/24h/power", "/statistics/daily",
               "/statistics/energy/7days", "/controller/last")

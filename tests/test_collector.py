@@ -2,96 +2,22 @@
 
 from __future__ import annotations
 
-import signal
-import sqlite3
-import subprocess
 import time
 from datetime import datetime, timezone
-from zoneinfo import ZoneInfo
 
 import pytest
 
-from edge_store.registers import CLOCK, EPEVER_TRACER, LIVE, SETTINGS, STATS, decode_register, encode, registers_of
-from edge_store.simulator.model import SolarDay
+from edge_store.registers import LIVE, STATS
 from edge_store.store import Store
-from tests.support import clean_env, rows_in
-
-START = "2026-06-21T10:00:00+00:00"
-SEED = "3"
-ZONE = "Europe/Paris"
-FROZEN = ["--speed", "0", "--start", START, "--seed", SEED, "--timezone", ZONE]
-GROUPS = (LIVE, STATS, SETTINGS, CLOCK)
+from tests.fixtures_serial import assert_rows_equal_served, collector_env, counters, wait_for_rows
+from tests.samples import FROZEN, GROUPS, SEED, expected_values
 
 
-def expected_values() -> dict:
-    """What a frozen simulator serves, as the device's own resolution gives it."""
-    model = SolarDay(seed=int(SEED), start=datetime.fromisoformat(START), speed=0, tz=ZoneInfo(ZONE))
-    snap = model.snapshot()
-    return {r.name: decode_register(r, encode(r, snap[r.name])) for r in EPEVER_TRACER}
-
-
-def collector_env(db, port, **overrides) -> dict:
-    env = clean_env()
-    env.update({
-        "KAMMTHAAR_STORE_PATH": str(db),
-        "KAMMTHAAR_MODBUS_PORT": str(port),
-        "KAMMTHAAR_MODBUS_INTERVAL_S": "0.1",
-        "KAMMTHAAR_MODBUS_SLOW_INTERVAL_S": "0.5",
-        "KAMMTHAAR_MODBUS_TIMEOUT_S": "0.2",
-        "KAMMTHAAR_MODBUS_RETRIES": "2",
-        "KAMMTHAAR_SITE_TIMEZONE": ZONE,
-    })
-    env.update({f"KAMMTHAAR_{k.upper()}": str(v) for k, v in overrides.items()})
-    return env
-
-
-def wait_for_rows(db, group_table: str, at_least: int, proc: subprocess.Popen, limit_s: float = 30.0) -> int:
-    deadline = time.monotonic() + limit_s
-    n = 0
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, proc.communicate()[1][-3000:]
-        n = rows_in(db, group_table)
-        if n >= at_least:
-            return n
-        time.sleep(0.1)
-    raise AssertionError(f"{group_table}: {n} rows after {limit_s}s, wanted {at_least}")
-
-
-def counters(db) -> dict[str, int]:
-    """The store's counters, or none while the collector is still creating the file."""
-    try:
-        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-        try:
-            return dict(conn.execute("SELECT name, value FROM counters"))
-        finally:
-            conn.close()
-    except sqlite3.OperationalError:
-        return {}
-
-
-def stop(proc: subprocess.Popen) -> tuple[int, str]:
-    proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=30)
-    return proc.returncode, err
-
-
-def assert_rows_equal_served(store: Store, expected: dict) -> int:
-    """Every stored row of every group holds exactly what the frozen simulator serves."""
-    checked = 0
-    for group in GROUPS:
-        for row in store.rows(group):
-            for reg in registers_of(group):
-                assert row[reg.name] == expected[reg.name], (group, row["id"], reg.name)
-            checked += 1
-    return checked
-
-
-def test_collect_once_stores_every_group_as_served(serial_pair, start_simulator, tmp_path, kammthaar):
+def test_collect_once_stores_every_group_as_served(serial_pair, start_simulator, tmp_path, start_kammthaar):
     start_simulator("--port", serial_pair.device, *FROZEN)
     db = tmp_path / "k.db"
-    proc = kammthaar("collect", "--once", env=collector_env(db, serial_pair.client))
-    out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 0, err[-3000:]
+    proc = start_kammthaar("collect", "--once", env=collector_env(db, serial_pair.client))
+    assert proc.wait(60) == 0, proc.log()[-3000:]
     with Store(db, readonly=True) as store:
         assert [store.count(g) for g in GROUPS] == [1, 1, 1, 1]
         assert assert_rows_equal_served(store, expected_values()) == 4
@@ -101,13 +27,13 @@ def test_collect_once_stores_every_group_as_served(serial_pair, start_simulator,
         assert store.counters() == {}
 
 
-def test_collector_polls_until_sigterm_then_exits_0(serial_pair, start_simulator, tmp_path, kammthaar):
+def test_collector_polls_until_sigterm_then_exits_0(serial_pair, start_simulator, tmp_path, start_kammthaar):
     start_simulator("--port", serial_pair.device, "--speed", "600", "--seed", SEED)
     db = tmp_path / "k.db"
-    proc = kammthaar("collect", env=collector_env(db, serial_pair.client))
+    proc = start_kammthaar("collect", env=collector_env(db, serial_pair.client))
     wait_for_rows(db, "live_samples", 10, proc)
     wait_for_rows(db, "device_clock", 2, proc)
-    code, err = stop(proc)
+    code, err = proc.stop(30), proc.log()
     assert code == 0, err[-3000:]
     assert "collector stopped" in err
     stored = [int(line.split("id=")[1].split()[0]) for line in err.splitlines() if "stored live id=" in line]
@@ -122,13 +48,14 @@ def test_collector_polls_until_sigterm_then_exits_0(serial_pair, start_simulator
 
 
 @pytest.mark.parametrize("fault", [["--drop", "0.2"], ["--corrupt", "0.2"]], ids=["drop20", "corrupt20"])
-def test_collector_keeps_going_and_stores_no_bad_row_under_faults(serial_pair, start_simulator, tmp_path, fault, kammthaar):
+def test_collector_keeps_going_and_stores_no_bad_row_under_faults(serial_pair, start_simulator, tmp_path, fault,
+                                                                   start_kammthaar):
     start_simulator("--port", serial_pair.device, *FROZEN, *fault)
     db = tmp_path / "k.db"
-    proc = kammthaar("collect", env=collector_env(db, serial_pair.client))
+    proc = start_kammthaar("collect", env=collector_env(db, serial_pair.client))
     wait_for_rows(db, "live_samples", 25, proc)
     wait_for_rows(db, "device_statistics", 2, proc)
-    code, err = stop(proc)
+    code, err = proc.stop(30), proc.log()
     assert code == 0, err[-3000:]
     with Store(db, readonly=True) as store:
         counted = store.counters()
@@ -138,13 +65,13 @@ def test_collector_keeps_going_and_stores_no_bad_row_under_faults(serial_pair, s
         assert {e["kind"] for e in store.errors(limit=10_000)} <= {"timeout", "crc"}
 
 
-def test_block_answering_an_exception_gives_no_row_for_its_group(serial_pair, start_simulator, tmp_path, kammthaar):
+def test_block_answering_an_exception_gives_no_row_for_its_group(serial_pair, start_simulator, tmp_path, start_kammthaar):
     start_simulator("--port", serial_pair.device, *FROZEN, "--exception", "0x3300=4")
     db = tmp_path / "k.db"
-    proc = kammthaar("collect", env=collector_env(db, serial_pair.client))
+    proc = start_kammthaar("collect", env=collector_env(db, serial_pair.client))
     wait_for_rows(db, "live_samples", 10, proc)
     wait_for_rows(db, "device_clock", 2, proc)
-    code, err = stop(proc)
+    code, err = proc.stop(30), proc.log()
     assert code == 0, err[-3000:]
     with Store(db, readonly=True) as store:
         assert store.count(STATS) == 0  # the statistics block always fails: never a made-up row
@@ -153,13 +80,14 @@ def test_block_answering_an_exception_gives_no_row_for_its_group(serial_pair, st
         assert assert_rows_equal_served(store, expected_values()) >= 12
 
 
-def test_firmware_rejecting_blocks_with_gaps_is_read_register_by_register(serial_pair, start_simulator, tmp_path, kammthaar):
+def test_firmware_rejecting_blocks_with_gaps_is_read_register_by_register(serial_pair, start_simulator, tmp_path,
+                                                                          start_kammthaar):
     start_simulator("--port", serial_pair.device, *FROZEN, "--strict-gaps")
     db = tmp_path / "k.db"
-    proc = kammthaar("collect", env=collector_env(db, serial_pair.client))
+    proc = start_kammthaar("collect", env=collector_env(db, serial_pair.client))
     wait_for_rows(db, "live_samples", 10, proc)
     wait_for_rows(db, "device_settings", 2, proc)
-    code, err = stop(proc)
+    code, err = proc.stop(30), proc.log()
     assert code == 0, err[-3000:]
     with Store(db, readonly=True) as store:
         assert assert_rows_equal_served(store, expected_values()) >= 14
@@ -170,31 +98,30 @@ def test_firmware_rejecting_blocks_with_gaps_is_read_register_by_register(serial
         assert "register by register" in err
 
 
-def test_device_that_never_answers_costs_no_row_and_no_crash(serial_pair, start_simulator, tmp_path, kammthaar):
+def test_device_that_never_answers_costs_no_row_and_no_crash(serial_pair, start_simulator, tmp_path, start_kammthaar):
     start_simulator("--port", serial_pair.device, *FROZEN, "--drop", "1.0")
     db = tmp_path / "k.db"
-    proc = kammthaar("collect", env=collector_env(db, serial_pair.client))
+    proc = start_kammthaar("collect", env=collector_env(db, serial_pair.client))
     deadline = time.monotonic() + 30
     timeouts = 0
     while time.monotonic() < deadline and timeouts < 8:
         time.sleep(0.2)
         timeouts = counters(db).get("modbus_errors.timeout", 0)
     assert proc.poll() is None
-    code, err = stop(proc)
+    code, err = proc.stop(30), proc.log()
     assert code == 0, err[-3000:]
     with Store(db, readonly=True) as store:
         assert [store.count(g) for g in GROUPS] == [0, 0, 0, 0]
         assert store.counters()["modbus_errors.timeout"] >= 8
 
 
-def test_adapter_unplugged_and_plugged_back(serial_pair, start_simulator, tmp_path, kammthaar):
+def test_adapter_unplugged_and_plugged_back(serial_pair, start_simulator, tmp_path, start_kammthaar):
     sim = start_simulator("--port", serial_pair.device, *FROZEN)
     db = tmp_path / "k.db"
-    proc = kammthaar("collect", env=collector_env(db, serial_pair.client))
+    proc = start_kammthaar("collect", env=collector_env(db, serial_pair.client))
     before = wait_for_rows(db, "live_samples", 5, proc)
     serial_pair.unplug()
-    sim.terminate()
-    sim.wait(10)
+    sim.stop(10)
     deadline = time.monotonic() + 30
     port_errors = 0
     while time.monotonic() < deadline and port_errors == 0:
@@ -207,7 +134,7 @@ def test_adapter_unplugged_and_plugged_back(serial_pair, start_simulator, tmp_pa
     with Store(db, readonly=True) as store:
         gone = store.count(LIVE)
     wait_for_rows(db, "live_samples", gone + 5, proc, limit_s=90)
-    code, err = stop(proc)
+    code, err = proc.stop(30), proc.log()
     assert code == 0, err[-3000:]
     assert gone >= before
     assert err.count(f"opened {serial_pair.client}") >= 2  # the port was reopened when it came back
@@ -215,15 +142,15 @@ def test_adapter_unplugged_and_plugged_back(serial_pair, start_simulator, tmp_pa
         assert assert_rows_equal_served(store, expected_values()) >= gone + 5
 
 
-def test_physically_impossible_values_are_rejected_and_counted(serial_pair, start_simulator, tmp_path, kammthaar):
+def test_physically_impossible_values_are_rejected_and_counted(serial_pair, start_simulator, tmp_path, start_kammthaar):
     start_simulator("--port", serial_pair.device, *FROZEN, "--set", "battery_voltage=150", "--set", "state_of_charge=101")
     db = tmp_path / "k.db"
-    proc = kammthaar("collect", env=collector_env(db, serial_pair.client))
+    proc = start_kammthaar("collect", env=collector_env(db, serial_pair.client))
     wait_for_rows(db, "device_statistics", 2, proc)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and counters(db).get("modbus_errors.out_of_range", 0) < 5:
         time.sleep(0.2)
-    code, err = stop(proc)
+    code, err = proc.stop(30), proc.log()
     assert code == 0, err[-3000:]
     with Store(db, readonly=True) as store:
         assert store.count(LIVE) == 0
@@ -231,12 +158,12 @@ def test_physically_impossible_values_are_rejected_and_counted(serial_pair, star
         assert any("battery_voltage=150" in e["detail"] for e in store.errors())
 
 
-def test_ts_is_utc_milliseconds_of_the_poll(serial_pair, start_simulator, tmp_path, kammthaar):
+def test_ts_is_utc_milliseconds_of_the_poll(serial_pair, start_simulator, tmp_path, start_kammthaar):
     start_simulator("--port", serial_pair.device, *FROZEN)
     db = tmp_path / "k.db"
     before = int(datetime.now(timezone.utc).timestamp() * 1000)
-    proc = kammthaar("collect", "--once", env=collector_env(db, serial_pair.client))
-    proc.communicate(timeout=60)
+    proc = start_kammthaar("collect", "--once", env=collector_env(db, serial_pair.client))
+    proc.wait(60)
     after = int(datetime.now(timezone.utc).timestamp() * 1000)
     with Store(db, readonly=True) as store:
         ts = store.latest(LIVE)["ts_ms"]

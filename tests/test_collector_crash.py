@@ -3,45 +3,30 @@
 from __future__ import annotations
 
 import random
-import signal
 import sqlite3
-import threading
 import time
 
 from edge_store.registers import LIVE
 from edge_store.store import Store
-from tests.test_collector import FROZEN, GROUPS, assert_rows_equal_served, collector_env, expected_values
+from tests.fixtures_serial import assert_rows_equal_served, collector_env
+from tests.samples import FROZEN, GROUPS, expected_values
 
 KILLS = 50
 
 
-def test_collector_killed_50_times_loses_no_committed_row(serial_pair, start_simulator, tmp_path, kammthaar):
+def test_collector_killed_50_times_loses_no_committed_row(serial_pair, start_simulator, tmp_path, start_kammthaar):
     start_simulator("--port", serial_pair.device, *FROZEN)
     db = tmp_path / "k.db"
     env = collector_env(db, serial_pair.client, modbus_interval_s="0.05", modbus_slow_interval_s="0.1")
     rng = random.Random(20261124)
     committed: set[int] = set()
     for _ in range(KILLS):
-        proc = kammthaar("collect", env=env)
-        lines: list[str] = []
-        first_store = threading.Event()
-
-        def pump(stream=proc.stderr, lines=lines, first_store=first_store):
-            for line in stream:
-                lines.append(line)
-                if "stored " in line:
-                    first_store.set()
-
-        reader = threading.Thread(target=pump, daemon=True)
-        reader.start()
-        assert first_store.wait(60), "".join(lines)[-3000:]
+        proc = start_kammthaar("collect", env=env)
+        proc.wait_for(lambda: "stored " in proc.log(), 60, "nothing stored", poll_s=0.005)
         time.sleep(rng.uniform(0.0, 0.3))
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(30)
-        reader.join(30)
-        proc.stdout.close()
-        proc.stderr.close()
-        committed |= {int(l.split("id=")[1].split()[0]) for l in lines if "stored live id=" in l}
+        proc.kill()
+        # Each id is logged once its transaction committed: every logged one must be there.
+        committed |= {int(l.split("id=")[1].split()[0]) for l in proc.log().splitlines() if "stored live id=" in l}
 
     conn = sqlite3.connect(db)
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

@@ -12,6 +12,7 @@ import pytest
 from edge_store import config
 from edge_store.errors import ConfigError
 from edge_store.ports import HostPort, ModbusPort
+from tests.support import kammthaar
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -76,7 +77,7 @@ def test_bad_environment_variable_names_itself():
 def run_cli(*args, env_extra=None):
     env = {k: v for k, v in os.environ.items() if not k.startswith("KAMMTHAAR_")}
     env.update(env_extra or {})
-    return subprocess.run([sys.executable, "-m", "kammthaar.cli", *args], capture_output=True, text=True, env=env, timeout=60)
+    return kammthaar(*args, env=env, timeout_s=60)
 
 
 def test_cli_bad_key_is_one_line_exit_2_no_traceback(tmp_path):

@@ -7,8 +7,8 @@ import pytest
 from edge_store.errors import ModbusError
 from edge_store.reader import Reader
 from edge_store.registers import Block, LIVE, plan_blocks, registers_of
+from tests.samples import FROZEN
 from tests.support import free_port
-from tests.test_collector import FROZEN
 
 
 def block_at(start: int) -> Block:

@@ -6,7 +6,6 @@ import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 
 import pytest
@@ -23,15 +22,11 @@ from replicator.policy import Policy
 from replicator.reader import InfluxQLReader, ident, literal
 from replicator.replicator import Replicator
 from replicator.writer import V1Writer, V2Writer
-from tests.fixtures_influx import assert_cloud_equals_store, expected_points
-from tests.support import free_port
-from tests.samples import LIVE_VALUES
-from tests.test_collector import stop, wait_for_rows
-from tests.test_rollups import STATS_VALUES
+from tests.fixtures_influx import SITE, assert_cloud_equals_store, cli_env, expected_points, reader_of
+from tests.fixtures_serial import wait_for_rows
+from tests.samples import STATS_VALUES, T0, ZONE, add_live, live
+from tests.support import KAMMTHAAR, free_port, kammthaar
 
-SITE = "van-lisa"
-T0 = 1_764_000_000_000  # 2025-11-24 16:00 UTC
-ZONE = "Europe/Paris"
 SETTINGS_VALUES = dict(
     rated_charging_current=40.0, rated_load_current=40.0, battery_type=2, battery_capacity=200,
     temp_compensation_coefficient=3.0, over_voltage_disconnect=16.0, charging_limit_voltage=15.0,
@@ -43,18 +38,6 @@ SETTINGS_VALUES = dict(
 )
 
 
-def live(i: int, **extra) -> dict:
-    """A live sample that differs from its neighbours."""
-    return {**LIVE_VALUES, "battery_voltage": round(12.0 + (i % 250) / 100, 2), "pv_power": round(i * 0.37 % 400, 2),
-            "state_of_charge": 40 + i % 60, "night": bool(i % 2), "charging_equipment_status": (i % 4) << 2 | 1,
-            **extra}
-
-
-def add_live(store: Store, n: int, start: int = 0, device: str = "epever") -> None:
-    store.insert_samples(LIVE, ({"ts_ms": T0 + (start + i) * 1000, "ntp_synced": True, "device": device,
-                                 **live(start + i)} for i in range(n)))
-
-
 def v1(influxd, database: str, **kw) -> V1Writer:
     return V1Writer(influxd.url, database=database, **kw)
 
@@ -64,10 +47,6 @@ def replicator_on(db_path, writer, **kw) -> Replicator:
     return Replicator(Outbox(db_path), writer, **kw)
 
 
-def reader_of(influxd, database: str) -> InfluxQLReader:
-    return InfluxQLReader(influxd.url, database=database)
-
-
 def field_types(influxd, database: str) -> dict[str, dict[str, str]]:
     out: dict[str, dict[str, str]] = {}
     for series in influxd.query("SHOW FIELD KEYS", database)["results"][0].get("series", []):
@@ -75,22 +54,10 @@ def field_types(influxd, database: str) -> dict[str, dict[str, str]]:
     return out
 
 
-def cli_env(db_path, **overrides) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KAMMTHAAR_")}
-    env.update({"KAMMTHAAR_STORE_PATH": str(db_path), "KAMMTHAAR_SITE_ID": SITE, "KAMMTHAAR_SITE_TIMEZONE": ZONE})
-    env.update({f"KAMMTHAAR_{k.upper()}": str(v) for k, v in overrides.items()})
-    return env
-
-
-def kammthaar(*args, env, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "kammthaar.cli", *args], env=env, capture_output=True, text=True,
-                          timeout=120, **kw)
-
-
 # -- v1 end to end: the real collector, the real simulator, influxd ------------------------
 
 
-def test_v1_end_to_end_collector_to_influxd_point_by_point(start_simulator, influxd, influx_db, tmp_path):
+def test_v1_end_to_end_collector_to_influxd_point_by_point(start_simulator, influxd, influx_db, tmp_path, processes):
     port = free_port()
     start_simulator("--tcp", f"127.0.0.1:{port}", "--framer", "rtu", "--speed", "600", "--seed", "5",
                     "--timezone", ZONE)
@@ -98,13 +65,12 @@ def test_v1_end_to_end_collector_to_influxd_point_by_point(start_simulator, infl
     env = cli_env(db, modbus_port=f"rtu+tcp://127.0.0.1:{port}", modbus_interval_s="0.05",
                   modbus_slow_interval_s="0.3", modbus_timeout_s="0.5", cloud_url=influxd.url, cloud_api="v1",
                   cloud_database=influx_db, cloud_batch_size="100")
-    collector = subprocess.Popen([sys.executable, "-m", "kammthaar.cli", "collect"], env=env,
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    collector = processes.start([*KAMMTHAAR, "collect"], "collect", env=env)
     try:
         wait_for_rows(db, "live_samples", 60, collector)
         wait_for_rows(db, "device_clock", 2, collector)
     finally:
-        code, err = stop(collector)
+        code, err = collector.stop(30), collector.log()
     assert code == 0, err[-3000:]
 
     proc = kammthaar("replicate", "--once", env=env)
@@ -399,28 +365,22 @@ def test_field_views_show_the_backlog_and_the_dead_letters_in_the_sqlite3_shell(
                    "ok||12|2"]
 
 
-def test_replicate_without_cloud_url_idles_and_says_so(db_path):
+def test_replicate_without_cloud_url_idles_and_says_so(db_path, processes):
     env = cli_env(db_path)
     once = kammthaar("replicate", "--once", env=env)
     assert once.returncode == 0 and "no [cloud] url configured" in once.stdout
-    proc = subprocess.Popen([sys.executable, "-m", "kammthaar.cli", "replicate"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        line = proc.stderr.readline()
-        assert "no [cloud] url configured: the replicator has nothing to do and idles" in line
-        assert proc.poll() is None  # idles, does not exit (systemd would restart it in a loop)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(10) == 0
-        proc.stdout.close()
-        proc.stderr.close()
+    proc = processes.start([*KAMMTHAAR, "replicate"], "replicate", env=env)
+    line = proc.wait_for(lambda: "\n" in proc.log() and proc.log().split("\n", 1)[0], 30, "no line logged")
+    assert "no [cloud] url configured: the replicator has nothing to do and idles" in line
+    assert proc.poll() is None  # idles, does not exit (systemd would restart it in a loop)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(10) == 0
 
 
-def test_replicate_daemon_sends_then_stops_on_sigterm(influxd, influx_db, store, db_path):
+def test_replicate_daemon_sends_then_stops_on_sigterm(influxd, influx_db, store, db_path, processes):
     add_live(store, 40)
     env = cli_env(db_path, cloud_url=influxd.url, cloud_api="v1", cloud_database=influx_db, cloud_interval_s="0.1")
-    proc = subprocess.Popen([sys.executable, "-m", "kammthaar.cli", "replicate"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = processes.start([*KAMMTHAAR, "replicate"], "replicate", env=env)
     try:
         deadline = time.monotonic() + 30
         while Outbox(db_path, readonly=True).summary()["backlog_rows"] and time.monotonic() < deadline:
@@ -432,8 +392,7 @@ def test_replicate_daemon_sends_then_stops_on_sigterm(influxd, influx_db, store,
     finally:
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(20)
-        err = proc.stderr.read()
-        proc.stderr.close()
+        err = proc.log()
     assert code == 0, err[-3000:]
     assert "replicator stopped" in err
     assert_cloud_equals_store(reader_of(influxd, influx_db), db_path, SITE)

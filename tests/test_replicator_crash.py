@@ -5,15 +5,13 @@ from __future__ import annotations
 import random
 import signal
 import sqlite3
-import subprocess
-import sys
 import time
 
 from edge_store.outbox import Outbox
 from edge_store.registers import STATS
-from tests.fixtures_influx import assert_cloud_equals_store
-from tests.test_replicator import SITE, T0, add_live, cli_env, kammthaar, reader_of
-from tests.test_rollups import STATS_VALUES
+from tests.fixtures_influx import SITE, assert_cloud_equals_store, cli_env, reader_of
+from tests.samples import STATS_VALUES, T0, add_live
+from tests.support import KAMMTHAAR, kammthaar
 
 KILLS = 50
 
@@ -27,7 +25,8 @@ def live_watermark(db) -> int:
         conn.close()
 
 
-def test_replicator_killed_50_times_while_draining_the_cloud_equals_the_store(influxd, influx_db, store, db_path):
+def test_replicator_killed_50_times_while_draining_the_cloud_equals_the_store(influxd, influx_db, store, db_path,
+                                                                              processes):
     env = cli_env(db_path, cloud_url=influxd.url, cloud_api="v1", cloud_database=influx_db,
                   cloud_batch_size="35", cloud_interval_s="0.05")  # 5 live rows a request: many windows
     rng = random.Random(20261125)
@@ -38,19 +37,13 @@ def test_replicator_killed_50_times_while_draining_the_cloud_equals_the_store(in
         add_live(store, 150, start=300 + 150 * k)
         store.insert_sample(STATS, T0 + k * 60_000 + 7, True, "epever", STATS_VALUES)
         before = live_watermark(db_path)
-        proc = subprocess.Popen([sys.executable, "-m", "kammthaar.cli", "replicate"], env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        proc = processes.start([*KAMMTHAAR, "replicate"], "replicate", env=env)
         try:
-            deadline = time.monotonic() + 30
-            while live_watermark(db_path) == before:
-                assert proc.poll() is None, proc.stderr.read()[-3000:]
-                assert time.monotonic() < deadline, "the replicator sent nothing"
-                time.sleep(0.002)
+            proc.wait_for(lambda: live_watermark(db_path) != before, 30, "the replicator sent nothing", poll_s=0.002)
             time.sleep(rng.uniform(0.0, 0.08))
         finally:
             proc.send_signal(signal.SIGKILL)
             assert proc.wait(30) == -signal.SIGKILL
-            proc.stderr.close()
         progressed += live_watermark(db_path) > before
 
     assert progressed == KILLS

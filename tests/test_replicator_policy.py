@@ -14,9 +14,10 @@ from replicator.policy import Policy
 from replicator.reader import InfluxQLReader
 from replicator.replicator import Replicator, fingerprint
 from replicator.writer import V1Writer, WriteError, parse_retry_after
-from tests.fixtures_influx import FaultProxy, assert_cloud_equals_store
-from tests.support import free_port
-from tests.test_replicator import SITE, add_live, cli_env, kammthaar, reader_of
+from tests.fault_proxy import FaultProxy
+from tests.fixtures_influx import SITE, assert_cloud_equals_store, cli_env, reader_of
+from tests.samples import add_live
+from tests.support import free_port, kammthaar
 
 
 class Sleeps:

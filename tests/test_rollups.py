@@ -5,7 +5,6 @@ import os
 import shutil
 import sqlite3
 import subprocess
-import sys
 import uuid
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -20,19 +19,12 @@ from edge_store.registers import LIVE, STATS
 from edge_store.rollups import RollupSettings, bucket_means_sql
 from edge_store.schema import MINUTE_METRICS
 from edge_store.store import Store
-from tests.samples import LIVE_VALUES
+from tests.samples import LIVE_VALUES, STATS_VALUES
+from tests.support import kammthaar
 
 PARIS = "Europe/Paris"
 NEW_YORK = "America/New_York"
 HOUR = 3_600_000
-
-STATS_VALUES = dict(
-    maximum_pv_voltage_today=20.0, minimum_pv_voltage_today=0.0, maximum_battery_voltage_today=14.0,
-    minimum_battery_voltage_today=12.0, consumed_today=0.5, consumed_this_month=5.0, consumed_this_year=50.0,
-    total_consumed=500.0, generated_today=1.0, generated_this_month=10.0, generated_this_year=100.0,
-    total_generated=1000.0,
-)
-
 
 def local_ms(tz, *args):
     """UTC ms of a local wall time (the first one when it repeats)."""
@@ -338,16 +330,14 @@ def test_timezone_change_is_followed_by_a_rebuild_at_collector_start(open_store,
     assert daily(db_path) == before
     env = {k: v for k, v in os.environ.items() if not k.startswith("KAMMTHAAR_")}
     env.update({"KAMMTHAAR_STORE_PATH": str(db_path), "KAMMTHAAR_SITE_TIMEZONE": NEW_YORK})
-    status = subprocess.run([sys.executable, "-m", "kammthaar.cli", "status"], capture_output=True, text=True,
-                            env=env, timeout=60)
+    status = kammthaar("status", env=env, timeout_s=60)
     assert status.returncode == 0, status.stderr
     assert "rollups: !! WAITING FOR A REBUILD" in status.stdout
     with pytest.raises(StoreError, match="every day"):
         rebuild(late_writer, RollupSettings(NEW_YORK, 15.0), from_day="2026-06-10")
     assert ensure_built(late_writer, RollupSettings(NEW_YORK, 15.0)) is not None
     assert daily(db_path)[("epever", "2026-06-10")]["samples"] == before[("epever", "2026-06-10")]["samples"] + 1
-    status = subprocess.run([sys.executable, "-m", "kammthaar.cli", "status"], capture_output=True, text=True,
-                            env=env, timeout=60)
+    status = kammthaar("status", env=env, timeout_s=60)
     assert f"rollups: days of {NEW_YORK}" in status.stdout
 
 
@@ -456,8 +446,7 @@ def test_cli_rollups_rebuild_prints_a_summary_and_bad_dates_exit_2(open_store, d
     store.close()
     env = {k: v for k, v in os.environ.items() if not k.startswith("KAMMTHAAR_")}
     env.update({"KAMMTHAAR_STORE_PATH": str(db_path), "KAMMTHAAR_SITE_TIMEZONE": PARIS})
-    run = lambda *a: subprocess.run([sys.executable, "-m", "kammthaar.cli", "rollups", "rebuild", *a],  # noqa: E731
-                                    capture_output=True, text=True, env=env, timeout=60)
+    run = lambda *a: kammthaar("rollups", "rebuild", *a, env=env, timeout_s=60)  # noqa: E731
     proc = run("--from", "2026-06-10", "--to", "2026-06-10")
     assert proc.returncode == 0, proc.stderr
     assert "rebuilt 1 days and 1 months in Europe/Paris" in proc.stdout
