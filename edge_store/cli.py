@@ -63,7 +63,7 @@ def build_collector(cfg: config_mod.Config):
     from .reader import Reader
     from .store import Store
 
-    from .rebuild import ensure_built
+    from .rollups.rebuild import ensure_built
 
     migrate.ensure_schema(cfg.store.path)
     settings = rollup_settings(cfg)
@@ -89,7 +89,7 @@ def rollup_settings(cfg: config_mod.Config):
 
 def cmd_rollups(args) -> int:
     from . import migrate
-    from .rebuild import rebuild
+    from .rollups.rebuild import rebuild
     from .store import Store
 
     cfg = _load_config(args)
