@@ -9,6 +9,7 @@ import threading
 import pytest
 from sqlalchemy import text
 
+from api.users import Users
 from edge_store import migrate
 from edge_store.db import Database, core_writing, engine_for
 from edge_store.errors import StoreError
@@ -179,3 +180,11 @@ def test_the_sqlalchemy_engine_has_the_pragmas_and_an_sqlite_url_never_creates_t
             pass
     engine.dispose()
     assert not (tmp_path / "nowhere.db").exists()
+    # The users on an SQLAlchemy URL, or on the store's path: the same rows.
+    by_url, by_path = Users(f"sqlite:///{path}"), Users(path)
+    try:
+        by_url.add("alice", "alice-password-1")
+        assert by_path.get("alice").username == "alice"
+    finally:
+        by_url.close()
+        by_path.close()
