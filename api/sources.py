@@ -8,11 +8,12 @@ that answers wins, and its name goes out in `X-Data-Source`. When every
 source that holds the site failed: `Unavailable` (503, Retry-After); when
 they answered "nothing": `NotFound`.
 
-- `LocalSource` reads the SQLite store over read-only connections, one per
-  thread, kept open between requests. Before each request the file is
-  stat()ed: a file that went away or was replaced is reopened (or reported
-  unreachable), never read through a stale handle. Series come from the
-  one-minute buckets (closed ones and the open minute's samples), aggregated in SQL.
+- `LocalSource` reads the SQLite store through a read-only Database
+  (edge_store/db.py): one connection per thread, kept open between requests;
+  the file is stat()ed before each read: a file that went away is reported
+  unreachable, a replaced one is reopened, never read through a stale handle.
+  Series come from the one-minute buckets (closed ones and the open minute's
+  samples), aggregated in SQL.
 - `CloudSource` reads InfluxDB through replicator's InfluxQL reader (one per
   thread), every identifier and literal escaped. Reachability is probed
   (`/ping`) with a short timeout and remembered for a few seconds, so an
@@ -23,19 +24,16 @@ they answered "nothing": `NotFound`.
 from __future__ import annotations
 
 import os
-import sqlite3
 import threading
 import time
 from datetime import date, datetime, timedelta, timezone
 from typing import Any, Callable, Iterable
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from edge_store import schema
+from edge_store.db import Database
 from edge_store.errors import KammthaarError, StoreError
 from edge_store.outbox import Outbox
 from edge_store.rollups import META_PRUNED, bucket_means_sql
-from edge_store.store import BUSY_TIMEOUT_MS
 from replicator.reader import InfluxQLReader, QueryError, ident, literal
 
 from .errors import NotFound, Unavailable
@@ -76,58 +74,28 @@ class LocalSource:
         self.path = str(path)
         self.site = site
         self.device = device
-        self._local = threading.local()
-        self._outbox: Outbox | None = None
+        self.db = Database(self.path, readonly=True)
+        self._what = f"the store {self.path} cannot be read"
+        self._outbox = Outbox(self.db)
 
     # -- connections ------------------------------------------------------------------
 
-    def _conn(self) -> sqlite3.Connection:
-        try:
-            st = os.stat(self.path)
-        except OSError as exc:
-            self._drop()
-            raise StoreError(f"the store {self.path} cannot be read: {exc.strerror}", retryable=True) from None
-        identity = (st.st_dev, st.st_ino)
-        conn = getattr(self._local, "conn", None)
-        if conn is not None and self._local.identity == identity:
-            return conn
-        self._drop()
-        try:
-            conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, isolation_level=None,
-                                   check_same_thread=True)
-            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-            conn.execute("PRAGMA query_only=1")
-        except sqlite3.Error as exc:
-            raise StoreError(f"the store {self.path} cannot be opened: {exc}", retryable=True) from None
-        self._local.conn, self._local.identity = conn, identity
-        return conn
+    def _rows(self, sql: str, params: Iterable | dict = ()) -> list[tuple]:
+        with self.db.reading(self._what) as conn:
+            return conn.execute(sql, params if isinstance(params, dict) else tuple(params)).fetchall()
 
-    def _drop(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
-
-    def _rows(self, sql: str, params: Iterable = ()) -> list[tuple]:
-        conn = self._conn()
-        try:
-            return conn.execute(sql, tuple(params)).fetchall()
-        except sqlite3.Error as exc:
-            self._drop()
-            raise StoreError(f"the store {self.path} cannot be read: {exc}", retryable=True) from None
+    def _dicts(self, sql: str, params: Iterable = ()) -> list[dict]:
+        with self.db.reading(self._what) as conn:
+            cur = conn.execute(sql, tuple(params))
+            names = [d[0] for d in cur.description]
+            return [dict(zip(names, r)) for r in cur.fetchall()]
 
     def _row_dict(self, sql: str, params: Iterable = ()) -> dict | None:
-        conn = self._conn()
-        try:
-            cur = conn.execute(sql, tuple(params))
-            row = cur.fetchone()
-        except sqlite3.Error as exc:
-            self._drop()
-            raise StoreError(f"the store {self.path} cannot be read: {exc}", retryable=True) from None
-        return None if row is None else dict(zip((d[0] for d in cur.description), row))
+        rows = self._dicts(sql, params)
+        return rows[0] if rows else None
 
     def failed(self, exc: KammthaarError) -> None:
-        self._drop()
+        self.db.forget()
 
     # -- what it holds ------------------------------------------------------------------
 
@@ -139,7 +107,8 @@ class LocalSource:
     def holds(self, site: str, since_ms: int | None) -> bool:
         if site != self.site:
             return False
-        self._conn()  # reachable
+        with self.db.reading(self._what):  # reachable
+            pass
         return since_ms is None or since_ms >= self.horizon_ms()
 
     # -- answers ------------------------------------------------------------------------
@@ -169,45 +138,33 @@ class LocalSource:
         if every_ms is None:
             return self._rows(f"SELECT ts_ms, {column} FROM live_samples WHERE device = ? AND ts_ms >= ? "
                               f"AND ts_ms < ? ORDER BY ts_ms", (self.device, start_ms, end_ms))
-        return self._rows(bucket_means_sql(column), (every_ms, self.device, start_ms, end_ms))
+        return self._rows(bucket_means_sql(column), {"every_ms": every_ms, "device": self.device,
+                                                     "start_ms": start_ms, "end_ms": end_ms})
 
     def periods(self, site: str, kind: str, first: str, last: str) -> list[dict]:
         """Statistics objects of the local days (months) first..last, both included, oldest first."""
         key, _ = PERIOD_KEY[kind]
         table = f"rollup_{kind}"
-        conn = self._conn()
-        try:
-            cur = conn.execute(f"SELECT * FROM {table} WHERE device = ? AND {key} >= ? AND {key} <= ? ORDER BY {key}",
-                               (self.device, first, last))
-            names = [d[0] for d in cur.description]
-            rows = [dict(zip(names, r)) for r in cur.fetchall()]
-        except sqlite3.Error as exc:
-            self._drop()
-            raise StoreError(f"the store {self.path} cannot be read: {exc}", retryable=True) from None
+        rows = self._dicts(f"SELECT * FROM {table} WHERE device = ? AND {key} >= ? AND {key} <= ? ORDER BY {key}",
+                           (self.device, first, last))
         return [_stat_object(kind, r[key], r, r["covered_ms"] / 1000) for r in rows]
 
     # -- health ---------------------------------------------------------------------------
 
     def health(self) -> dict:
         """Newest sample per group, counters, rows ever stored, file size, the replicator's summary."""
-        newest = {group: self.newest_ts(self.site, group) for group in schema.SAMPLE_TABLES}
-        counters = dict(self._rows("SELECT name, value FROM counters"))
-        stored = dict(self._rows("SELECT name, seq FROM sqlite_sequence WHERE name IN (?, ?, ?, ?)",
-                                 tuple(schema.SAMPLE_TABLES.values())))
+        with self.db.reading(self._what):  # one snapshot for all of them
+            newest = {group: self.newest_ts(self.site, group) for group in schema.SAMPLE_TABLES}
+            counters = dict(self._rows("SELECT name, value FROM counters"))
+            stored = dict(self._rows("SELECT name, seq FROM sqlite_sequence WHERE name IN (?, ?, ?, ?)",
+                                     tuple(schema.SAMPLE_TABLES.values())))
+            replication = self._outbox.summary()
         size = 0
         for suffix in ("", "-wal"):
             try:
                 size += os.path.getsize(self.path + suffix)
             except OSError:
                 pass
-        if self._outbox is None:
-            self._outbox = Outbox(self.path, readonly=True)
-        try:
-            replication = self._outbox.summary()
-        except SQLAlchemyError as exc:
-            self._outbox.close()
-            self._outbox = None
-            raise StoreError(f"cannot read the replication state: {exc}", retryable=True) from None
         return {"newest_ms": newest, "counters": counters, "stored": stored, "size_bytes": size,
                 "replication": replication}
 

@@ -5,12 +5,14 @@ slow on purpose), with their parameters in the stored text so they can be
 raised later without invalidating older hashes. A login for a user that does
 not exist costs the same hash, so timing does not tell which users exist.
 
-Everything lives in the store's SQLite file (tables `users`, `revoked_tokens`,
-`login_failures`, migration 0004): the only rows the API writes. Reads that
-run on every request (a token's user and version) use one read-only
-connection per thread; writes are short `BEGIN IMMEDIATE` transactions, so
-every worker process of the server sees the same users, revocations and
-throttling.
+Everything lives in the tables `users`, `revoked_tokens` and `login_failures`
+(edge_store/schema.py, migration 0004), reached through SQLAlchemy Core on an
+engine URL: at the edge the store's SQLite file (the only rows the API
+writes), with the file's pragmas and `BEGIN IMMEDIATE` writes from
+edge_store/db.py; a cloud deployment may give a PostgreSQL URL. Every worker
+process of the server sees the same users, revocations and throttling. The
+engine keeps its connections open, so tokens stay checkable while the store's
+file is moved away (the data sources then answer 503).
 """
 
 from __future__ import annotations
@@ -21,13 +23,17 @@ import hashlib
 import hmac
 import re
 import secrets
-import sqlite3
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy import case, delete, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+
+from edge_store.db import core_reading, core_writing, engine_for
 from edge_store.errors import KammthaarError, StoreError
-from edge_store.store import BUSY_TIMEOUT_MS, now_ms
+from edge_store.schema import login_failures, revoked_tokens, users
+from edge_store.store import now_ms
 
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2 ** 15, 8, 1
 SCRYPT_MAXMEM = 64 * 1024 * 1024
@@ -112,112 +118,74 @@ class User:
     password_changed_ms: int
 
 
-class Users:
-    """The users table and its companions on one SQLite file (migrated to 0004 or later)."""
+_UPSERTING_INSERT = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
+_USER_COLUMNS = (users.c.username, users.c.token_version, users.c.created_ms, users.c.password_changed_ms)
 
-    def __init__(self, path: str | Path, *, clock_ms=now_ms):
-        self.path = str(path)
+
+def store_url(path: str | Path) -> str:
+    """The SQLAlchemy URL of the store's SQLite file."""
+    return f"sqlite:///{path}"
+
+
+class Users:
+    """The users table and its companions (migrated to 0004 or later) on an SQLAlchemy URL.
+
+    `target` is the URL, or the store's file path (`store_url`). On SQLite the
+    file is never created: it must be the migrated store.
+    """
+
+    def __init__(self, target: str | Path, *, clock_ms=now_ms):
+        self.url = target if isinstance(target, str) and "://" in target else store_url(target)
         self._clock_ms = clock_ms
-        self._local = threading.local()
-        self._shared: sqlite3.Connection | None = None
-        self._read_lock = threading.Lock()
+        self._engine = engine_for(self.url)
+        # Upserts are spelled per dialect (both have ON CONFLICT).
+        self._insert = _UPSERTING_INSERT.get(self._engine.dialect.name)
+        if self._insert is None:
+            self._engine.dispose()
+            raise StoreError(f"the users need SQLite or PostgreSQL, not {self._engine.dialect.name}")
 
     # -- connections ------------------------------------------------------------------
 
-    def _reader(self) -> sqlite3.Connection:
-        # One read-only connection per process, shared by its threads (under `_read_lock`), kept open:
-        # the tokens of a worker stay checkable while its handle on the file works.
-        if self._shared is None:
-            try:
-                conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, isolation_level=None,
-                                       check_same_thread=False)
-                conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-            except sqlite3.Error as exc:
-                raise StoreError(f"cannot open the users in {self.path}: {exc}", retryable=True) from exc
-            self._shared = conn
-        return self._shared
-
     def connect(self) -> None:
-        """Open the shared read connection now (at worker start) rather than at the first request."""
-        with self._read_lock:
-            self._reader()
+        """Open a connection now (at worker start) rather than at the first request; the engine keeps it."""
+        with core_reading(self._engine, "cannot open the users"):
+            pass
 
-    def _writer(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "writer", None)
-        if conn is None:
-            try:
-                # mode=rw: never create a database where the store should be.
-                conn = sqlite3.connect(f"file:{self.path}?mode=rw", uri=True, isolation_level=None)
-                conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-            except sqlite3.Error as exc:
-                raise StoreError(f"cannot open the users in {self.path}: {exc}", retryable=True) from exc
-            self._local.writer = conn
-        return conn
+    def _read(self, statement) -> list:
+        with core_reading(self._engine, "cannot read the users") as conn:
+            return conn.execute(statement).all()
 
-    def _read(self, sql: str, params=()) -> list[tuple]:
-        with self._read_lock:
-            try:
-                return self._reader().execute(sql, params).fetchall()
-            except sqlite3.Error as exc:
-                if self._shared is not None:
-                    self._shared.close()
-                    self._shared = None
-                raise StoreError(f"cannot read the users: {exc}", retryable=True) from exc
-
-    def _write(self, statements) -> list:
-        """Run (sql, params) pairs in one immediate transaction; the cursors' rowcounts."""
-        conn = self._writer()
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                counts = [conn.execute(sql, params).rowcount for sql, params in statements]
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-            return counts
-        except sqlite3.Error as exc:
-            self._drop("writer")
-            raise StoreError(f"cannot write the users: {exc}", retryable=True) from exc
-
-    def _drop(self, which: str) -> None:
-        conn = getattr(self._local, which, None)
-        if conn is not None:
-            conn.close()
-            setattr(self._local, which, None)
+    def _write(self, statements) -> list[int]:
+        """Run the statements in one writing transaction; their rowcounts."""
+        with core_writing(self._engine, "cannot write the users") as conn:
+            return [conn.execute(statement).rowcount for statement in statements]
 
     def close(self) -> None:
-        with self._read_lock:
-            if self._shared is not None:
-                self._shared.close()
-                self._shared = None
-        self._drop("writer")
+        self._engine.dispose()
 
     # -- users ------------------------------------------------------------------------
 
     def get(self, username: str) -> User | None:
-        rows = self._read("SELECT username, token_version, created_ms, password_changed_ms FROM users "
-                          "WHERE username = ?", (username,))
+        rows = self._read(select(*_USER_COLUMNS).where(users.c.username == username))
         return User(*rows[0]) if rows else None
 
     def token_version(self, username: str) -> int | None:
         """The version every valid token of the user carries, or None when the user is gone."""
-        rows = self._read("SELECT token_version FROM users WHERE username = ?", (username,))
+        rows = self._read(select(users.c.token_version).where(users.c.username == username))
         return rows[0][0] if rows else None
 
     def list(self) -> list[User]:
-        return [User(*r) for r in self._read(
-            "SELECT username, token_version, created_ms, password_changed_ms FROM users ORDER BY username")]
+        return [User(*r) for r in self._read(select(*_USER_COLUMNS).order_by(users.c.username))]
 
     def add(self, username: str, password: str) -> User:
         check_username(username)
         hashed = hash_password(check_password(password))
         now = self._clock_ms()
         try:
-            self._write([("INSERT INTO users (username, password_hash, token_version, created_ms, "
-                          "password_changed_ms) VALUES (?, ?, 0, ?, ?)", (username, hashed, now, now))])
+            self._write([insert(users).values(username=username, password_hash=hashed, token_version=0,
+                                              created_ms=now, password_changed_ms=now)])
         except StoreError as exc:
-            if "UNIQUE" in str(exc):
+            if isinstance(exc.__cause__, IntegrityError):  # the unique user name
                 raise UserError(f"user {username!r} exists already (change the password with `user passwd`)") from exc
             raise
         return User(username, 0, now, now)
@@ -225,15 +193,14 @@ class Users:
     def set_password(self, username: str, password: str) -> None:
         """New password; every token issued before is no longer accepted."""
         hashed = hash_password(check_password(password))
-        (count,) = self._write([(
-            "UPDATE users SET password_hash = ?, token_version = token_version + 1, password_changed_ms = ? "
-            "WHERE username = ?", (hashed, self._clock_ms(), username))])
+        (count,) = self._write([update(users).where(users.c.username == username).values(
+            password_hash=hashed, token_version=users.c.token_version + 1, password_changed_ms=self._clock_ms())])
         if not count:
             raise UserError(f"no user {username!r}")
 
     def remove(self, username: str) -> None:
-        (count, _) = self._write([("DELETE FROM users WHERE username = ?", (username,)),
-                                  ("DELETE FROM login_failures WHERE key = ?", (f"user:{username}",))])
+        (count, _) = self._write([delete(users).where(users.c.username == username),
+                                  delete(login_failures).where(login_failures.c.key == f"user:{username}")])
         if not count:
             raise UserError(f"no user {username!r}")
 
@@ -245,11 +212,10 @@ class Users:
         """
         keys = self._throttle_keys(username, client)
         self._check_throttle(keys)
-        rows = self._read("SELECT password_hash, username, token_version, created_ms, password_changed_ms "
-                          "FROM users WHERE username = ?", (username,))
+        rows = self._read(select(users.c.password_hash, *_USER_COLUMNS).where(users.c.username == username))
         ok = verify_password(password, rows[0][0] if rows else _dummy_hash()) and bool(rows)
         if ok:
-            self._write([("DELETE FROM login_failures WHERE key = ?", (keys[0][0],))])
+            self._write([delete(login_failures).where(login_failures.c.key == keys[0][0])])
             return User(*rows[0][1:])
         self._record_failure(keys)
         return None
@@ -264,9 +230,9 @@ class Users:
 
     def _check_throttle(self, keys: list[tuple[str, int]]) -> None:
         now = self._clock_ms()
-        marks = "?, " * (len(keys) - 1) + "?"
-        rows = self._read(f"SELECT key, blocked_until_ms FROM login_failures WHERE key IN ({marks}) "
-                          "AND blocked_until_ms > ?", (*(k for k, _ in keys), now))
+        lf = login_failures
+        rows = self._read(select(lf.c.key, lf.c.blocked_until_ms).where(
+            lf.c.key.in_([k for k, _ in keys]), lf.c.blocked_until_ms > now))
         if rows:
             until = max(r[1] for r in rows)
             raise Throttled("too many failed logins: try again later",
@@ -275,20 +241,20 @@ class Users:
     def _record_failure(self, keys: list[tuple[str, int]]) -> None:
         now = self._clock_ms()
         window = THROTTLE_WINDOW_MS
+        lf = login_failures
+        expired = lf.c.window_start_ms <= now - window  # the key's window is over: a new one starts now
         statements = []
         for key, limit in keys:
-            statements.append((
-                "INSERT INTO login_failures (key, failures, window_start_ms, blocked_until_ms) VALUES (?1, 1, ?2, NULL) "
-                "ON CONFLICT (key) DO UPDATE SET "
-                "failures = CASE WHEN window_start_ms <= ?2 - ?3 THEN 1 ELSE failures + 1 END, "
-                "window_start_ms = CASE WHEN window_start_ms <= ?2 - ?3 THEN ?2 ELSE window_start_ms END",
-                (key, now, window)))
-            statements.append((
-                "UPDATE login_failures SET blocked_until_ms = window_start_ms + ?3 "
-                "WHERE key = ?1 AND failures >= ?2", (key, limit, window)))
+            upsert = self._insert(lf).values(key=key, failures=1, window_start_ms=now, blocked_until_ms=None)
+            statements.append(upsert.on_conflict_do_update(index_elements=[lf.c.key], set_={
+                "failures": case((expired, 1), else_=lf.c.failures + 1),
+                "window_start_ms": case((expired, now), else_=lf.c.window_start_ms),
+            }))
+            statements.append(update(lf).where(lf.c.key == key, lf.c.failures >= limit)
+                              .values(blocked_until_ms=lf.c.window_start_ms + window))
         # Old rows go with the next failure: the table stays small.
-        statements.append(("DELETE FROM login_failures WHERE window_start_ms <= ? "
-                           "AND coalesce(blocked_until_ms, 0) <= ?", (now - window, now)))
+        statements.append(delete(lf).where(lf.c.window_start_ms <= now - window,
+                                           func.coalesce(lf.c.blocked_until_ms, 0) <= now))
         self._write(statements)
 
     # -- revoked refresh tokens ----------------------------------------------------------
@@ -296,19 +262,18 @@ class Users:
     def revoke(self, jti: str, username: str, expires_ms: int) -> None:
         now = self._clock_ms()
         self._write([
-            ("INSERT OR IGNORE INTO revoked_tokens (jti, username, expires_ms, revoked_ms) VALUES (?, ?, ?, ?)",
-             (jti, username, expires_ms, now)),
-            ("DELETE FROM revoked_tokens WHERE expires_ms < ?", (now,)),
+            self._insert(revoked_tokens).values(jti=jti, username=username, expires_ms=expires_ms, revoked_ms=now)
+            .on_conflict_do_nothing(index_elements=[revoked_tokens.c.jti]),
+            delete(revoked_tokens).where(revoked_tokens.c.expires_ms < now),
         ])
 
     def is_revoked(self, jti: str) -> bool:
-        return bool(self._read("SELECT 1 FROM revoked_tokens WHERE jti = ?", (jti,)))
+        return bool(self._read(select(revoked_tokens.c.jti).where(revoked_tokens.c.jti == jti)))
 
 
 def generate_password() -> str:
     """A password for the demo user: 16 random URL-safe characters."""
     return secrets.token_urlsafe(12)
-
 
 
 DEMO_USER = "demo"

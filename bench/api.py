@@ -169,14 +169,14 @@ def print_sql_series(db: Path) -> None:
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
         end = conn.execute("SELECT max(ts_ms) FROM live_samples").fetchone()[0] + 1
-        args = (300_000, "epever", end - 86_400_000, end)
+        args = {"every_ms": 300_000, "device": "epever", "start_ms": end - 86_400_000, "end_ms": end}
         queries = {
             "minute buckets (the API's query)": bucket_means_sql("battery_voltage"),
-            "the minute_buckets view": "SELECT minute_ms - minute_ms % ?1 AS b, sum(battery_voltage_sum) / "
-                                       "sum(samples) FROM minute_buckets WHERE device = ?2 AND minute_ms >= ?3 "
-                                       "AND minute_ms < ?4 GROUP BY b ORDER BY b",
-            "raw samples": "SELECT ts_ms - ts_ms % ?1 AS b, avg(battery_voltage) FROM live_samples "
-                           "WHERE device = ?2 AND ts_ms >= ?3 AND ts_ms < ?4 GROUP BY b ORDER BY b",
+            "the minute_buckets view": "SELECT minute_ms - minute_ms % :every_ms AS b, sum(battery_voltage_sum) / "
+                                       "sum(samples) FROM minute_buckets WHERE device = :device AND minute_ms >= "
+                                       ":start_ms AND minute_ms < :end_ms GROUP BY b ORDER BY b",
+            "raw samples": "SELECT ts_ms - ts_ms % :every_ms AS b, avg(battery_voltage) FROM live_samples "
+                           "WHERE device = :device AND ts_ms >= :start_ms AND ts_ms < :end_ms GROUP BY b ORDER BY b",
         }
         print("24 h 5-minute series in SQLite:", end="")
         for label, sql in queries.items():

@@ -38,8 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from edge_store import migrate  # noqa: E402
 from edge_store.registers import LIVE  # noqa: E402
-from edge_store import rollups  # noqa: E402
-from edge_store.rollups import RollupSettings  # noqa: E402
+from edge_store.rollups import RollupSettings, sql as rollup_sql  # noqa: E402
 from edge_store.store import Store  # noqa: E402
 
 VALUES = dict(
@@ -191,10 +190,14 @@ def bench_rollups_sql(tmp: Path, n: int) -> dict:
     on = raw_connection(fresh_db(tmp, "rollups-sql-on"), "NORMAL")
     first = data[0]
     # One open day row, as the collector leaves it after the first sample of a minute.
-    rowid = on.execute(rollups.DAILY_UPSERT, (
-        "epever", "2025-11-24", "Europe/Paris", 0, 1 << 60, first["battery_voltage"], first["pv_voltage"],
-        first["state_of_charge"], first["battery_temperature"], 0.0, 0.0, 0.0, 0.0, 1, first["ts_ms"], 0,
-        None, None, None, 1, 0, 1 << 60, None, None)).fetchone()[0]
+    rowid = on.execute(rollup_sql.DAILY_UPSERT, {
+        "device": "epever", "day": "2025-11-24", "timezone": "Europe/Paris", "start_ms": 0, "end_ms": 1 << 60,
+        "battery_voltage": first["battery_voltage"], "pv_voltage": first["pv_voltage"],
+        "state_of_charge": first["state_of_charge"], "battery_temperature": first["battery_temperature"],
+        "generated_kwh": 0.0, "consumed_kwh": 0.0, "charge_ah": 0.0, "discharge_ah": 0.0, "samples": 1,
+        "ts_ms": first["ts_ms"], "covered_ms": 0, "device_generated_kwh": None, "device_consumed_kwh": None,
+        "device_stats_ts_ms": None, "version": 1, "month_start_ms": 0, "month_end_ms": 1 << 60,
+        "device_month_generated_kwh": None, "device_month_consumed_kwh": None}).fetchone()[0]
     sql = raw_insert_sql(first)
     commit_off, commit_on, updates = [], [], []
     for version, row in enumerate(data, 2):
@@ -203,9 +206,11 @@ def bench_rollups_sql(tmp: Path, n: int) -> dict:
             conn.execute(sql, row)
             if conn is on:
                 t0 = time.perf_counter()
-                conn.execute(rollups.FAST_UPDATE, (rowid, version - 1, version, 1e-6, 1e-6, 1e-5, 0.0, 1000,
-                                                   row["ts_ms"], row["battery_voltage"], row["pv_voltage"],
-                                                   row["state_of_charge"], row["battery_temperature"]))
+                conn.execute(rollup_sql.FAST_UPDATE, {
+                    "rowid": rowid, "seen_version": version - 1, "version": version, "generated_kwh": 1e-6,
+                    "consumed_kwh": 1e-6, "charge_ah": 1e-5, "discharge_ah": 0.0, "covered_ms": 1000,
+                    "ts_ms": row["ts_ms"], "battery_voltage": row["battery_voltage"], "pv_voltage": row["pv_voltage"],
+                    "state_of_charge": row["state_of_charge"], "battery_temperature": row["battery_temperature"]})
                 updates.append(time.perf_counter() - t0)
             t0 = time.perf_counter()
             conn.execute("COMMIT")

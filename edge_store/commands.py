@@ -28,7 +28,7 @@ def build_collector(cfg: config.Config):
     from . import migrate
     from .collector import Collector
     from .reader import Reader
-    from .rebuild import ensure_built
+    from .rollups.rebuild import ensure_built
     from .store import Store
 
     migrate.ensure_schema(cfg.store.path)
@@ -120,7 +120,7 @@ def cmd_status(args) -> int:
 
 def cmd_rollups(args) -> int:
     from . import migrate
-    from .rebuild import rebuild
+    from .rollups.rebuild import rebuild
     from .store import Store
 
     cfg = config.load(args.config)

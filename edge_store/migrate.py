@@ -7,15 +7,12 @@ never carry Alembic and Mako in memory on a Pi.
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
-
-from sqlalchemy.exc import SQLAlchemyError
 
 import migrations
 
+from .db import Database
 from .errors import StoreError
-from .store import make_engine
 
 SCRIPT_LOCATION = str(Path(migrations.__file__).parent)
 
@@ -26,12 +23,9 @@ HEAD = "0005"
 def ensure_schema(path: str | Path) -> None:
     """Upgrade the database to head unless it is there already (one cheap query)."""
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        try:
+        with Database(path, readonly=True) as db, db.reading("could not read the schema revision") as conn:
             rev = conn.execute("SELECT version_num FROM alembic_version").fetchone()
-        finally:
-            conn.close()
-    except sqlite3.Error:
+    except StoreError:  # no file, or no alembic_version yet
         rev = None
     if not rev or rev[0] != HEAD:
         upgrade(path)
@@ -46,16 +40,10 @@ def _alembic_config():
 
 
 def _run(path: str | Path, action, *args) -> None:
-    engine = make_engine(path)
-    try:
-        with engine.begin() as conn:
-            cfg = _alembic_config()
-            cfg.attributes["connection"] = conn
-            action(cfg, *args)
-    except SQLAlchemyError as exc:
-        raise StoreError(f"migration of {path} failed: {exc}") from exc
-    finally:
-        engine.dispose()
+    with Database(path) as db, db.core_writing(f"migration of {path} failed") as conn:
+        cfg = _alembic_config()
+        cfg.attributes["connection"] = conn
+        action(cfg, *args)
 
 
 def upgrade(path: str | Path, revision: str = "head") -> None:
@@ -76,12 +64,8 @@ def current(path: str | Path) -> str | None:
     """The revision the database is at, or None before the first migration."""
     from alembic.runtime.migration import MigrationContext
 
-    engine = make_engine(path)
-    try:
-        with engine.connect() as conn:
-            return MigrationContext.configure(conn).get_current_revision()
-    finally:
-        engine.dispose()
+    with Database(path) as db, db.core_reading(f"could not read the revision of {path}") as conn:
+        return MigrationContext.configure(conn).get_current_revision()
 
 
 def head() -> str:

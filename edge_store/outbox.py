@@ -7,22 +7,21 @@ server acknowledged with 2xx; it only moves after the 2xx, in the same SQLite
 transaction as the dead letters and counters of that batch, so a crash in
 between resends the batch (same points, same timestamps: InfluxDB overwrites).
 
-Reads go through a read-only connection (`BEGIN` deferred: the collector's
-writes never wait for them); the replicator's writes are short transactions.
-`summary()` is what `kammthaar status`, /health and /metrics show.
+Reads are one deferred snapshot each (the collector's writes never wait for
+them); the replicator's writes are short `BEGIN IMMEDIATE` transactions; both
+through edge_store/db.py. `summary()` is what `kammthaar status`, /health and
+/metrics show.
 """
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-from sqlalchemy.exc import SQLAlchemyError
-
-from .errors import StoreError
-from .store import make_engine, now_ms
+from .db import Database
+from .store import now_ms
 
 DEAD_LETTERS_KEPT = 10_000
 
@@ -58,60 +57,60 @@ _STATE_COLUMNS = ("last_attempt_ms", "last_success_ms", "last_error_ms", "last_e
                   "blocked", "blocked_credentials", "blocked_ms")
 
 
-class Outbox:
-    """Watermarks, batches above them, dead letters and the replicator's state, on one database file."""
+def _dicts(cur: sqlite3.Cursor) -> list[dict[str, Any]]:
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, row)) for row in cur.fetchall()]
 
-    def __init__(self, path: str | Path, *, readonly: bool = False, synchronous: str = "NORMAL"):
-        self.path = str(path)
-        self._read = make_engine(self.path, readonly=True)
-        self._write = None if readonly else make_engine(self.path, synchronous=synchronous)
+
+class Outbox:
+    """Watermarks, batches above them, dead letters and the replicator's state, on one database file.
+
+    `source` is the file's path, or a Database to share (the API's local source
+    reads the store and the outbox through one).
+    """
+
+    def __init__(self, source: str | Path | Database, *, readonly: bool = False, synchronous: str = "NORMAL"):
+        self._owned = not isinstance(source, Database)
+        self.db = Database(source, readonly=readonly, synchronous=synchronous) if self._owned else source
+        self.path = self.db.path
+        self._reading_what = f"could not read the outbox of {self.path}"
 
     # -- reading ---------------------------------------------------------------------
 
-    @contextmanager
     def _reading(self):
-        try:
-            with self._read.connect() as conn:
-                yield conn
-        except SQLAlchemyError as exc:
-            raise StoreError(f"could not read the outbox of {self.path}: {exc}", retryable=True) from exc
+        return self.db.reading(self._reading_what)
 
     def watermarks(self) -> dict[str, int]:
         with self._reading() as conn:
-            marks = dict(conn.exec_driver_sql("SELECT stream, position FROM replication_watermarks").fetchall())
+            marks = dict(conn.execute("SELECT stream, position FROM replication_watermarks").fetchall())
         return {s.name: marks.get(s.name, 0) for s in STREAMS}
 
     def pending(self) -> dict[str, tuple[int, int]]:
-        """Per stream, (watermark, highest key stored), in one query: which streams have news."""
+        """Per stream, (watermark, highest key stored), in one snapshot: which streams have news."""
         heads = ", ".join(f"(SELECT max({s.key}) FROM {s.name})" for s in STREAMS)
         with self._reading() as conn:
-            marks = dict(conn.exec_driver_sql("SELECT stream, position FROM replication_watermarks").fetchall())
-            top = conn.exec_driver_sql(f"SELECT {heads}").fetchone()
+            marks = dict(conn.execute("SELECT stream, position FROM replication_watermarks").fetchall())
+            top = conn.execute(f"SELECT {heads}").fetchone()
         return {s.name: (marks.get(s.name, 0), top[i] or 0) for i, s in enumerate(STREAMS)}
 
     def rows_after(self, stream: Stream, position: int, limit: int) -> list[dict[str, Any]]:
         """Up to `limit` rows of a stream with a key above `position`, in key order."""
         with self._reading() as conn:
-            result = conn.exec_driver_sql(
+            return _dicts(conn.execute(
                 f"SELECT * FROM {stream.name} WHERE {stream.key} > ? ORDER BY {stream.key} LIMIT ?",
-                (position, limit))
-            names = list(result.keys())
-            return [dict(zip(names, row)) for row in result.fetchall()]
+                (position, limit)))
 
     def state(self) -> dict[str, Any]:
         with self._reading() as conn:
-            row = conn.exec_driver_sql(
-                f"SELECT {', '.join(_STATE_COLUMNS)} FROM replication_state WHERE id = 1").fetchone()
+            row = conn.execute(f"SELECT {', '.join(_STATE_COLUMNS)} FROM replication_state WHERE id = 1").fetchone()
         return dict(zip(_STATE_COLUMNS, row)) if row else dict.fromkeys(_STATE_COLUMNS)
 
     def dead_letters(self, limit: int = 100) -> list[dict[str, Any]]:
         """The newest dead letters, newest first."""
         with self._reading() as conn:
-            result = conn.exec_driver_sql(
+            return _dicts(conn.execute(
                 "SELECT id, ts_ms, stream, row_key, status, message, line FROM replication_dead_letters "
-                "ORDER BY id DESC LIMIT ?", (limit,))
-            names = list(result.keys())
-            return [dict(zip(names, row)) for row in result.fetchall()]
+                "ORDER BY id DESC LIMIT ?", (limit,)))
 
     def summary(self, now: int | None = None) -> dict[str, Any]:
         """Backlog rows, age of the oldest unsent sample, last success and error, counters."""
@@ -119,18 +118,18 @@ class Outbox:
         backlog: dict[str, int] = {}
         oldest: int | None = None
         with self._reading() as conn:
-            marks = dict(conn.exec_driver_sql("SELECT stream, position FROM replication_watermarks").fetchall())
+            marks = dict(conn.execute("SELECT stream, position FROM replication_watermarks").fetchall())
             for s in STREAMS:
-                count, first = conn.exec_driver_sql(
+                count, first = conn.execute(
                     f"SELECT count(*), min({s.time}) FROM {s.name} WHERE {s.key} > ?",
                     (marks.get(s.name, 0),)).fetchone()
                 backlog[s.name] = count
                 if s.samples and first is not None:
                     oldest = first if oldest is None else min(oldest, first)
-            counters = dict(conn.exec_driver_sql(
+            counters = dict(conn.execute(
                 "SELECT name, value FROM counters WHERE name IN (?, ?, ?, ?, ?)",
                 (POINTS_SENT, BYTES_SENT, DEAD_LETTERS, SKIPPED_OLD, DROPPED_UNSENT)).fetchall())
-        state = self.state()
+            state = self.state()  # in the same snapshot
         return {
             "backlog_rows": sum(backlog.values()),
             "backlog_by_stream": backlog,
@@ -147,39 +146,31 @@ class Outbox:
 
     # -- writing (the replicator only) ------------------------------------------------
 
-    def _begin(self):
-        if self._write is None:
-            raise StoreError("the outbox was opened read-only")
-        return self._write.begin()
-
     def commit(self, stream: Stream, position: int, *, points: int, bytes_sent: int,
                dead: Iterable[tuple[int, int, str, str]] = (), skipped: int = 0, ts_ms: int | None = None) -> None:
         """After a 2xx: move the watermark (never back), store dead letters (row_key, status, message, line),
         count, and note the success; all in one transaction."""
         ts_ms = now_ms() if ts_ms is None else ts_ms
         dead = list(dead)
-        try:
-            with self._begin() as conn:
-                conn.exec_driver_sql(
-                    "INSERT INTO replication_watermarks (stream, position, updated_ms) VALUES (?, ?, ?) "
-                    "ON CONFLICT(stream) DO UPDATE SET position = max(position, excluded.position), "
-                    "updated_ms = excluded.updated_ms", (stream.name, position, ts_ms))
-                if dead:
-                    conn.exec_driver_sql(
-                        "INSERT INTO replication_dead_letters (ts_ms, stream, row_key, status, message, line) "
-                        "VALUES (?, ?, ?, ?, ?, ?)",
-                        [(ts_ms, stream.name, key, status, message[:2000], line) for key, status, message, line in dead])
-                    conn.exec_driver_sql(
-                        "DELETE FROM replication_dead_letters WHERE id <= "
-                        "(SELECT max(id) FROM replication_dead_letters) - ?", (DEAD_LETTERS_KEPT,))
-                for name, by in ((POINTS_SENT, points), (BYTES_SENT, bytes_sent), (DEAD_LETTERS, len(dead)),
-                                 (SKIPPED_OLD, skipped)):
-                    if by:
-                        _bump(conn, name, by, ts_ms)
-                self._set_state(conn, ts_ms, last_attempt_ms=ts_ms, last_success_ms=ts_ms,
-                                blocked=None, blocked_credentials=None, blocked_ms=None)
-        except SQLAlchemyError as exc:
-            raise StoreError(f"could not record the replication of {stream.name}: {exc}", retryable=True) from exc
+        with self.db.writing(f"could not record the replication of {stream.name}") as conn:
+            conn.execute(
+                "INSERT INTO replication_watermarks (stream, position, updated_ms) VALUES (?, ?, ?) "
+                "ON CONFLICT(stream) DO UPDATE SET position = max(position, excluded.position), "
+                "updated_ms = excluded.updated_ms", (stream.name, position, ts_ms))
+            if dead:
+                conn.executemany(
+                    "INSERT INTO replication_dead_letters (ts_ms, stream, row_key, status, message, line) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    [(ts_ms, stream.name, key, status, message[:2000], line) for key, status, message, line in dead])
+                conn.execute(
+                    "DELETE FROM replication_dead_letters WHERE id <= "
+                    "(SELECT max(id) FROM replication_dead_letters) - ?", (DEAD_LETTERS_KEPT,))
+            for name, by in ((POINTS_SENT, points), (BYTES_SENT, bytes_sent), (DEAD_LETTERS, len(dead)),
+                             (SKIPPED_OLD, skipped)):
+                if by:
+                    _bump(conn, name, by, ts_ms)
+            self._set_state(conn, ts_ms, last_attempt_ms=ts_ms, last_success_ms=ts_ms,
+                            blocked=None, blocked_credentials=None, blocked_ms=None)
 
     def record_failure(self, status: int | None, message: str, *, blocked: str | None = None,
                        credentials: str | None = None, ts_ms: int | None = None) -> None:
@@ -188,37 +179,31 @@ class Outbox:
         values = dict(last_attempt_ms=ts_ms, last_error_ms=ts_ms, last_error=message[:2000], last_status=status)
         if blocked:
             values.update(blocked=blocked, blocked_credentials=credentials, blocked_ms=ts_ms)
-        try:
-            with self._begin() as conn:
-                self._set_state(conn, ts_ms, **values)
-        except SQLAlchemyError as exc:
-            raise StoreError(f"could not record a replication error: {exc}", retryable=True) from exc
+        with self.db.writing("could not record a replication error") as conn:
+            self._set_state(conn, ts_ms, **values)
 
     def clear_block(self) -> None:
         """The credentials changed: sending may start again."""
-        try:
-            with self._begin() as conn:
-                self._set_state(conn, now_ms(), blocked=None, blocked_credentials=None, blocked_ms=None)
-        except SQLAlchemyError as exc:
-            raise StoreError(f"could not record the replication state: {exc}", retryable=True) from exc
+        with self.db.writing("could not record the replication state") as conn:
+            self._set_state(conn, now_ms(), blocked=None, blocked_credentials=None, blocked_ms=None)
 
     @staticmethod
     def _set_state(conn, ts_ms: int, **values) -> None:
         cols = list(values)
-        conn.exec_driver_sql(
+        conn.execute(
             f"INSERT INTO replication_state (id, {', '.join(cols)}, updated_ms) "
             f"VALUES (1, {', '.join('?' for _ in cols)}, ?) ON CONFLICT(id) DO UPDATE SET "
             + ", ".join(f"{c} = excluded.{c}" for c in cols) + ", updated_ms = excluded.updated_ms",
             (*values.values(), ts_ms))
 
     def close(self) -> None:
-        self._read.dispose()
-        if self._write is not None:
-            self._write.dispose()
+        """Close the connections (of a Database this outbox opened; a shared one stays open)."""
+        if self._owned:
+            self.db.close()
 
 
-def _bump(conn, name: str, by: int, ts_ms: int) -> None:
-    conn.exec_driver_sql(
+def _bump(conn: sqlite3.Connection, name: str, by: int, ts_ms: int) -> None:
+    conn.execute(
         "INSERT INTO counters (name, value, updated_ms) VALUES (?, ?, ?) "
         "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value, updated_ms = excluded.updated_ms",
         (name, by, ts_ms))

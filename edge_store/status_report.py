@@ -59,8 +59,8 @@ def report(store: Store, cfg) -> str:
 
 def rollups_line(store: Store, cfg) -> str:
     """In which zone the daily statistics are built, or why they wait for a rebuild."""
-    with store.engine.connect() as conn:
-        built = read_meta(conn.connection.driver_connection, META_TIMEZONE)
+    with store.db.reading("could not read the rollups' zone") as conn:
+        built = read_meta(conn, META_TIMEZONE)
     if built is None:
         return "rollups: none yet"
     if built == cfg.site.timezone:
@@ -81,7 +81,7 @@ def replication_lines(store: Store, cfg, tz: ZoneInfo) -> list[str]:
     from .outbox import Outbox
 
     cloud = cfg.cloud
-    outbox = Outbox(store.path, readonly=True)
+    outbox = Outbox(store.db)  # the same file, through the same Database
     try:
         s = outbox.summary()
     finally:

@@ -1,8 +1,9 @@
-"""The SQLite store: engine set-up, writing samples and errors, reading them back.
+"""The SQLite store: writing samples and errors, reading them back, pruning.
 
-WAL mode so the collector, the replicator and the API share one file; a busy
-timeout so a writer waits instead of failing; `BEGIN IMMEDIATE` for writes so
-two writers queue on the lock up front instead of dead-locking on an upgrade.
+The file itself (pragmas, connections, transactions, error translation) is
+edge_store/db.py's: writes run in `Database.writing` (`BEGIN IMMEDIATE`, so
+two writers queue on the lock up front), on the raw driver connection, which
+is the collector's hot path; reads go through SQLAlchemy for typed rows.
 """
 
 from __future__ import annotations
@@ -11,56 +12,13 @@ import time
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from sqlalchemy import Engine, create_engine, delete, event, func, select
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
-from sqlalchemy.pool import NullPool, QueuePool
+from sqlalchemy import func, select
 
 from . import rollups as rollups_mod
 from . import schema
+from .db import BUSY_TIMEOUT_MS, Database
 from .errors import StoreError
 from .rollups import RollupSettings
-
-BUSY_TIMEOUT_MS = 10_000
-PAGE_SIZE = 1024
-
-
-def make_engine(path: str | Path, *, synchronous: str = "NORMAL", readonly: bool = False,
-                busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> Engine:
-    """An engine on the database file with our pragmas on every connection."""
-    path = str(path)
-    if readonly:
-        url = f"sqlite:///file:{path}?mode=ro&uri=true"
-    else:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        url = f"sqlite:///{path}"
-    if synchronous not in ("NORMAL", "FULL"):
-        raise StoreError(f"synchronous must be NORMAL or FULL, not {synchronous!r}")
-    # One process rarely needs more than a couple of connections; NullPool for
-    # readers so a moved or replaced file is reopened, a small queue for writers.
-    engine = create_engine(url, poolclass=NullPool if readonly else QueuePool,
-                           **({} if readonly else {"pool_size": 2, "max_overflow": 2}))
-
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn, _record):
-        # We issue BEGIN ourselves (below); the driver must not.
-        dbapi_conn.isolation_level = None
-        cur = dbapi_conn.cursor()
-        cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
-        if not readonly:
-            # Small pages: each commit rewrites a few whole pages (row, index,
-            # sequence), so the page size is what an SD card pays per sample.
-            # Only takes effect when the file is created.
-            cur.execute(f"PRAGMA page_size={PAGE_SIZE}")
-            cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute(f"PRAGMA synchronous={synchronous}")
-        cur.execute("PRAGMA foreign_keys=ON")
-        cur.close()
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(conn):
-        conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
-
-    return engine
 
 
 def now_ms() -> int:
@@ -68,13 +26,11 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-_SAMPLE_TABLE_NAMES = frozenset(t.name for t in schema.sample_tables.values())
-
-
-def _watermark(stream: str):
-    """The replication watermark of a stream (0 before anything was sent), as a scalar subquery."""
-    w = schema.replication_watermarks
-    return select(func.coalesce(func.max(w.c.position), 0)).where(w.c.stream == stream).scalar_subquery()
+_SAMPLE_TABLE_NAMES = tuple(t.name for t in schema.sample_tables.values())
+# The replication watermark of a stream ? (0 before anything was sent), as a scalar subquery.
+_WATERMARK = "(SELECT coalesce(max(position), 0) FROM replication_watermarks WHERE stream = ?)"
+_BUMP = ("INSERT INTO counters (name, value, updated_ms) VALUES (?, ?, ?) "
+         "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value, updated_ms = excluded.updated_ms")
 
 
 class Store:
@@ -82,14 +38,11 @@ class Store:
 
     def __init__(self, path: str | Path, *, synchronous: str = "NORMAL", readonly: bool = False,
                  rollups: RollupSettings | None = None, busy_timeout_ms: int = BUSY_TIMEOUT_MS):
-        self.path = str(path)
+        self.db = Database(path, readonly=readonly, synchronous=synchronous, busy_timeout_ms=busy_timeout_ms)
+        self.path = self.db.path
         self.readonly = readonly
-        self.engine = make_engine(self.path, synchronous=synchronous, readonly=readonly,
-                                  busy_timeout_ms=busy_timeout_ms)
-        self._conn = None
-        self._dbapi = None
         # With settings, daily/monthly statistics and minute buckets are kept in the
-        # transaction that stores each sample (edge_store/rollups.py).
+        # transaction that stores each sample (edge_store/rollups/).
         self.rollups = rollups_mod.Rollups(rollups) if rollups is not None else None
         # Plain parameterised SQL per group: the insert is the hot path of the
         # collector, and SQLAlchemy's statement layer would double its cost.
@@ -100,15 +53,14 @@ class Store:
                    f"VALUES ({', '.join(':' + c for c in self._columns[group])})"
             for group, table in schema.sample_tables.items()
         }
+        self._storing = {group: f"could not store {group} sample" for group in schema.sample_tables}
+
+    @property
+    def engine(self):
+        """SQLAlchemy on the store's file (edge_store/db.py)."""
+        return self.db.engine
 
     # -- writing -------------------------------------------------------------
-
-    def _connection(self):
-        if self._conn is None or self._conn.closed:
-            self._conn = self.engine.connect()
-            # The rollups talk to sqlite3 directly; looking this up per sample costs 0.4 µs.
-            self._dbapi = self._conn.connection.driver_connection
-        return self._conn
 
     def insert_sample(self, group: str, ts_ms: int, ntp_synced: bool, device: str,
                       values: Mapping[str, Any]) -> int:
@@ -116,16 +68,11 @@ class Store:
         row = {"ts_ms": ts_ms, "ntp_synced": ntp_synced, "device": device, **values}
         params = self._params(group, row)
         try:
-            conn = self._connection()
-            with conn.begin():
-                row_id = conn.exec_driver_sql(self._insert_sql[group], params).lastrowid
+            with self.db.writing(self._storing[group]) as conn:
+                row_id = conn.execute(self._insert_sql[group], params).lastrowid
                 if self.rollups is not None:
-                    self.rollups.on_sample(self._dbapi, group, row_id, ts_ms, device, row)
+                    self.rollups.on_sample(conn, group, row_id, ts_ms, device, row)
                 return row_id
-        except SQLAlchemyError as exc:
-            self._reset()
-            raise StoreError(f"could not store {group} sample: {exc.orig if hasattr(exc, 'orig') else exc}",
-                             retryable=isinstance(exc, OperationalError)) from exc
         except BaseException:
             # Rolled back: the rollups' cache may describe the row that is not there.
             self._forget_rollups()
@@ -145,18 +92,13 @@ class Store:
         if not batch:
             return 0
         try:
-            conn = self._connection()
-            with conn.begin():
+            with self.db.writing(f"could not store {len(batch)} {group} samples") as conn:
                 if self.rollups is None:
-                    conn.exec_driver_sql(self._insert_sql[group], batch)
+                    conn.executemany(self._insert_sql[group], batch)
                 else:  # one by one: the rollups need each row's id
                     for params in batch:
-                        row_id = conn.exec_driver_sql(self._insert_sql[group], params).lastrowid
-                        self.rollups.on_sample(self._dbapi, group, row_id, params["ts_ms"], params["device"], params)
-        except SQLAlchemyError as exc:
-            self._reset()
-            raise StoreError(f"could not store {len(batch)} {group} samples: {exc}",
-                             retryable=isinstance(exc, OperationalError)) from exc
+                        row_id = conn.execute(self._insert_sql[group], params).lastrowid
+                        self.rollups.on_sample(conn, group, row_id, params["ts_ms"], params["device"], params)
         except BaseException:
             self._forget_rollups()
             raise
@@ -169,76 +111,48 @@ class Store:
     def record_error(self, kind: str, block: str, detail: str, *, device: str, ts_ms: int | None = None) -> None:
         """Log one collector error and count it under `modbus_errors.<kind>`."""
         ts_ms = now_ms() if ts_ms is None else ts_ms
-        try:
-            conn = self._connection()
-            with conn.begin():
-                conn.execute(schema.collector_errors.insert(),
-                             {"ts_ms": ts_ms, "device": device, "kind": kind, "block": block, "detail": detail[:500]})
-                self._bump(conn, f"modbus_errors.{kind}", 1, ts_ms)
-        except SQLAlchemyError as exc:
-            self._reset()
-            raise StoreError(f"could not record error: {exc}", retryable=True) from exc
+        with self.db.writing("could not record error") as conn:
+            conn.execute("INSERT INTO collector_errors (ts_ms, device, kind, block, detail) VALUES (?, ?, ?, ?, ?)",
+                         (ts_ms, device, kind, block, detail[:500]))
+            conn.execute(_BUMP, (f"modbus_errors.{kind}", 1, ts_ms))
 
     def increment(self, name: str, by: int = 1) -> None:
         """Add to a named counter (created at zero)."""
-        try:
-            conn = self._connection()
-            with conn.begin():
-                self._bump(conn, name, by, now_ms())
-        except SQLAlchemyError as exc:
-            self._reset()
-            raise StoreError(f"could not update counter {name}: {exc}", retryable=True) from exc
-
-    @staticmethod
-    def _bump(conn, name: str, by: int, ts_ms: int) -> None:
-        conn.exec_driver_sql(
-            "INSERT INTO counters (name, value, updated_ms) VALUES (?, ?, ?) "
-            "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value, updated_ms = excluded.updated_ms",
-            (name, by, ts_ms),
-        )
+        with self.db.writing(f"could not update counter {name}") as conn:
+            conn.execute(_BUMP, (name, by, now_ms()))
 
     def prune(self, before_ms: int, *, keep_unsent: bool = False) -> int:
         """Delete samples, error lines and minute buckets older than `before_ms`; return rows deleted.
 
         Daily and monthly statistics are never pruned. With `keep_unsent` (a
         cloud is configured) samples above their stream's replication watermark
-        stay: the cloud does not have them yet.
+        stay: the cloud does not have them yet. Busy past the timeout or a full
+        disk: a retryable StoreError (the collector logs it and tries again later).
         """
-        try:
-            return self._prune(before_ms, keep_unsent)
-        except SQLAlchemyError as exc:
-            # Busy past the timeout or a full disk: the collector logs it and tries again later.
-            self._reset()
-            raise StoreError(f"could not prune: {exc}", retryable=True) from exc
-
-    def _prune(self, before_ms: int, keep_unsent: bool) -> int:
         deleted = 0
-        conn = self._connection()
-        with conn.begin():
+        with self.db.writing("could not prune") as conn:
             for table in (*schema.sample_tables.values(), schema.collector_errors):
-                condition = table.c.ts_ms < before_ms
                 if keep_unsent and table.name in _SAMPLE_TABLE_NAMES:
-                    condition = condition & (table.c.id <= _watermark(table.name))
-                deleted += conn.execute(delete(table).where(condition)).rowcount
+                    sql, params = f"DELETE FROM {table.name} WHERE ts_ms < ? AND id <= {_WATERMARK}", (before_ms, table.name)
+                else:
+                    sql, params = f"DELETE FROM {table.name} WHERE ts_ms < ?", (before_ms,)
+                deleted += conn.execute(sql, params).rowcount
             # A minute bucket goes only once every sample it summarises is gone.
-            minute = schema.rollup_minute
             buckets_before_ms = before_ms
             if keep_unsent:
-                oldest = conn.execute(select(func.min(schema.live_samples.c.ts_ms))).scalar()
+                oldest = conn.execute("SELECT min(ts_ms) FROM live_samples").fetchone()[0]
                 buckets_before_ms = before_ms if oldest is None else min(before_ms, oldest)
-            deleted += conn.execute(delete(minute).where(minute.c.minute_ms <= buckets_before_ms - rollups_mod.MINUTE_MS)).rowcount
+            deleted += conn.execute("DELETE FROM rollup_minute WHERE minute_ms <= ?",
+                                    (buckets_before_ms - rollups_mod.MINUTE_MS,)).rowcount
             rollups_mod.record_prune(conn, before_ms)
         return deleted
 
     def used_bytes(self) -> int:
         """Bytes of the database file in use (pages not on the free list)."""
-        try:
-            with self.engine.connect() as conn:
-                pages = conn.exec_driver_sql("PRAGMA page_count").scalar()
-                free = conn.exec_driver_sql("PRAGMA freelist_count").scalar()
-                size = conn.exec_driver_sql("PRAGMA page_size").scalar()
-        except SQLAlchemyError as exc:
-            raise StoreError(f"could not measure the database: {exc}", retryable=True) from exc
+        with self.db.reading("could not measure the database") as conn:
+            pages = conn.execute("PRAGMA page_count").fetchone()[0]
+            free = conn.execute("PRAGMA freelist_count").fetchone()[0]
+            size = conn.execute("PRAGMA page_size").fetchone()[0]
         return (pages - free) * size
 
     def enforce_size(self, max_bytes: int, *, keep_unsent: bool = False, target: float = 0.9) -> dict[str, int]:
@@ -270,44 +184,39 @@ class Store:
         """Delete about `fraction` of each sample table's rows, oldest first; (deleted, unsent among them)."""
         deleted = unsent = 0
         newest_deleted_ms = None
-        try:
-            conn = self._connection()
-            with conn.begin():
-                for table in schema.sample_tables.values():
-                    total = conn.execute(select(func.count()).select_from(table)).scalar_one()
-                    want = min(total, max(1, int(total * fraction) + 1)) if total else 0
-                    if not want:
-                        continue
-                    mark = conn.execute(select(_watermark(table.name))).scalar_one()
-                    oldest = select(table.c.id, table.c.ts_ms).order_by(table.c.ts_ms, table.c.id).limit(want)
-                    if sent_only:
-                        oldest = oldest.where(table.c.id <= mark)
-                    victims = conn.execute(oldest).all()
-                    if not victims:
-                        continue
-                    ids = [v.id for v in victims]
-                    for i in range(0, len(ids), 500):
-                        conn.execute(delete(table).where(table.c.id.in_(ids[i:i + 500])))
-                    deleted += len(ids)
-                    if count_unsent:
-                        unsent += sum(1 for v in victims if v.id > mark)
-                    last = max(v.ts_ms for v in victims)
-                    newest_deleted_ms = last if newest_deleted_ms is None else max(newest_deleted_ms, last)
-                if newest_deleted_ms is not None:
-                    # Samples up to there may be gone now: a rollup rebuild stops there.
-                    rollups_mod.record_prune(conn, newest_deleted_ms + 1)
-                if unsent:
-                    self._bump(conn, "store.dropped_unsent", unsent, now_ms())
-        except SQLAlchemyError as exc:
-            self._reset()
-            raise StoreError(f"could not prune for size: {exc}", retryable=True) from exc
+        with self.db.writing("could not prune for size") as conn:
+            for name in _SAMPLE_TABLE_NAMES:
+                total = conn.execute(f"SELECT count(*) FROM {name}").fetchone()[0]
+                want = min(total, max(1, int(total * fraction) + 1)) if total else 0
+                if not want:
+                    continue
+                mark = conn.execute(f"SELECT {_WATERMARK}", (name,)).fetchone()[0]
+                where = "WHERE id <= ? " if sent_only else ""
+                victims = conn.execute(f"SELECT id, ts_ms FROM {name} {where}ORDER BY ts_ms, id LIMIT ?",
+                                       (mark, want) if sent_only else (want,)).fetchall()
+                if not victims:
+                    continue
+                ids = [v[0] for v in victims]
+                for i in range(0, len(ids), 500):
+                    chunk = ids[i:i + 500]
+                    conn.execute(f"DELETE FROM {name} WHERE id IN ({', '.join('?' * len(chunk))})", chunk)
+                deleted += len(ids)
+                if count_unsent:
+                    unsent += sum(1 for v in ids if v > mark)
+                last = max(v[1] for v in victims)
+                newest_deleted_ms = last if newest_deleted_ms is None else max(newest_deleted_ms, last)
+            if newest_deleted_ms is not None:
+                # Samples up to there may be gone now: a rollup rebuild stops there.
+                rollups_mod.record_prune(conn, newest_deleted_ms + 1)
+            if unsent:
+                conn.execute(_BUMP, ("store.dropped_unsent", unsent, now_ms()))
         return deleted, unsent
 
     # -- reading -------------------------------------------------------------
 
     def counters(self) -> dict[str, int]:
         """Every counter by name."""
-        with self.engine.connect() as conn:
+        with self.db.core_reading("could not read the counters") as conn:
             return {name: value for name, value in conn.execute(select(schema.counters.c.name, schema.counters.c.value))}
 
     def latest(self, group: str, device: str | None = None) -> dict[str, Any] | None:
@@ -316,7 +225,7 @@ class Store:
         query = select(table).order_by(table.c.ts_ms.desc(), table.c.id.desc()).limit(1)
         if device is not None:
             query = query.where(table.c.device == device)
-        with self.engine.connect() as conn:
+        with self.db.core_reading(f"could not read the newest {group} sample") as conn:
             row = conn.execute(query).mappings().first()
         return dict(row) if row else None
 
@@ -326,37 +235,27 @@ class Store:
         query = select(table).where(table.c.id > after_id).order_by(table.c.id)
         if limit is not None:
             query = query.limit(limit)
-        with self.engine.connect() as conn:
+        with self.db.core_reading(f"could not read {group} samples") as conn:
             return [dict(r) for r in conn.execute(query).mappings()]
 
     def count(self, group: str) -> int:
         """How many samples of a group are stored."""
         table = schema.sample_tables[group]
-        with self.engine.connect() as conn:
+        with self.db.core_reading(f"could not count {group} samples") as conn:
             return conn.execute(select(func.count()).select_from(table)).scalar_one()
 
     def errors(self, limit: int = 100) -> list[dict[str, Any]]:
         """The newest collector errors, newest first."""
         t = schema.collector_errors
-        with self.engine.connect() as conn:
+        with self.db.core_reading("could not read the collector errors") as conn:
             return [dict(r) for r in conn.execute(select(t).order_by(t.c.id.desc()).limit(limit)).mappings()]
 
     # -- lifecycle -----------------------------------------------------------
 
-    def _reset(self) -> None:
-        if self.rollups is not None:
-            self.rollups.reset()
-        if self._conn is not None:
-            try:
-                self._conn.close()
-            except SQLAlchemyError:
-                pass
-            self._conn = None
-
     def close(self) -> None:
         """Close connections; the file stays consistent whatever happens next."""
-        self._reset()
-        self.engine.dispose()
+        self._forget_rollups()
+        self.db.close()
 
     def __enter__(self) -> "Store":
         return self

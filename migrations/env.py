@@ -1,8 +1,8 @@
 """Alembic environment: runs on the connection edge_store.migrate hands over."""
 
 from alembic import context
-from sqlalchemy import create_engine
 
+from edge_store.db import core_writing, engine_for
 from edge_store.schema import metadata
 
 config = context.config
@@ -11,11 +11,15 @@ config = context.config
 def run_migrations_online() -> None:
     connection = config.attributes.get("connection")
     if connection is None:
-        # `alembic` run by hand: -x url=sqlite:///path or sqlalchemy.url
+        # `alembic` run by hand: -x url=sqlite:///path or sqlalchemy.url; the file's pragmas
+        # and transactions are edge_store/db.py's, as for `kammthaar db upgrade`.
         url = context.get_x_argument(as_dictionary=True).get("url") or config.get_main_option("sqlalchemy.url")
-        engine = create_engine(url)
-        with engine.begin() as conn:
-            _run(conn)
+        engine = engine_for(url, create=True)
+        try:
+            with core_writing(engine, f"migration of {url} failed") as conn:
+                _run(conn)
+        finally:
+            engine.dispose()
         return
     _run(connection)
 

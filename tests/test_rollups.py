@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from edge_store import commands, config, migrate
 from edge_store.errors import StoreError
-from edge_store.rebuild import ensure_built, rebuild
+from edge_store.rollups.rebuild import ensure_built, rebuild
 from edge_store.registers import LIVE, STATS
 from edge_store.rollups import RollupSettings, bucket_means_sql
 from edge_store.schema import MINUTE_METRICS
@@ -700,7 +700,8 @@ def test_bucket_means_read_closed_minutes_and_the_open_one_as_the_view_does(open
     conn = sqlite3.connect(db_path)
     try:
         for every in (60_000, 300_000):
-            lean = conn.execute(bucket_means_sql("battery_voltage"), (every, "epever", t, t + HOUR)).fetchall()
+            lean = conn.execute(bucket_means_sql("battery_voltage"),
+                                {"every_ms": every, "device": "epever", "start_ms": t, "end_ms": t + HOUR}).fetchall()
             view = conn.execute("SELECT minute_ms - minute_ms % ?1 AS b, sum(battery_voltage_sum) / sum(samples) "
                                 "FROM minute_buckets WHERE device = ?2 AND minute_ms >= ?3 AND minute_ms < ?4 "
                                 "GROUP BY b ORDER BY b", (every, "epever", t, t + HOUR)).fetchall()
@@ -710,8 +711,8 @@ def test_bucket_means_read_closed_minutes_and_the_open_one_as_the_view_does(open
             assert [b for b, _ in lean] == [b for b, _ in view] == [b for b, _ in raw]
             assert [m for _, m in lean] == pytest.approx([m for _, m in view]) == [m for _, m in raw]
         # The range is over minutes: the open minute counts only when it starts inside it.
-        assert conn.execute(bucket_means_sql("battery_voltage"), (60_000, "epever", t, t + 360_000)).fetchall()[-1][0] \
-            == t + 300_000
+        assert conn.execute(bucket_means_sql("battery_voltage"), {"every_ms": 60_000, "device": "epever", "start_ms": t,
+                                                                  "end_ms": t + 360_000}).fetchall()[-1][0] == t + 300_000
     finally:
         conn.close()
     with pytest.raises(ValueError):
