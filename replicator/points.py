@@ -1,22 +1,25 @@
 """Rows of the edge store as InfluxDB points: the measurements and fields of spec/influx.md.
 
 `MEASUREMENTS` says, per stream (the table a row comes from), which points a
-row yields and how each field is computed from the row's columns. The types
-are decided here once and pinned by a test (`FIELD_TYPES`): every number is a
-float (`float(x)`, so 13 V goes out as a float and never as the integer `13i`
-that would start a field type conflict), flags are booleans, status and enum
-values are their names as strings, the device clock is a string.
+row yields and how each field is computed from the row's columns. For the
+sample streams it is read from the device's measurement catalogue
+(edge_store/catalogue/): every field of the stream's register group that has
+a measurement, decoded from its column as the catalogue says, with the
+catalogue's type. The types are pinned by a test (`field_types()`): every
+number is a float (`float(x)`, so 13 V goes out as a float and never as the
+integer `13i` that would start a field type conflict), flags are booleans,
+status and enum values are their names as strings, the device clock is a string.
 
 Two ways to the same bytes:
 - `Renderer.points(stream, row)`: influxdb-client `Point` objects (what its
   batching writer takes, and the reference);
-- `Renderer.lines(stream, row)`: the line protocol, through influxdb-client's
-  own serialisation functions (`_append_tags`, `_append_fields`,
-  `_append_time`, what `Point.to_line_protocol()` calls) minus the per-point
-  overhead: the measurement-and-tags prefix is serialised once per device, the
-  timestamp once per row, and the fields of the measurements that depend only
-  on a status word or a flag once per distinct value. A property test keeps it
-  byte-identical to `Point.to_line_protocol()`.
+- `Renderer.lines(stream, row)`: the line protocol, through our own
+  serialisation (replicator/line_protocol.py, the same text as
+  `Point.to_line_protocol()`) minus the per-point overhead: the
+  measurement-and-tags prefix is serialised once per device, the timestamp
+  once per row, and the fields of the measurements that depend only on a
+  status word, a flag or the settings once per distinct value. A property
+  test keeps it byte-identical to `Point.to_line_protocol()`.
 
 Tags on every point: `site` and `device`. Timestamp: the row's `ts_ms` (UTC
 milliseconds, precision ms); a rollup's is its period's start (UTC ms).
@@ -30,18 +33,14 @@ from operator import itemgetter
 from typing import Any, Callable, Mapping
 
 from influxdb_client import Point, WritePrecision
-from influxdb_client.client.write.point import (
-    _ESCAPE_MEASUREMENT,
-    _append_fields,
-    _append_tags,
-    _append_time,
-    _escape_key,
-)
 
-from edge_store import schema, status
+from edge_store.catalogue import BOOLEAN, EPEVER_TRACER, FLOAT, STRING, Catalogue, Field  # noqa: F401 (the types)
+from edge_store.catalogue.statistics import DAY, FIGURES, MONTH, PERIOD_FIELD
+from edge_store.registers import CLOCK, LIVE, SETTINGS, STATS
+
+from .line_protocol import field_text, fields_text, measurement_text, tags_text, time_text
 
 PRECISION = WritePrecision.MS
-FLOAT, BOOLEAN, STRING = "float", "boolean", "string"
 
 LIVE_STREAM = "live_samples"
 STATS_STREAM = "device_statistics"
@@ -49,6 +48,7 @@ SETTINGS_STREAM = "device_settings"
 CLOCK_STREAM = "device_clock"
 DAILY_STREAM = "rollup_daily"
 MONTHLY_STREAM = "rollup_monthly"
+SAMPLE_STREAMS = {LIVE_STREAM: LIVE, STATS_STREAM: STATS, SETTINGS_STREAM: SETTINGS, CLOCK_STREAM: CLOCK}
 
 # The column holding a row's time (UTC ms): a sample's poll time, a rollup's period start.
 TIME_COLUMN = {DAILY_STREAM: "start_ms", MONTHLY_STREAM: "start_ms"}
@@ -64,7 +64,7 @@ class Measurement:
     """One point a row yields: its name, the columns it reads, how they become fields.
 
     `memo`: the fields depend only on the inputs, which take few distinct
-    values (a status word, a flag), so their serialisation is cached.
+    values (a status word, a flag, the settings), so their serialisation is cached.
     """
 
     name: str
@@ -87,101 +87,50 @@ class Measurement:
         return tuple(sorted(self.types))
 
 
-def _flatten(decoded: dict[str, Any]) -> dict[str, Any]:
-    out = {k: v for k, v in decoded.items() if k != "errors"}
-    out.update(decoded.get("errors", {}))
-    return out
+def _catalogue_fields(fields: tuple[Field, ...], inputs: tuple[str, ...]) -> Callable[..., dict[str, Any]]:
+    at = {column: i for i, column in enumerate(inputs)}
+    convert = tuple((f.influx, at[f.column], f.decode()) for f in fields)
+
+    def values(*args) -> dict[str, Any]:
+        return {name: decode(args[i]) for name, i, decode in convert}
+
+    return values
 
 
-def _battery(voltage, current, power, soc, temperature, word) -> dict[str, Any]:
-    return {"voltage": _f(voltage), "current": _f(current), "power": _f(power),
-            "state_of_charge": _f(soc), "temperature": _f(temperature), **status.battery_status(word)}
+def from_catalogue(catalogue: Catalogue, group: str) -> tuple[Measurement, ...]:
+    """The points a row of a register group yields: one per measurement of its replicated fields.
+
+    Settings change rarely, codes and flags take few values: their fields are memoised.
+    """
+    out = []
+    for name, fields in catalogue.replicated(group).items():
+        inputs = tuple(dict.fromkeys(f.column for f in fields))
+        out.append(Measurement(name, inputs, _catalogue_fields(fields, inputs),
+                               {f.influx: f.influx_type for f in fields},
+                               memo=group == SETTINGS or all(f.coded for f in fields)))
+    return tuple(out)
 
 
-def _vip(voltage, current, power) -> dict[str, Any]:
-    return {"voltage": _f(voltage), "current": _f(current), "power": _f(power)}
+def _rollup(period: str) -> Measurement:
+    """A rollup row as the API's statistics object: every figure a float, the period as a string."""
+    field = PERIOD_FIELD[period]
+    columns = tuple(f.column for f in FIGURES)
+    divisors = tuple(f.divisor for f in FIGURES)
+    names = tuple(f.name for f in FIGURES)
 
-
-def _settings_fields(*values) -> dict[str, Any]:
-    out = {}
-    for name, value in zip(SETTINGS_COLUMNS, values):
-        out[name] = status.enum_name(name, int(value)) if name in status.ENUMS else _f(value)
-    return out
-
-
-_BATTERY_FLAGS = {"wrong_identifaction_for_rated_voltage": BOOLEAN, "battery_inner_resistence_abnormal": BOOLEAN,
-                  "temperature_warning_status": STRING, "battery_status": STRING}
-_CHARGING = {"input_voltage_status": STRING, "charging_status": STRING, "running": BOOLEAN, "fault": BOOLEAN,
-             **{name: BOOLEAN for name in status.CHARGING_ERRORS.values()}}
-_DISCHARGING = {"input_voltage_status": STRING, "output_power_load": STRING, "running": BOOLEAN, "fault": BOOLEAN,
-                **{name: BOOLEAN for name in status.DISCHARGING_ERRORS.values()}}
-_VIP = {"voltage": FLOAT, "current": FLOAT, "power": FLOAT}
-_ENERGY = ("consumed_today", "consumed_this_month", "consumed_this_year", "total_consumed",
-           "generated_today", "generated_this_month", "generated_this_year", "total_generated")
-
-SETTINGS_COLUMNS: tuple[str, ...] = tuple(
-    c.name for c in schema.device_settings.columns if c.name not in ("id", "ts_ms", "ntp_synced", "device"))
-
-# A rollup row as the API's statistics object: every number a float, the period as a string.
-ROLLUP_NUMBERS = (
-    "battery_voltage_min", "battery_voltage_max", "pv_voltage_min", "pv_voltage_max", "soc_min", "soc_max",
-    "battery_temperature_min", "battery_temperature_max", "energy_generated_kwh", "energy_consumed_kwh",
-    "battery_charge_ah", "battery_discharge_ah", "samples", "device_generated_kwh", "device_consumed_kwh",
-)
-
-
-def _rollup(period_field: str) -> Measurement:
-    def fields(period, covered_ms, *numbers):
-        out = {period_field: str(period), "covered_s": covered_ms / 1000.0}
-        out.update((k, _f(v)) for k, v in zip(ROLLUP_NUMBERS, numbers))
+    def fields(period_value, *values):
+        out = {field: str(period_value)}
+        out.update((k, _f(v if v is None or d == 1 else v / d)) for k, v, d in zip(names, values, divisors))
         return out
 
-    key = "day" if period_field == "date" else "month"
-    return Measurement(f"rollup_{'daily' if key == 'day' else 'monthly'}", (key, "covered_ms", *ROLLUP_NUMBERS),
-                       fields, {period_field: STRING, "covered_s": FLOAT, **{k: FLOAT for k in ROLLUP_NUMBERS}})
+    return Measurement(f"rollup_{'daily' if period == DAY else 'monthly'}", (period, *columns), fields,
+                       {field: STRING, **{k: FLOAT for k in names}})
 
 
 MEASUREMENTS: dict[str, tuple[Measurement, ...]] = {
-    LIVE_STREAM: (
-        Measurement("batteryStatus",
-                    ("battery_voltage", "battery_current", "battery_power", "state_of_charge",
-                     "battery_temperature", "battery_status"),
-                    _battery,
-                    {"voltage": FLOAT, "current": FLOAT, "power": FLOAT, "state_of_charge": FLOAT,
-                     "temperature": FLOAT, **_BATTERY_FLAGS}),
-        Measurement("solarData", ("pv_voltage", "pv_current", "pv_power"), _vip, _VIP),
-        Measurement("loadData", ("load_voltage", "load_current", "load_power"), _vip, _VIP),
-        Measurement("controllerData", ("controller_temperature", "device_over_temperature"),
-                    lambda t, hot: {"temperature": _f(t), "device_over_temperature": bool(hot)},
-                    {"temperature": FLOAT, "device_over_temperature": BOOLEAN}),
-        Measurement("chargingEquipmentStatus", ("charging_equipment_status",),
-                    lambda word: _flatten(status.charging_status(word)), _CHARGING, memo=True),
-        Measurement("dischargingEquipmentStatus", ("discharging_equipment_status",),
-                    lambda word: _flatten(status.discharging_status(word)), _DISCHARGING, memo=True),
-        Measurement("dailyStatistics", ("night",),
-                    lambda night: {"day_time": not night, "night_time": bool(night)},
-                    {"day_time": BOOLEAN, "night_time": BOOLEAN}, memo=True),
-    ),
-    STATS_STREAM: (
-        Measurement("energyStatistics", _ENERGY, lambda *v: {k: _f(x) for k, x in zip(_ENERGY, v)},
-                    {k: FLOAT for k in _ENERGY}),
-        Measurement("dailyStatistics", ("maximum_battery_voltage_today", "minimum_battery_voltage_today"),
-                    lambda hi, lo: {"maximum_battery_voltage_today": _f(hi), "minimum_battery_voltage_today": _f(lo)},
-                    {"maximum_battery_voltage_today": FLOAT, "minimum_battery_voltage_today": FLOAT}),
-        Measurement("solarData", ("maximum_pv_voltage_today", "minimum_pv_voltage_today"),
-                    lambda hi, lo: {"maximum_voltage_today": _f(hi), "minimum_voltage_today": _f(lo)},
-                    {"maximum_voltage_today": FLOAT, "minimum_voltage_today": FLOAT}),
-    ),
-    SETTINGS_STREAM: (
-        Measurement("batteryParameters", SETTINGS_COLUMNS, _settings_fields,
-                    {name: STRING if name in status.ENUMS else FLOAT for name in SETTINGS_COLUMNS}, memo=True),
-    ),
-    CLOCK_STREAM: (
-        Measurement("controllerData", ("device_time",), lambda t: {"current_device_time": str(t)},
-                    {"current_device_time": STRING}),
-    ),
-    DAILY_STREAM: (_rollup("date"),),
-    MONTHLY_STREAM: (_rollup("month"),),
+    **{stream: from_catalogue(EPEVER_TRACER, group) for stream, group in SAMPLE_STREAMS.items()},
+    DAILY_STREAM: (_rollup(DAY),),
+    MONTHLY_STREAM: (_rollup(MONTH),),
 }
 
 
@@ -227,20 +176,20 @@ class Renderer:
             out.append(point)
         return out
 
-    # -- line protocol, through the client's serialisation functions -----------------
+    # -- line protocol, through replicator/line_protocol.py --------------------------
 
     def _prefix_of(self, measurement: str, device: str) -> str:
         key = (measurement, device)
         prefix = self._prefix.get(key)
         if prefix is None:
-            prefix = _escape_key(measurement, _ESCAPE_MEASUREMENT) + _append_tags({"site": self.site, "device": device})
+            prefix = measurement_text(measurement) + tags_text({"site": self.site, "device": device})
             self._prefix[key] = prefix
         return prefix
 
     def lines(self, stream: str, row: Mapping[str, Any]) -> list[str]:
         """The row's points as line protocol, each line equal to `Point.to_line_protocol()`."""
         device = row["device"]
-        time_part = _append_time(row[TIME_COLUMN.get(stream, "ts_ms")], PRECISION)
+        time_part = time_text(row[TIME_COLUMN.get(stream, "ts_ms")])
         out = []
         memo, pieces, prefixes = self._memo, self._pieces, self._prefix
         for m in self.measurements[stream]:
@@ -251,11 +200,11 @@ class Renderer:
                 if fields is None:
                     if len(memo) >= self.MEMO_LIMIT:
                         memo.clear()
-                    fields = memo[key] = _append_fields(m.fields(*args), {})
+                    fields = memo[key] = fields_text(m.fields(*args))
             else:
-                # What `_append_fields(fields)` returns, field by field: each field's
-                # text is the client's, cached per (name, type, value); joined in the
-                # sorted order it uses, leaving out the fields it leaves out.
+                # What `fields_text(fields)` returns, field by field: each field's
+                # text cached per (name, type, value); joined in sorted order,
+                # leaving out the fields line protocol cannot hold.
                 values = m.fields(*args)
                 parts = []
                 for name in m.order:
@@ -265,7 +214,7 @@ class Renderer:
                     if piece is None:
                         if len(pieces) >= self.PIECES_LIMIT:
                             pieces.clear()
-                        piece = pieces[key] = _append_fields({name: value}, {})
+                        piece = pieces[key] = field_text(name, value)
                     if piece:
                         parts.append(piece)
                 fields = ",".join(parts)
