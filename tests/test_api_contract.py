@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from edge_store import status
+from edge_store.catalogue import status_words as status
 from tests.fixtures_api import USER, ZONE, expected_values
 
 ISO = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
@@ -67,8 +67,8 @@ def expected_objects(ev: dict, source: str) -> dict:
         "equalize_duration", "boost_duration", "battery_discharge", "battery_charge")}
     params.update({k: status.enum_name(k, ev[k]) for k in ("battery_rated_voltage", "battery_type",
                                                              "default_load_mode", "charging_mode")})
-    # The replicator does not send the live group's real rated voltage: the cloud does not know it.
-    params["real_rated_voltage"] = int(round(ev["battery_real_rated_voltage"])) if source == "local" else None
+    # A live register: the catalogue writes it on the live batteryStatus point, so the cloud knows it too.
+    params["real_rated_voltage"] = int(round(ev["battery_real_rated_voltage"]))
     return {
         "battery": {"voltage": ev["battery_voltage"], "current": ev["battery_current"], "power": ev["battery_power"],
                     "state_of_charge": float(ev["state_of_charge"]), "temperature": ev["battery_temperature"],
@@ -109,6 +109,22 @@ def test_realtime_and_last_objects_equal_what_the_device_serves(server, local_ap
         # Same names and same JSON types, field by field (13.0 stays a number, flags stay booleans).
         for key, value in want.items():
             assert type(got[key]) is type(value), (family, mode, key)
+
+
+def test_real_rated_voltage_reaches_the_cloud_equal_to_the_local_answer(edge, local_api, cloud_api):
+    # Once a live register that never left the edge (the cloud answered null): the catalogue sends it.
+    edge.replicate()
+    answers = {}
+    for name, server in (("local", local_api), ("cloud", cloud_api)):
+        c = server.client()
+        token = c.login()
+        for mode in ("realtime", "last"):
+            resp = c.get(f"/battery/parameters/{mode}", token=token)
+            assert resp.status == 200 and resp.source == name, (name, mode, resp.status)
+            answers[name, mode] = resp.json()["real_rated_voltage"]
+    assert answers["cloud", "last"] is not None
+    assert answers["cloud", "last"] == answers["local", "last"] == answers["cloud", "realtime"] == 12
+    assert type(answers["cloud", "last"]) is int
 
 
 def test_brief_battery_paths_answer_the_same_battery(client, server, local_api, ev):
