@@ -17,9 +17,10 @@ Two ways to the same bytes:
   serialisation (replicator/line_protocol.py, the same text as
   `Point.to_line_protocol()`) minus the per-point overhead: the
   measurement-and-tags prefix is serialised once per device, the timestamp
-  once per row, and the fields of the measurements that depend only on a
-  status word, a flag or the settings once per distinct value. A property
-  test keeps it byte-identical to `Point.to_line_protocol()`.
+  once per row, the fields of the measurements that depend only on a status
+  word, a flag or the settings once per distinct value, and every other
+  field once per distinct stored value. A property test keeps it
+  byte-identical to `Point.to_line_protocol()`.
 
 Tags on every point: `site` and `device`. Timestamp: the row's `ts_ms` (UTC
 milliseconds, precision ms); a rollup's is its period's start (UTC ms).
@@ -34,7 +35,7 @@ from typing import Any, Callable, Mapping
 
 from influxdb_client import Point, WritePrecision
 
-from edge_store.catalogue import BOOLEAN, EPEVER_TRACER, FLOAT, STRING, Catalogue, Field  # noqa: F401 (the types)
+from edge_store.catalogue import BOOLEAN, EPEVER_TRACER, FLOAT, STRING, Catalogue  # noqa: F401 (the types)
 from edge_store.catalogue.statistics import DAY, FIGURES, MONTH, PERIOD_FIELD
 from edge_store.registers import CLOCK, LIVE, SETTINGS, STATS
 
@@ -63,13 +64,15 @@ def _f(value: Any) -> float | None:
 class Measurement:
     """One point a row yields: its name, the columns it reads, how they become fields.
 
-    `memo`: the fields depend only on the inputs, which take few distinct
-    values (a status word, a flag, the settings), so their serialisation is cached.
+    `specs`: per field, its name, the index of its column in `inputs` and the
+    function turning the column's value into the field's. `memo`: the fields
+    depend only on inputs that take few distinct values (a status word, a
+    flag, the settings), so their serialisation is cached whole.
     """
 
     name: str
     inputs: tuple[str, ...]
-    fields: Callable[..., dict[str, Any]]
+    specs: tuple[tuple[str, int, Callable[[Any], Any]], ...]
     types: dict[str, str]
     memo: bool = False
 
@@ -82,19 +85,13 @@ class Measurement:
         return itemgetter(*self.inputs)
 
     @cached_property
-    def order(self) -> tuple[str, ...]:
-        """The field names in the order the client serialises them (sorted)."""
-        return tuple(sorted(self.types))
+    def ordered(self) -> tuple[tuple[str, int, Callable[[Any], Any]], ...]:
+        """The specs in the order the fields are serialised (sorted by name)."""
+        return tuple(sorted(self.specs, key=lambda spec: spec[0]))
 
-
-def _catalogue_fields(fields: tuple[Field, ...], inputs: tuple[str, ...]) -> Callable[..., dict[str, Any]]:
-    at = {column: i for i, column in enumerate(inputs)}
-    convert = tuple((f.influx, at[f.column], f.decode()) for f in fields)
-
-    def values(*args) -> dict[str, Any]:
-        return {name: decode(args[i]) for name, i, decode in convert}
-
-    return values
+    def fields(self, *args) -> dict[str, Any]:
+        """The fields of a row, from its inputs (`args(row)`)."""
+        return {name: convert(args[i]) for name, i, convert in self.specs}
 
 
 def from_catalogue(catalogue: Catalogue, group: str) -> tuple[Measurement, ...]:
@@ -105,26 +102,22 @@ def from_catalogue(catalogue: Catalogue, group: str) -> tuple[Measurement, ...]:
     out = []
     for name, fields in catalogue.replicated(group).items():
         inputs = tuple(dict.fromkeys(f.column for f in fields))
-        out.append(Measurement(name, inputs, _catalogue_fields(fields, inputs),
-                               {f.influx: f.influx_type for f in fields},
+        specs = tuple((f.influx, inputs.index(f.column), f.decode()) for f in fields)
+        out.append(Measurement(name, inputs, specs, {f.influx: f.influx_type for f in fields},
                                memo=group == SETTINGS or all(f.coded for f in fields)))
     return tuple(out)
 
 
 def _rollup(period: str) -> Measurement:
     """A rollup row as the API's statistics object: every figure a float, the period as a string."""
+    def scaled(divisor: int) -> Callable[[Any], float | None]:
+        return _f if divisor == 1 else lambda v: None if v is None else v / divisor
+
     field = PERIOD_FIELD[period]
-    columns = tuple(f.column for f in FIGURES)
-    divisors = tuple(f.divisor for f in FIGURES)
-    names = tuple(f.name for f in FIGURES)
-
-    def fields(period_value, *values):
-        out = {field: str(period_value)}
-        out.update((k, _f(v if v is None or d == 1 else v / d)) for k, v, d in zip(names, values, divisors))
-        return out
-
-    return Measurement(f"rollup_{'daily' if period == DAY else 'monthly'}", (period, *columns), fields,
-                       {field: STRING, **{k: FLOAT for k in names}})
+    inputs = (period, *(f.column for f in FIGURES))
+    specs = ((field, 0, str), *((f.name, i, scaled(f.divisor)) for i, f in enumerate(FIGURES, 1)))
+    return Measurement(f"rollup_{'daily' if period == DAY else 'monthly'}", inputs, specs,
+                       {field: STRING, **{f.name: FLOAT for f in FIGURES}})
 
 
 MEASUREMENTS: dict[str, tuple[Measurement, ...]] = {
@@ -202,19 +195,19 @@ class Renderer:
                         memo.clear()
                     fields = memo[key] = fields_text(m.fields(*args))
             else:
-                # What `fields_text(fields)` returns, field by field: each field's
-                # text cached per (name, type, value); joined in sorted order,
+                # What `fields_text(m.fields(*args))` returns, field by field: each
+                # field's text cached per (name, conversion, type, stored value), so a
+                # value seen before costs no conversion; joined in sorted order,
                 # leaving out the fields line protocol cannot hold.
-                values = m.fields(*args)
                 parts = []
-                for name in m.order:
-                    value = values[name]
-                    key = (name, value.__class__, value)
+                for name, i, convert in m.ordered:
+                    value = args[i]
+                    key = (name, convert, value.__class__, value)
                     piece = pieces.get(key)
                     if piece is None:
                         if len(pieces) >= self.PIECES_LIMIT:
                             pieces.clear()
-                        piece = pieces[key] = field_text(name, value)
+                        piece = pieces[key] = field_text(name, convert(value))
                     if piece:
                         parts.append(piece)
                 fields = ",".join(parts)
