@@ -28,7 +28,12 @@ GROUPS = (LIVE, STATS, SETTINGS, CLOCK)
 # each group on its own yields exactly the blocks the spec recommends.
 MAX_GAP = 4
 
-WIDTHS = {"u16": 1, "s16": 1, "u32": 2, "s32": 2, "bits": 1, "enum": 1, "clock": 3, "bool": 1}
+# Words per kind. u32/s32: low word at the lower address (EPEVER); u32hw/s32hw: high word first
+# (Renogy). u8hi/u8lo: one byte of a register; sm8hi/sm8lo: a sign-magnitude byte (b7 the sign), so
+# two values can share one register. ascii16: 16 ASCII bytes, high byte first, padding trimmed.
+WIDTHS = {"u16": 1, "s16": 1, "u32": 2, "s32": 2, "bits": 1, "enum": 1, "clock": 3, "bool": 1,
+          "u32hw": 2, "s32hw": 2, "u8hi": 1, "u8lo": 1, "sm8hi": 1, "sm8lo": 1, "ascii16": 8}
+TEXT_KINDS = ("clock", "ascii16")
 
 
 @dataclass(frozen=True)
@@ -134,6 +139,9 @@ def decode_register(reg: Register, words: list[int] | tuple[int, ...]) -> float 
         value: float | int | str | bool = bool(words[0])
     elif kind == "clock":
         value = decode_clock(words)
+    elif kind == "ascii16":
+        value = b"".join((w & 0xFFFF).to_bytes(2, "big") for w in words[:8]).decode("ascii", "replace")
+        value = value.strip(" \x00")
     else:
         if kind in ("u16", "bits", "enum"):
             raw = words[0] & 0xFFFF
@@ -144,6 +152,14 @@ def decode_register(reg: Register, words: list[int] | tuple[int, ...]) -> float 
             raw = (words[0] & 0xFFFF) | ((words[1] & 0xFFFF) << 16)
             if kind == "s32":
                 raw = _signed(raw, 32)
+        elif kind in ("u32hw", "s32hw"):
+            raw = ((words[0] & 0xFFFF) << 16) | (words[1] & 0xFFFF)
+            if kind == "s32hw":
+                raw = _signed(raw, 32)
+        elif kind in ("u8hi", "u8lo", "sm8hi", "sm8lo"):
+            raw = (words[0] >> 8) & 0xFF if kind.endswith("hi") else words[0] & 0xFF
+            if kind.startswith("sm") and raw & 0x80:
+                raw = -(raw & 0x7F)
         else:  # pragma: no cover - the table is ours
             raise ValueError(f"unknown register kind {kind}")
         value = round(raw / reg.divisor, 2) if reg.divisor != 1 else raw
@@ -195,7 +211,19 @@ def encode(reg: Register, value) -> list[int]:
         return [1 if value else 0]
     if reg.kind == "clock":
         return encode_clock(value)
+    if reg.kind == "ascii16":
+        data = str(value).encode("ascii").ljust(16)[:16]
+        return [int.from_bytes(data[i:i + 2], "big") for i in range(0, 16, 2)]
     raw = int(round(value * reg.divisor))
+    if reg.kind in ("u8hi", "u8lo", "sm8hi", "sm8lo"):
+        # The register's other byte belongs to another value: the caller merges the two.
+        byte = (0x80 | -raw) if raw < 0 and reg.kind.startswith("sm") else raw
+        if not 0 <= byte <= 0xFF:
+            raise ValueError(f"{reg.name}: {value} does not fit in a byte")
+        return [byte << 8 if reg.kind.endswith("hi") else byte]
+    if reg.kind in ("u32hw", "s32hw"):
+        raw &= 0xFFFFFFFF
+        return [raw >> 16, raw & 0xFFFF]
     if reg.kind in ("u16", "bits", "enum"):
         if not 0 <= raw <= 0xFFFF:
             raise ValueError(f"{reg.name}: {value} does not fit in u16")

@@ -13,7 +13,7 @@ from __future__ import annotations
 from sqlalchemy import Boolean, Column, Index, Integer, MetaData, Float, Table, Text, text
 
 from .catalogue import EPEVER_TRACER
-from .registers import CLOCK, LIVE, SETTINGS, STATS, Register, registers_of
+from .registers import CLOCK, LIVE, SETTINGS, STATS, TEXT_KINDS, Register, registers_of
 
 metadata = MetaData()
 
@@ -27,7 +27,7 @@ SAMPLE_TABLES = {
 
 
 def _value_column(reg: Register) -> Column:
-    if reg.kind == "clock":
+    if reg.kind in TEXT_KINDS:
         type_ = Text()
     elif reg.kind == "bool":
         type_ = Boolean(create_constraint=False)
