@@ -1,15 +1,16 @@
-"""What a source needs to know to answer for one family of the contract.
+"""What a source needs to know to answer for one family of the contract, read from the catalogue.
 
-A `Family` (battery, solar, ...) is built from the newest row of one or more
-register groups: `parts`, the primary one first (its time is the object's
-time, its freshness decides `realtime`). Each part names where it lives in
-the store (the group's table) and in InfluxDB (measurement and fields, as the
-replicator writes them: replicator/points.py). `from_rows` builds the object
-from store rows, `from_records` from InfluxDB records; both give the same
-JSON for the same sample. A `Metric` is one series: its one-minute bucket
-column in the store, its measurement and field in InfluxDB.
-
-Numbers are rounded to the device's resolution (2 decimals) here, once.
+A `Family` (battery, solar, ...) is one API object of the device's
+measurement catalogue (edge_store/catalogue/), built from the newest row of
+one or more register groups: `parts`, the primary one first (the group of
+the object's first field: its time is the object's time, its freshness
+decides `realtime`). Each part names where it lives in the store (the
+group's table) and in InfluxDB (measurement and fields, as the replicator
+writes them). `from_rows` builds the object from store rows, `from_records`
+from InfluxDB records; both decode and round each field as the catalogue
+says, so both give the same JSON for the same sample. A `Metric` is one
+series: its one-minute bucket column in the store, its measurement and
+field in InfluxDB.
 """
 
 from __future__ import annotations
@@ -18,9 +19,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-from edge_store.registers import CLOCK, LIVE, SETTINGS, STATS
-
-GROUPS = (LIVE, STATS, SETTINGS, CLOCK)
+from edge_store import catalogue as cat
+from edge_store.catalogue import EPEVER_TRACER, Catalogue, Field
 
 
 @dataclass(frozen=True)
@@ -86,9 +86,7 @@ def get(mapping: Mapping[str, Any] | None, key: str) -> Any:
 
 # -- shared OpenAPI pieces -----------------------------------------------------------
 
-NUMBER = {"type": "number"}
 NULLABLE_NUMBER = {"type": "number", "nullable": True}
-BOOLEAN = {"type": "boolean"}
 STRING = {"type": "string"}
 
 
@@ -98,3 +96,64 @@ def obj(properties: dict, nullable: bool = False) -> dict:
     if nullable:
         out["nullable"] = True
     return out
+
+
+# -- families and metrics from the catalogue -------------------------------------------------
+
+_OPENAPI_TYPE = {cat.FLOAT: "number", cat.INTEGER: "integer", cat.BOOLEAN: "boolean", cat.STRING: "string"}
+
+
+def _field_schema(f: Field, nullable: bool) -> dict:
+    out: dict = {"type": _OPENAPI_TYPE[f.type]}
+    if nullable:
+        out["nullable"] = True
+    if f.description:
+        out["description"] = f.description
+    return out
+
+
+def _object_schema(catalogue: Catalogue, api_object: str, primary: str) -> dict:
+    """Every key required; a field of another group than the primary one is null when that group has no row."""
+    def schema(node: dict) -> dict:
+        return obj({k: schema(v) if isinstance(v, dict) else _field_schema(v, catalogue.group(v) != primary)
+                    for k, v in node.items()})
+
+    return schema(catalogue.nest(catalogue.object_fields(api_object), lambda f: f))
+
+
+def family(name: str, api_object: str, catalogue: Catalogue = EPEVER_TRACER) -> Family:
+    """The family answering the API object `api_object` of `catalogue` (`name` is what messages call it)."""
+    fields = catalogue.object_fields(api_object)
+    groups: dict[str, list[Field]] = {}
+    for f in fields:
+        groups.setdefault(catalogue.group(f), []).append(f)
+    parts = []
+    for group, fs in groups.items():
+        measurements = {f.measurement for f in fs}
+        if len(measurements) != 1:
+            raise ValueError(f"{api_object}: the {group} group's fields are in several measurements: {measurements}")
+        parts.append(Part(group, fs[0].measurement, tuple(f.influx for f in fs if f.measurement)))
+    from_column = {f: (catalogue.group(f), f.column, f.from_column()) for f in fields}
+    from_influx = {f: (catalogue.group(f), f.influx, f.from_influx()) for f in fields}
+
+    def from_rows(rows: Mapping[str, Mapping[str, Any] | None]) -> dict:
+        def value(f: Field) -> Any:
+            group, column, convert = from_column[f]
+            return convert(get(rows[group], column))
+        return catalogue.nest(fields, value)
+
+    def from_records(records: Mapping[str, Mapping[str, Any] | None]) -> dict:
+        def value(f: Field) -> Any:
+            group, influx, convert = from_influx[f]
+            return convert(get(records[group], influx)) if f.measurement else None
+        return catalogue.nest(fields, value)
+
+    return Family(name, tuple(parts), from_rows, from_records, _object_schema(catalogue, api_object, parts[0].group))
+
+
+def metric(api_object: str, key: str, catalogue: Catalogue = EPEVER_TRACER) -> Metric:
+    """The 24 h series of a field (one the catalogue keeps in one-minute buckets)."""
+    f = catalogue.field(api_object, key)
+    if f.series is None:
+        raise ValueError(f"{api_object}.{key} has no series")
+    return Metric(f.series, f.column, f.measurement, f.influx)

@@ -31,37 +31,29 @@ from typing import Any, Callable, Iterable
 
 from edge_store import schema
 from edge_store.db import Database
+from edge_store.catalogue import EPEVER_TRACER, Catalogue
+from edge_store.catalogue.statistics import DAY, FIGURES, MONTH, PERIOD_FIELD, Figure
 from edge_store.errors import KammthaarError, StoreError
 from edge_store.outbox import Outbox
 from edge_store.rollups import META_PRUNED, bucket_means_sql
 from replicator.reader import InfluxQLReader, QueryError, ident, literal
 
 from .errors import NotFound, Unavailable
-from .families import Family, Metric, Snapshot, r2, r3
+from .families import Family, Metric, Snapshot
 
 INFLUX_FIRST_DAY, INFLUX_LAST_DAY = date(1678, 1, 1), date(2262, 4, 1)
 PROBE_TIMEOUT_S = 1.0
 REMEMBER_S = 5.0
 
-# The statistics object: the rollup columns (and InfluxDB fields) it is made of, and their rounding.
-STAT_NUMBERS: tuple[tuple[str, Callable], ...] = (
-    ("battery_voltage_min", r2), ("battery_voltage_max", r2), ("pv_voltage_min", r2), ("pv_voltage_max", r2),
-    ("soc_min", r2), ("soc_max", r2), ("battery_temperature_min", r2), ("battery_temperature_max", r2),
-    ("energy_generated_kwh", r3), ("energy_consumed_kwh", r3), ("battery_charge_ah", r3),
-    ("battery_discharge_ah", r3),
-)
 DAILY, MONTHLY = "daily", "monthly"
-PERIOD_KEY = {DAILY: ("day", "date"), MONTHLY: ("month", "month")}  # store column, object field
+PERIOD_COLUMN = {DAILY: DAY, MONTHLY: MONTH}  # the rollup's period column
 
 
-def _stat_object(kind: str, key: str, values: dict, covered_s: float) -> dict:
-    out: dict[str, Any] = {PERIOD_KEY[kind][1]: key}
-    for name, rounding in STAT_NUMBERS:
-        out[name] = rounding(values.get(name))
-    out["samples"] = int(values.get("samples") or 0)
-    out["covered_s"] = round(float(covered_s), 3)
-    out["device_generated_kwh"] = r3(values.get("device_generated_kwh"))
-    out["device_consumed_kwh"] = r3(values.get("device_consumed_kwh"))
+def _stat_object(kind: str, key: str, value: Callable[[Figure], Any]) -> dict:
+    """The statistics object of one period: `value(figure)` of each figure, as the catalogue rounds it."""
+    out: dict[str, Any] = {PERIOD_FIELD[PERIOD_COLUMN[kind]]: key}
+    for figure in FIGURES:
+        out[figure.name] = figure.answer(value(figure))
     return out
 
 
@@ -143,11 +135,11 @@ class LocalSource:
 
     def periods(self, site: str, kind: str, first: str, last: str) -> list[dict]:
         """Statistics objects of the local days (months) first..last, both included, oldest first."""
-        key, _ = PERIOD_KEY[kind]
+        key = PERIOD_COLUMN[kind]
         table = f"rollup_{kind}"
         rows = self._dicts(f"SELECT * FROM {table} WHERE device = ? AND {key} >= ? AND {key} <= ? ORDER BY {key}",
                            (self.device, first, last))
-        return [_stat_object(kind, r[key], r, r["covered_ms"] / 1000) for r in rows]
+        return [_stat_object(kind, r[key], lambda f, r=r: f.stored(r)) for r in rows]
 
     # -- health ---------------------------------------------------------------------------
 
@@ -180,9 +172,10 @@ class CloudSource:
 
     def __init__(self, make_reader: Callable[[], InfluxQLReader], *, device: str, timezone_name: str,
                  probe_timeout_s: float = PROBE_TIMEOUT_S, remember_s: float = REMEMBER_S,
-                 monotonic: Callable[[], float] = time.monotonic):
+                 monotonic: Callable[[], float] = time.monotonic, catalogue: Catalogue = EPEVER_TRACER):
         self._make_reader = make_reader
         self.device = device
+        self.catalogue = catalogue
         self.timezone_name = timezone_name
         self.probe_timeout_s = probe_timeout_s
         self.remember_s = remember_s
@@ -263,12 +256,11 @@ class CloudSource:
         return Snapshot(int(primary["time"]), family.from_records(records))
 
     def newest_ts(self, site: str, group: str) -> int | None:
-        # The live group's newest point: batteryStatus is written for every live sample.
-        measurement, field = {"live": ("batteryStatus", "voltage"), "stats": ("energyStatistics", "total_generated"),
-                              "settings": ("batteryParameters", "battery_capacity"),
-                              "clock": ("controllerData", "current_device_time")}[group]
+        # The newest point of a field the catalogue writes with every row of the group.
+        stamp = self.catalogue.stamp(group)
         (series,) = self._reader().query_each([
-            f"SELECT {ident(field)} FROM {ident(measurement)} WHERE {self._where(site)} ORDER BY time DESC LIMIT 1"])
+            f"SELECT {ident(stamp.influx)} FROM {ident(stamp.measurement)} WHERE {self._where(site)} "
+            f"ORDER BY time DESC LIMIT 1"])
         if series and series[0].get("values"):
             return int(series[0]["values"][0][0])
         return None
@@ -284,7 +276,7 @@ class CloudSource:
         return [(int(t), v) for s in series for t, v in s.get("values", []) if v is not None]
 
     def periods(self, site: str, kind: str, first: str, last: str) -> list[dict]:
-        _, field = PERIOD_KEY[kind]
+        field = PERIOD_FIELD[PERIOD_COLUMN[kind]]
         if kind == DAILY:
             lo, hi = date.fromisoformat(first), date.fromisoformat(last)
         else:
@@ -307,7 +299,7 @@ class CloudSource:
                 record = dict(zip(s["columns"], values))
                 key = record.get(field)
                 if isinstance(key, str) and first <= key <= last:
-                    out[key] = _stat_object(kind, key, record, record.get("covered_s") or 0.0)
+                    out[key] = _stat_object(kind, key, lambda f, r=record: r.get(f.name))
         return [out[k] for k in sorted(out)]
 
     def health(self) -> dict:

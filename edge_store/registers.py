@@ -1,9 +1,10 @@
-"""The EPEVER Tracer register map, as data, and the codec for its encodings.
+"""Registers and the codec for their encodings: what a line of a register map is, and how it is read.
 
-One `Register` per line of `shared/spec/epever-tracer.md`. Reads are planned
-into contiguous blocks from this table (`plan_blocks`), decoded by
-`decode_block`, and the simulator serves the same table through `encode`.
-Adding a controller model is adding a table.
+A device model's register map is a table of `Register` lines, kept in its
+measurement catalogue (edge_store/catalogue/, e.g. epever_tracer.py). Reads
+are planned into contiguous blocks from such a table (`plan_blocks`),
+decoded by `decode_block`, and the simulator serves the same table through
+`encode`. Adding a controller model is adding a table.
 """
 
 from __future__ import annotations
@@ -27,7 +28,12 @@ GROUPS = (LIVE, STATS, SETTINGS, CLOCK)
 # each group on its own yields exactly the blocks the spec recommends.
 MAX_GAP = 4
 
-WIDTHS = {"u16": 1, "s16": 1, "u32": 2, "s32": 2, "bits": 1, "enum": 1, "clock": 3, "bool": 1}
+# Words per kind. u32/s32: low word at the lower address (EPEVER); u32hw/s32hw: high word first
+# (Renogy). u8hi/u8lo: one byte of a register; sm8hi/sm8lo: a sign-magnitude byte (b7 the sign), so
+# two values can share one register. ascii16: 16 ASCII bytes, high byte first, padding trimmed.
+WIDTHS = {"u16": 1, "s16": 1, "u32": 2, "s32": 2, "bits": 1, "enum": 1, "clock": 3, "bool": 1,
+          "u32hw": 2, "s32hw": 2, "u8hi": 1, "u8lo": 1, "sm8hi": 1, "sm8lo": 1, "ascii16": 8}
+TEXT_KINDS = ("clock", "ascii16")
 
 
 @dataclass(frozen=True)
@@ -60,81 +66,24 @@ class Register:
         return self.divisor != 1
 
 
-def _r(name, address, kind, table, group, divisor=1, unit="", low=None, high=None, optional=False, doc=""):
-    return Register(name, address, kind, table, group, divisor, unit, low, high, optional, doc)
-
-
-V, A, W, C, KWH = "V", "A", "W", "°C", "kWh"
-
-EPEVER_TRACER: tuple[Register, ...] = (
-    # Live values (FC 4), read every interval_s.
-    _r("pv_voltage", 0x3100, "u16", INPUT, LIVE, 100, V, 0, 250, doc="PV array voltage"),
-    _r("pv_current", 0x3101, "u16", INPUT, LIVE, 100, A, 0, 150, doc="PV array current"),
-    _r("pv_power", 0x3102, "u32", INPUT, LIVE, 100, W, 0, 10000, doc="PV array power"),
-    _r("battery_power", 0x3106, "u32", INPUT, LIVE, 100, W, 0, 10000, doc="battery charging power"),
-    _r("load_voltage", 0x310C, "u16", INPUT, LIVE, 100, V, 0, 100, doc="load voltage"),
-    _r("load_current", 0x310D, "u16", INPUT, LIVE, 100, A, 0, 150, doc="load current"),
-    _r("load_power", 0x310E, "u32", INPUT, LIVE, 100, W, 0, 10000, doc="load power"),
-    _r("battery_temperature", 0x3110, "s16", INPUT, LIVE, 100, C, -60, 120, doc="battery temperature"),
-    _r("controller_temperature", 0x3111, "s16", INPUT, LIVE, 100, C, -60, 150, doc="temperature inside the controller"),
-    _r("state_of_charge", 0x311A, "u16", INPUT, LIVE, 1, "%", 0, 100, doc="battery state of charge"),
-    _r("remote_battery_temperature", 0x311B, "s16", INPUT, LIVE, 100, C, -60, 120, optional=True,
-       doc="remote battery temperature sensor (optional)"),
-    _r("battery_real_rated_voltage", 0x311D, "u16", INPUT, LIVE, 100, V, 0, 100, doc="battery real rated voltage"),
-    _r("battery_status", 0x3200, "bits", INPUT, LIVE, doc="battery status word (raw)"),
-    _r("charging_equipment_status", 0x3201, "bits", INPUT, LIVE, doc="charging equipment status word (raw)"),
-    _r("discharging_equipment_status", 0x3202, "bits", INPUT, LIVE, doc="discharging equipment status word (raw)"),
-    _r("battery_voltage", 0x331A, "u16", INPUT, LIVE, 100, V, 0, 100, doc="battery voltage"),
-    _r("battery_current", 0x331B, "s32", INPUT, LIVE, 100, A, -200, 200,
-       doc="battery current, + charging, - discharging"),
-    _r("device_over_temperature", 0x2000, "bool", DISCRETE, LIVE, doc="device over temperature"),
-    _r("night", 0x200C, "bool", DISCRETE, LIVE, doc="1 at night, 0 by day"),
-    # Statistics kept by the device (FC 4), read every slow_interval_s.
-    _r("maximum_pv_voltage_today", 0x3300, "u16", INPUT, STATS, 100, V, 0, 250),
-    _r("minimum_pv_voltage_today", 0x3301, "u16", INPUT, STATS, 100, V, 0, 250),
-    _r("maximum_battery_voltage_today", 0x3302, "u16", INPUT, STATS, 100, V, 0, 100),
-    _r("minimum_battery_voltage_today", 0x3303, "u16", INPUT, STATS, 100, V, 0, 100),
-    _r("consumed_today", 0x3304, "u32", INPUT, STATS, 100, KWH, 0),
-    _r("consumed_this_month", 0x3306, "u32", INPUT, STATS, 100, KWH, 0),
-    _r("consumed_this_year", 0x3308, "u32", INPUT, STATS, 100, KWH, 0),
-    _r("total_consumed", 0x330A, "u32", INPUT, STATS, 100, KWH, 0),
-    _r("generated_today", 0x330C, "u32", INPUT, STATS, 100, KWH, 0),
-    _r("generated_this_month", 0x330E, "u32", INPUT, STATS, 100, KWH, 0),
-    _r("generated_this_year", 0x3310, "u32", INPUT, STATS, 100, KWH, 0),
-    _r("total_generated", 0x3312, "u32", INPUT, STATS, 100, KWH, 0),
-    # Rated data (FC 4) and settings (FC 3), read every slow_interval_s.
-    _r("rated_charging_current", 0x3005, "u16", INPUT, SETTINGS, 100, A, 0, 300),
-    _r("rated_load_current", 0x300E, "u16", INPUT, SETTINGS, 100, A, 0, 300),
-    _r("battery_type", 0x9000, "enum", HOLDING, SETTINGS),
-    _r("battery_capacity", 0x9001, "u16", HOLDING, SETTINGS, 1, "Ah"),
-    _r("temp_compensation_coefficient", 0x9002, "u16", HOLDING, SETTINGS, 100, "mV/°C/2V"),
-    _r("over_voltage_disconnect", 0x9003, "u16", HOLDING, SETTINGS, 100, V),
-    _r("charging_limit_voltage", 0x9004, "u16", HOLDING, SETTINGS, 100, V),
-    _r("over_voltage_reconnect", 0x9005, "u16", HOLDING, SETTINGS, 100, V),
-    _r("equalize_charging_voltage", 0x9006, "u16", HOLDING, SETTINGS, 100, V),
-    _r("boost_charging_voltage", 0x9007, "u16", HOLDING, SETTINGS, 100, V),
-    _r("float_charging_voltage", 0x9008, "u16", HOLDING, SETTINGS, 100, V),
-    _r("boost_reconnect_voltage", 0x9009, "u16", HOLDING, SETTINGS, 100, V),
-    _r("low_voltage_reconnect", 0x900A, "u16", HOLDING, SETTINGS, 100, V),
-    _r("under_voltage_recover", 0x900B, "u16", HOLDING, SETTINGS, 100, V),
-    _r("under_voltage_warning", 0x900C, "u16", HOLDING, SETTINGS, 100, V),
-    _r("low_voltage_disconnect", 0x900D, "u16", HOLDING, SETTINGS, 100, V),
-    _r("discharging_limit_voltage", 0x900E, "u16", HOLDING, SETTINGS, 100, V),
-    _r("battery_rated_voltage", 0x9067, "enum", HOLDING, SETTINGS),
-    _r("default_load_mode", 0x906A, "enum", HOLDING, SETTINGS),
-    _r("equalize_duration", 0x906B, "u16", HOLDING, SETTINGS, 1, "min"),
-    _r("boost_duration", 0x906C, "u16", HOLDING, SETTINGS, 1, "min"),
-    _r("battery_discharge", 0x906D, "u16", HOLDING, SETTINGS, 1, "%", 0, 100),
-    _r("battery_charge", 0x906E, "u16", HOLDING, SETTINGS, 1, "%", 0, 100),
-    _r("charging_mode", 0x9070, "enum", HOLDING, SETTINGS),
-    # The device clock (FC 3): local time of the device, no zone.
-    _r("device_time", 0x9013, "clock", HOLDING, CLOCK, doc="device clock, YYYY-MM-DD HH:MM:SS"),
-)
-
-
-def registers_of(group: str, table: tuple[Register, ...] = EPEVER_TRACER) -> tuple[Register, ...]:
-    """The registers of one group, in address order."""
+def registers_of(group: str, table: tuple[Register, ...] | None = None) -> tuple[Register, ...]:
+    """The registers of one group, in address order (default: the EPEVER Tracer's map)."""
+    table = _epever_tracer() if table is None else table
     return tuple(sorted((r for r in table if r.group == group), key=lambda r: (r.table, r.address)))
+
+
+def _epever_tracer() -> tuple[Register, ...]:
+    from .catalogue.epever_tracer import REGISTERS  # the catalogue imports this module: resolved when used
+
+    return REGISTERS
+
+
+def __getattr__(name: str):
+    # `EPEVER_TRACER`, the register map that lived here, is kept importable from here for its readers
+    # (the Modbus reader, the simulator); its one definition is the catalogue's.
+    if name == "EPEVER_TRACER":
+        return _epever_tracer()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True)
@@ -190,6 +139,9 @@ def decode_register(reg: Register, words: list[int] | tuple[int, ...]) -> float 
         value: float | int | str | bool = bool(words[0])
     elif kind == "clock":
         value = decode_clock(words)
+    elif kind == "ascii16":
+        value = b"".join((w & 0xFFFF).to_bytes(2, "big") for w in words[:8]).decode("ascii", "replace")
+        value = value.strip(" \x00")
     else:
         if kind in ("u16", "bits", "enum"):
             raw = words[0] & 0xFFFF
@@ -200,6 +152,14 @@ def decode_register(reg: Register, words: list[int] | tuple[int, ...]) -> float 
             raw = (words[0] & 0xFFFF) | ((words[1] & 0xFFFF) << 16)
             if kind == "s32":
                 raw = _signed(raw, 32)
+        elif kind in ("u32hw", "s32hw"):
+            raw = ((words[0] & 0xFFFF) << 16) | (words[1] & 0xFFFF)
+            if kind == "s32hw":
+                raw = _signed(raw, 32)
+        elif kind in ("u8hi", "u8lo", "sm8hi", "sm8lo"):
+            raw = (words[0] >> 8) & 0xFF if kind.endswith("hi") else words[0] & 0xFF
+            if kind.startswith("sm") and raw & 0x80:
+                raw = -(raw & 0x7F)
         else:  # pragma: no cover - the table is ours
             raise ValueError(f"unknown register kind {kind}")
         value = round(raw / reg.divisor, 2) if reg.divisor != 1 else raw
@@ -251,7 +211,19 @@ def encode(reg: Register, value) -> list[int]:
         return [1 if value else 0]
     if reg.kind == "clock":
         return encode_clock(value)
+    if reg.kind == "ascii16":
+        data = str(value).encode("ascii").ljust(16)[:16]
+        return [int.from_bytes(data[i:i + 2], "big") for i in range(0, 16, 2)]
     raw = int(round(value * reg.divisor))
+    if reg.kind in ("u8hi", "u8lo", "sm8hi", "sm8lo"):
+        # The register's other byte belongs to another value: the caller merges the two.
+        byte = (0x80 | -raw) if raw < 0 and reg.kind.startswith("sm") else raw
+        if not 0 <= byte <= 0xFF:
+            raise ValueError(f"{reg.name}: {value} does not fit in a byte")
+        return [byte << 8 if reg.kind.endswith("hi") else byte]
+    if reg.kind in ("u32hw", "s32hw"):
+        raw &= 0xFFFFFFFF
+        return [raw >> 16, raw & 0xFFFF]
     if reg.kind in ("u16", "bits", "enum"):
         if not 0 <= raw <= 0xFFFF:
             raise ValueError(f"{reg.name}: {value} does not fit in u16")

@@ -2,8 +2,9 @@
 
 Alembic owns the database (migrations/); these definitions are what the code
 reads and writes, and a test checks that the migrated database matches them.
-Sample tables get their value columns from the register map: one column per
-register, named like it. `AUTOINCREMENT` keeps row ids from ever being reused,
+Sample tables get their value columns from the device's catalogue
+(edge_store/catalogue/): one column per register, named like it; the
+one-minute buckets keep the live columns the catalogue marks. `AUTOINCREMENT` keeps row ids from ever being reused,
 even after every row was pruned, because replication watermarks are row ids.
 """
 
@@ -11,7 +12,8 @@ from __future__ import annotations
 
 from sqlalchemy import Boolean, Column, Index, Integer, MetaData, Float, Table, Text, text
 
-from .registers import CLOCK, EPEVER_TRACER, LIVE, SETTINGS, STATS, Register, registers_of
+from .catalogue import EPEVER_TRACER
+from .registers import CLOCK, LIVE, SETTINGS, STATS, TEXT_KINDS, Register, registers_of
 
 metadata = MetaData()
 
@@ -25,7 +27,7 @@ SAMPLE_TABLES = {
 
 
 def _value_column(reg: Register) -> Column:
-    if reg.kind == "clock":
+    if reg.kind in TEXT_KINDS:
         type_ = Text()
     elif reg.kind == "bool":
         type_ = Boolean(create_constraint=False)
@@ -46,7 +48,7 @@ def _sample_table(group: str) -> Table:
         Column("ntp_synced", Boolean(create_constraint=False), nullable=False,
                comment="system clock NTP-synchronised at poll time"),
         Column("device", Text, nullable=False),
-        *(_value_column(r) for r in registers_of(group, EPEVER_TRACER)),
+        *(_value_column(r) for r in registers_of(group, EPEVER_TRACER.registers)),
         Index(f"ix_{name}_device_ts", "device", "ts_ms"),
         Index(f"ix_{name}_ts", "ts_ms"),
         sqlite_autoincrement=True,
@@ -89,12 +91,8 @@ counters = Table(
 
 # -- rollups (edge_store/rollups.py keeps them; migrations 0002 and 0005) ----------
 
-# The live values the one-minute buckets summarise.
-MINUTE_METRICS = (
-    "battery_voltage", "battery_current", "battery_power", "state_of_charge", "battery_temperature",
-    "pv_voltage", "pv_current", "pv_power", "load_voltage", "load_current", "load_power",
-    "controller_temperature",
-)
+# The live values the one-minute buckets summarise (migrations 0002 and 0005 froze this list).
+MINUTE_METRICS = EPEVER_TRACER.minute_columns()
 
 # Statistics of a local period, in the order the API's statistics object names them.
 _MINMAX = ("battery_voltage", "pv_voltage", "soc", "battery_temperature")

@@ -6,10 +6,12 @@ import os
 from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
+from .catalogue import EPEVER_TRACER
 from .registers import CLOCK, LIVE, SETTINGS, STATS
 from .rollups import META_TIMEZONE, read_meta
-from .status import battery_status, charging_status
 from .store import Store, now_ms
+
+CLOCK_FIELD = EPEVER_TRACER.field("controller", "current_device_time")
 
 
 def _when(ts_ms: int, tz: ZoneInfo) -> str:
@@ -31,18 +33,26 @@ def report(store: Store, cfg) -> str:
     if live is None:
         lines.append("live: no sample yet")
     else:
-        stage = charging_status(live["charging_equipment_status"])["charging_status"]
-        batt = battery_status(live["battery_status"])["battery_status"]
+        def figure(obj: str, key: str, spec: str = "") -> str:
+            f = EPEVER_TRACER.field(obj, key)
+            return f"{live[f.column]:{spec}} {EPEVER_TRACER.unit(f)}".rstrip()
+
+        def code(obj: str, key: str) -> str:
+            f = EPEVER_TRACER.field(obj, key)
+            return f.decode()(live[f.column])
+
         lines.append(
             f"live: {_when(live['ts_ms'], tz)}{'' if live['ntp_synced'] else ' [clock not NTP-synchronised]'}\n"
-            f"  battery {live['battery_voltage']:.2f} V {live['battery_current']:+.2f} A "
-            f"{live['state_of_charge']} % {live['battery_temperature']:.1f} °C ({batt}, {stage})\n"
-            f"  pv {live['pv_voltage']:.2f} V {live['pv_power']:.1f} W; load {live['load_power']:.1f} W"
+            f"  battery {figure('battery', 'voltage', '.2f')} {figure('battery', 'current', '+.2f')} "
+            f"{figure('battery', 'state_of_charge')} {figure('battery', 'temperature', '.1f')} "
+            f"({code('battery', 'status.battery_status')}, {code('charging', 'charging_status')})\n"
+            f"  pv {figure('solar', 'voltage', '.2f')} {figure('solar', 'power', '.1f')}; "
+            f"load {figure('load', 'power', '.1f')}"
         )
     for group in (STATS, SETTINGS, CLOCK):
         row = store.latest(group)
         lines.append(f"{group}: " + (_when(row["ts_ms"], tz) if row else "not read yet")
-                     + (f", device clock {row['device_time']}" if row and group == CLOCK else ""))
+                     + (f", device clock {row[CLOCK_FIELD.column]}" if row and group == CLOCK else ""))
     lines.append(f"rows: live {store.count(LIVE)}, statistics {store.count(STATS)}, "
                  f"settings {store.count(SETTINGS)}, clock {store.count(CLOCK)}")
     lines.append(rollups_line(store, cfg))

@@ -1,21 +1,25 @@
 """Rows of the edge store as InfluxDB points: the measurements and fields of spec/influx.md.
 
 `MEASUREMENTS` says, per stream (the table a row comes from), which points a
-row yields and how each field is computed from the row's columns. The types
-are decided here once and pinned by a test (`FIELD_TYPES`): every number is a
-float (`float(x)`, so 13 V goes out as a float and never as the integer `13i`
-that would start a field type conflict), flags are booleans, status and enum
-values are their names as strings, the device clock is a string.
+row yields and how each field is computed from the row's columns. For the
+sample streams it is read from the device's measurement catalogue
+(edge_store/catalogue/): every field of the stream's register group that has
+a measurement, decoded from its column as the catalogue says, with the
+catalogue's type. The types are pinned by a test (`field_types()`): every
+number is a float (`float(x)`, so 13 V goes out as a float and never as the
+integer `13i` that would start a field type conflict), flags are booleans,
+status and enum values are their names as strings, the device clock is a string.
 
 Two ways to the same bytes:
 - `Renderer.points(stream, row)`: influxdb-client `Point` objects (what its
   batching writer takes, and the reference);
-- `Renderer.lines(stream, row)`: the line protocol, through influxdb-client's
-  own serialisation functions (`_append_tags`, `_append_fields`,
-  `_append_time`, what `Point.to_line_protocol()` calls) minus the per-point
-  overhead: the measurement-and-tags prefix is serialised once per device, the
-  timestamp once per row, and the fields of the measurements that depend only
-  on a status word or a flag once per distinct value. A property test keeps it
+- `Renderer.lines(stream, row)`: the line protocol, through our own
+  serialisation (replicator/line_protocol.py, the same text as
+  `Point.to_line_protocol()`) minus the per-point overhead: the
+  measurement-and-tags prefix is serialised once per device, the timestamp
+  once per row, the fields of the measurements that depend only on a status
+  word, a flag or the settings once per distinct value, and every other
+  field once per distinct stored value. A property test keeps it
   byte-identical to `Point.to_line_protocol()`.
 
 Tags on every point: `site` and `device`. Timestamp: the row's `ts_ms` (UTC
@@ -30,18 +34,14 @@ from operator import itemgetter
 from typing import Any, Callable, Mapping
 
 from influxdb_client import Point, WritePrecision
-from influxdb_client.client.write.point import (
-    _ESCAPE_MEASUREMENT,
-    _append_fields,
-    _append_tags,
-    _append_time,
-    _escape_key,
-)
 
-from edge_store import schema, status
+from edge_store.catalogue import BOOLEAN, EPEVER_TRACER, FLOAT, STRING, Catalogue  # noqa: F401 (the types)
+from edge_store.catalogue.statistics import DAY, FIGURES, MONTH, PERIOD_FIELD
+from edge_store.registers import CLOCK, LIVE, SETTINGS, STATS
+
+from .line_protocol import field_text, fields_text, measurement_text, tags_text, time_text
 
 PRECISION = WritePrecision.MS
-FLOAT, BOOLEAN, STRING = "float", "boolean", "string"
 
 LIVE_STREAM = "live_samples"
 STATS_STREAM = "device_statistics"
@@ -49,6 +49,7 @@ SETTINGS_STREAM = "device_settings"
 CLOCK_STREAM = "device_clock"
 DAILY_STREAM = "rollup_daily"
 MONTHLY_STREAM = "rollup_monthly"
+SAMPLE_STREAMS = {LIVE_STREAM: LIVE, STATS_STREAM: STATS, SETTINGS_STREAM: SETTINGS, CLOCK_STREAM: CLOCK}
 
 # The column holding a row's time (UTC ms): a sample's poll time, a rollup's period start.
 TIME_COLUMN = {DAILY_STREAM: "start_ms", MONTHLY_STREAM: "start_ms"}
@@ -63,13 +64,15 @@ def _f(value: Any) -> float | None:
 class Measurement:
     """One point a row yields: its name, the columns it reads, how they become fields.
 
-    `memo`: the fields depend only on the inputs, which take few distinct
-    values (a status word, a flag), so their serialisation is cached.
+    `specs`: per field, its name, the index of its column in `inputs` and the
+    function turning the column's value into the field's. `memo`: the fields
+    depend only on inputs that take few distinct values (a status word, a
+    flag, the settings), so their serialisation is cached whole.
     """
 
     name: str
     inputs: tuple[str, ...]
-    fields: Callable[..., dict[str, Any]]
+    specs: tuple[tuple[str, int, Callable[[Any], Any]], ...]
     types: dict[str, str]
     memo: bool = False
 
@@ -82,106 +85,45 @@ class Measurement:
         return itemgetter(*self.inputs)
 
     @cached_property
-    def order(self) -> tuple[str, ...]:
-        """The field names in the order the client serialises them (sorted)."""
-        return tuple(sorted(self.types))
+    def ordered(self) -> tuple[tuple[str, int, Callable[[Any], Any]], ...]:
+        """The specs in the order the fields are serialised (sorted by name)."""
+        return tuple(sorted(self.specs, key=lambda spec: spec[0]))
+
+    def fields(self, *args) -> dict[str, Any]:
+        """The fields of a row, from its inputs (`args(row)`)."""
+        return {name: convert(args[i]) for name, i, convert in self.specs}
 
 
-def _flatten(decoded: dict[str, Any]) -> dict[str, Any]:
-    out = {k: v for k, v in decoded.items() if k != "errors"}
-    out.update(decoded.get("errors", {}))
-    return out
+def from_catalogue(catalogue: Catalogue, group: str) -> tuple[Measurement, ...]:
+    """The points a row of a register group yields: one per measurement of its replicated fields.
+
+    Settings change rarely, codes and flags take few values: their fields are memoised.
+    """
+    out = []
+    for name, fields in catalogue.replicated(group).items():
+        inputs = tuple(dict.fromkeys(f.column for f in fields))
+        specs = tuple((f.influx, inputs.index(f.column), f.decode()) for f in fields)
+        out.append(Measurement(name, inputs, specs, {f.influx: f.influx_type for f in fields},
+                               memo=group == SETTINGS or all(f.coded for f in fields)))
+    return tuple(out)
 
 
-def _battery(voltage, current, power, soc, temperature, word) -> dict[str, Any]:
-    return {"voltage": _f(voltage), "current": _f(current), "power": _f(power),
-            "state_of_charge": _f(soc), "temperature": _f(temperature), **status.battery_status(word)}
+def _rollup(period: str) -> Measurement:
+    """A rollup row as the API's statistics object: every figure a float, the period as a string."""
+    def scaled(divisor: int) -> Callable[[Any], float | None]:
+        return _f if divisor == 1 else lambda v: None if v is None else v / divisor
 
-
-def _vip(voltage, current, power) -> dict[str, Any]:
-    return {"voltage": _f(voltage), "current": _f(current), "power": _f(power)}
-
-
-def _settings_fields(*values) -> dict[str, Any]:
-    out = {}
-    for name, value in zip(SETTINGS_COLUMNS, values):
-        out[name] = status.enum_name(name, int(value)) if name in status.ENUMS else _f(value)
-    return out
-
-
-_BATTERY_FLAGS = {"wrong_identifaction_for_rated_voltage": BOOLEAN, "battery_inner_resistence_abnormal": BOOLEAN,
-                  "temperature_warning_status": STRING, "battery_status": STRING}
-_CHARGING = {"input_voltage_status": STRING, "charging_status": STRING, "running": BOOLEAN, "fault": BOOLEAN,
-             **{name: BOOLEAN for name in status.CHARGING_ERRORS.values()}}
-_DISCHARGING = {"input_voltage_status": STRING, "output_power_load": STRING, "running": BOOLEAN, "fault": BOOLEAN,
-                **{name: BOOLEAN for name in status.DISCHARGING_ERRORS.values()}}
-_VIP = {"voltage": FLOAT, "current": FLOAT, "power": FLOAT}
-_ENERGY = ("consumed_today", "consumed_this_month", "consumed_this_year", "total_consumed",
-           "generated_today", "generated_this_month", "generated_this_year", "total_generated")
-
-SETTINGS_COLUMNS: tuple[str, ...] = tuple(
-    c.name for c in schema.device_settings.columns if c.name not in ("id", "ts_ms", "ntp_synced", "device"))
-
-# A rollup row as the API's statistics object: every number a float, the period as a string.
-ROLLUP_NUMBERS = (
-    "battery_voltage_min", "battery_voltage_max", "pv_voltage_min", "pv_voltage_max", "soc_min", "soc_max",
-    "battery_temperature_min", "battery_temperature_max", "energy_generated_kwh", "energy_consumed_kwh",
-    "battery_charge_ah", "battery_discharge_ah", "samples", "device_generated_kwh", "device_consumed_kwh",
-)
-
-
-def _rollup(period_field: str) -> Measurement:
-    def fields(period, covered_ms, *numbers):
-        out = {period_field: str(period), "covered_s": covered_ms / 1000.0}
-        out.update((k, _f(v)) for k, v in zip(ROLLUP_NUMBERS, numbers))
-        return out
-
-    key = "day" if period_field == "date" else "month"
-    return Measurement(f"rollup_{'daily' if key == 'day' else 'monthly'}", (key, "covered_ms", *ROLLUP_NUMBERS),
-                       fields, {period_field: STRING, "covered_s": FLOAT, **{k: FLOAT for k in ROLLUP_NUMBERS}})
+    field = PERIOD_FIELD[period]
+    inputs = (period, *(f.column for f in FIGURES))
+    specs = ((field, 0, str), *((f.name, i, scaled(f.divisor)) for i, f in enumerate(FIGURES, 1)))
+    return Measurement(f"rollup_{'daily' if period == DAY else 'monthly'}", inputs, specs,
+                       {field: STRING, **{f.name: FLOAT for f in FIGURES}})
 
 
 MEASUREMENTS: dict[str, tuple[Measurement, ...]] = {
-    LIVE_STREAM: (
-        Measurement("batteryStatus",
-                    ("battery_voltage", "battery_current", "battery_power", "state_of_charge",
-                     "battery_temperature", "battery_status"),
-                    _battery,
-                    {"voltage": FLOAT, "current": FLOAT, "power": FLOAT, "state_of_charge": FLOAT,
-                     "temperature": FLOAT, **_BATTERY_FLAGS}),
-        Measurement("solarData", ("pv_voltage", "pv_current", "pv_power"), _vip, _VIP),
-        Measurement("loadData", ("load_voltage", "load_current", "load_power"), _vip, _VIP),
-        Measurement("controllerData", ("controller_temperature", "device_over_temperature"),
-                    lambda t, hot: {"temperature": _f(t), "device_over_temperature": bool(hot)},
-                    {"temperature": FLOAT, "device_over_temperature": BOOLEAN}),
-        Measurement("chargingEquipmentStatus", ("charging_equipment_status",),
-                    lambda word: _flatten(status.charging_status(word)), _CHARGING, memo=True),
-        Measurement("dischargingEquipmentStatus", ("discharging_equipment_status",),
-                    lambda word: _flatten(status.discharging_status(word)), _DISCHARGING, memo=True),
-        Measurement("dailyStatistics", ("night",),
-                    lambda night: {"day_time": not night, "night_time": bool(night)},
-                    {"day_time": BOOLEAN, "night_time": BOOLEAN}, memo=True),
-    ),
-    STATS_STREAM: (
-        Measurement("energyStatistics", _ENERGY, lambda *v: {k: _f(x) for k, x in zip(_ENERGY, v)},
-                    {k: FLOAT for k in _ENERGY}),
-        Measurement("dailyStatistics", ("maximum_battery_voltage_today", "minimum_battery_voltage_today"),
-                    lambda hi, lo: {"maximum_battery_voltage_today": _f(hi), "minimum_battery_voltage_today": _f(lo)},
-                    {"maximum_battery_voltage_today": FLOAT, "minimum_battery_voltage_today": FLOAT}),
-        Measurement("solarData", ("maximum_pv_voltage_today", "minimum_pv_voltage_today"),
-                    lambda hi, lo: {"maximum_voltage_today": _f(hi), "minimum_voltage_today": _f(lo)},
-                    {"maximum_voltage_today": FLOAT, "minimum_voltage_today": FLOAT}),
-    ),
-    SETTINGS_STREAM: (
-        Measurement("batteryParameters", SETTINGS_COLUMNS, _settings_fields,
-                    {name: STRING if name in status.ENUMS else FLOAT for name in SETTINGS_COLUMNS}, memo=True),
-    ),
-    CLOCK_STREAM: (
-        Measurement("controllerData", ("device_time",), lambda t: {"current_device_time": str(t)},
-                    {"current_device_time": STRING}),
-    ),
-    DAILY_STREAM: (_rollup("date"),),
-    MONTHLY_STREAM: (_rollup("month"),),
+    **{stream: from_catalogue(EPEVER_TRACER, group) for stream, group in SAMPLE_STREAMS.items()},
+    DAILY_STREAM: (_rollup(DAY),),
+    MONTHLY_STREAM: (_rollup(MONTH),),
 }
 
 
@@ -227,20 +169,20 @@ class Renderer:
             out.append(point)
         return out
 
-    # -- line protocol, through the client's serialisation functions -----------------
+    # -- line protocol, through replicator/line_protocol.py --------------------------
 
     def _prefix_of(self, measurement: str, device: str) -> str:
         key = (measurement, device)
         prefix = self._prefix.get(key)
         if prefix is None:
-            prefix = _escape_key(measurement, _ESCAPE_MEASUREMENT) + _append_tags({"site": self.site, "device": device})
+            prefix = measurement_text(measurement) + tags_text({"site": self.site, "device": device})
             self._prefix[key] = prefix
         return prefix
 
     def lines(self, stream: str, row: Mapping[str, Any]) -> list[str]:
         """The row's points as line protocol, each line equal to `Point.to_line_protocol()`."""
         device = row["device"]
-        time_part = _append_time(row[TIME_COLUMN.get(stream, "ts_ms")], PRECISION)
+        time_part = time_text(row[TIME_COLUMN.get(stream, "ts_ms")])
         out = []
         memo, pieces, prefixes = self._memo, self._pieces, self._prefix
         for m in self.measurements[stream]:
@@ -251,21 +193,21 @@ class Renderer:
                 if fields is None:
                     if len(memo) >= self.MEMO_LIMIT:
                         memo.clear()
-                    fields = memo[key] = _append_fields(m.fields(*args), {})
+                    fields = memo[key] = fields_text(m.fields(*args))
             else:
-                # What `_append_fields(fields)` returns, field by field: each field's
-                # text is the client's, cached per (name, type, value); joined in the
-                # sorted order it uses, leaving out the fields it leaves out.
-                values = m.fields(*args)
+                # What `fields_text(m.fields(*args))` returns, field by field: each
+                # field's text cached per (name, conversion, type, stored value), so a
+                # value seen before costs no conversion; joined in sorted order,
+                # leaving out the fields line protocol cannot hold.
                 parts = []
-                for name in m.order:
-                    value = values[name]
-                    key = (name, value.__class__, value)
+                for name, i, convert in m.ordered:
+                    value = args[i]
+                    key = (name, convert, value.__class__, value)
                     piece = pieces.get(key)
                     if piece is None:
                         if len(pieces) >= self.PIECES_LIMIT:
                             pieces.clear()
-                        piece = pieces[key] = _append_fields({name: value}, {})
+                        piece = pieces[key] = field_text(name, convert(value))
                     if piece:
                         parts.append(piece)
                 fields = ",".join(parts)

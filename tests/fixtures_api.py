@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from api.users import Users
-from edge_store import status
+from edge_store.catalogue import status_words as status
 from tests.fixtures_serial import SerialPair
 from tests.samples import FROZEN, ZONE
 from tests.support import KAMMTHAAR, SIMULATOR_READY, Process, clean_env, free_port, kammthaar, rows_in, \
@@ -270,8 +270,8 @@ def expected_objects(ev: dict, source: str) -> dict:
         "equalize_duration", "boost_duration", "battery_discharge", "battery_charge")}
     params.update({k: status.enum_name(k, ev[k]) for k in ("battery_rated_voltage", "battery_type",
                                                              "default_load_mode", "charging_mode")})
-    # The replicator does not send the live group's real rated voltage: the cloud does not know it.
-    params["real_rated_voltage"] = int(round(ev["battery_real_rated_voltage"])) if source == "local" else None
+    # A live register: the catalogue writes it on the live batteryStatus point, so the cloud knows it too.
+    params["real_rated_voltage"] = int(round(ev["battery_real_rated_voltage"]))
     return {
         "battery": {"voltage": ev["battery_voltage"], "current": ev["battery_current"], "power": ev["battery_power"],
                     "state_of_charge": float(ev["state_of_charge"]), "temperature": ev["battery_temperature"],

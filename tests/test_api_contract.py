@@ -80,3 +80,19 @@ def test_statistics_daily_come_from_the_collectors_rollups(client, server, local
     assert 0 < days[0]["covered_s"] <= days[0]["samples"] * 0.5
     assert (days[0]["device_generated_kwh"], days[0]["device_consumed_kwh"]) == \
         (ev["generated_today"], ev["consumed_today"])
+
+
+def test_real_rated_voltage_reaches_the_cloud_equal_to_the_local_answer(edge, local_api, cloud_api):
+    # Once a live register that never left the edge (the cloud answered null): the catalogue sends it.
+    edge.replicate()
+    answers = {}
+    for name, server in (("local", local_api), ("cloud", cloud_api)):
+        c = server.client()
+        token = c.login()
+        for mode in ("realtime", "last"):
+            resp = c.get(f"/battery/parameters/{mode}", token=token)
+            assert resp.status == 200 and resp.source == name, (name, mode, resp.status)
+            answers[name, mode] = resp.json()["real_rated_voltage"]
+    assert answers["cloud", "last"] is not None
+    assert answers["cloud", "last"] == answers["local", "last"] == answers["cloud", "realtime"] == 12
+    assert type(answers["cloud", "last"]) is int

@@ -4,7 +4,7 @@ import pytest
 
 from edge_store.errors import DecodeError
 from edge_store.registers import (
-    CLOCK, DISCRETE, EPEVER_TRACER, HOLDING, INPUT, LIVE, SETTINGS, STATS,
+    CLOCK, DISCRETE, EPEVER_TRACER, HOLDING, INPUT, LIVE, SETTINGS, STATS, Register,
     decode_block, decode_clock, decode_register, encode, plan_blocks, registers_of,
 )
 
@@ -128,3 +128,36 @@ def test_decode_block_reads_each_register_at_its_offset():
     assert decode_block(block, [1327, 0xFF6A, 0xFFFF]) == {"battery_voltage": 13.27, "battery_current": -1.5}
     with pytest.raises(DecodeError):
         decode_block(block, [1327])
+
+
+# -- the encodings a second model needs (spec/renogy-rover.md): FC 3, high word first, bytes, ASCII ----
+
+def _reg(kind, divisor=1):
+    return Register("x", 0x0100, kind, HOLDING, LIVE, divisor)
+
+
+@pytest.mark.parametrize("kind,divisor,words,expected", [
+    ("u32hw", 1, [0x1501, 0xFFFF], 0x1501FFFF),           # high word at the lower address
+    ("s32hw", 100, [0xFFFF, 0xFF6A], -1.5),
+    ("u8hi", 1, [0x0A28], 10),                             # 0x000A: max system voltage | rated current
+    ("u8lo", 1, [0x0A28], 40),
+    ("sm8hi", 1, [0x8519], -5),                            # 0x0103: controller -5 °C, battery 25 °C
+    ("sm8lo", 1, [0x8519], 25),
+    ("sm8lo", 1, [0x0085], -5),                            # 0x85 is -5, not -123
+    ("ascii16", 1, [0x2020, 0x524E, 0x472D, 0x4354, 0x524C, 0x2D52, 0x5652, 0x3430], "RNG-CTRL-RVR40"),
+])
+def test_encodings_of_a_second_model_decode_and_encode_back(kind, divisor, words, expected):
+    reg = _reg(kind, divisor)
+    assert decode_register(reg, words) == expected
+    encoded = encode(reg, expected)
+    assert decode_register(reg, encoded) == expected
+    if kind in ("u32hw", "s32hw"):
+        assert encoded == words
+
+
+def test_two_values_in_one_register_are_read_in_one_block():
+    hi, lo = Register("controller_temperature", 0x0103, "sm8hi", HOLDING, LIVE), \
+        Register("battery_temperature", 0x0103, "sm8lo", HOLDING, LIVE)
+    (block,) = plan_blocks([hi, lo])
+    assert (block.start, block.count) == (0x0103, 1)
+    assert decode_block(block, [0x8519]) == {"controller_temperature": -5, "battery_temperature": 25}

@@ -7,10 +7,11 @@ import re
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from influxdb_client import Point
 
-from edge_store import status
+from edge_store.catalogue import status_words as status
 from edge_store.registers import LIVE, SETTINGS, STATS, registers_of
-from replicator import points
+from replicator import line_protocol, points
 from replicator.points import (
     BOOLEAN,
     CLOCK_STREAM,
@@ -33,7 +34,7 @@ F, B, S = FLOAT, BOOLEAN, STRING
 PINNED_TYPES = {
     "batteryStatus": dict(voltage=F, current=F, power=F, state_of_charge=F, temperature=F,
                           wrong_identifaction_for_rated_voltage=B, battery_inner_resistence_abnormal=B,
-                          temperature_warning_status=S, battery_status=S),
+                          temperature_warning_status=S, battery_status=S, real_rated_voltage=F),
     "solarData": dict(voltage=F, current=F, power=F, maximum_voltage_today=F, minimum_voltage_today=F),
     "loadData": dict(voltage=F, current=F, power=F),
     "controllerData": dict(temperature=F, device_over_temperature=B, current_device_time=S),
@@ -139,7 +140,7 @@ def test_a_live_row_yields_its_seven_points_decoded_and_flattened():
     assert got["batteryStatus"] == {
         "voltage": 13.1, "current": -1.5, "power": 54.0, "state_of_charge": 80.0, "temperature": -3.5,
         "wrong_identifaction_for_rated_voltage": False, "battery_inner_resistence_abnormal": True,
-        "temperature_warning_status": "OVER_TEMP", "battery_status": "UNDER_VOLTAGE"}
+        "temperature_warning_status": "OVER_TEMP", "battery_status": "UNDER_VOLTAGE", "real_rated_voltage": 12.0}
     assert got["solarData"] == {"voltage": 18.2, "current": 3.1, "power": 56.42}
     assert got["loadData"] == {"voltage": 13.1, "current": 1.0, "power": 13.1}
     assert got["controllerData"] == {"temperature": 25.0, "device_over_temperature": False}
@@ -237,3 +238,26 @@ def test_negative_zero_and_non_finite_values():
     assert "current=0," in lines[0]  # -0.0 A is written as the one zero
     solar = next(line for line in lines if line.startswith("solarData"))
     assert "power" not in solar  # NaN has no line protocol: the field is left out, as the client does
+
+
+# -- our serialiser is influxdb-client's, byte for byte, on any text and value ---------------
+
+field_values = floats | st.booleans() | st.integers(-2**63, 2**63 - 1) | names | st.none()
+
+
+@settings(max_examples=300, deadline=None)
+@given(measurement=names.filter(lambda n: not n.startswith("#")),  # a comment line: the client warns
+       tags=st.dictionaries(names, names | st.none(), max_size=3),
+       fields=st.dictionaries(names, field_values, max_size=5), ts=st.none() | st.integers(0, 2**62))
+def test_line_protocol_text_equals_point_to_line_protocol(measurement, tags, fields, ts):
+    point = Point(measurement)
+    for k, v in tags.items():
+        point.tag(k, v)
+    for k, v in fields.items():
+        point.field(k, v)
+    if ts is not None:
+        point.time(ts, points.PRECISION)
+    text = line_protocol.fields_text(fields)
+    ours = (line_protocol.measurement_text(measurement) + line_protocol.tags_text(tags) + text
+            + line_protocol.time_text(ts)) if text else ""
+    assert ours == point.to_line_protocol()

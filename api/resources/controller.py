@@ -2,25 +2,10 @@
 
 from __future__ import annotations
 
-from edge_store.registers import CLOCK, LIVE
-
-from ..families import BOOLEAN, NUMBER, Family, Part, get, obj, r2
+from ..families import family
 from .base import object_routes
 
-CLOCK_SCHEMA = {"type": "string", "nullable": True, "description": "device clock, local time: YYYY-MM-DD HH:MM:SS"}
-
-CONTROLLER = Family(
-    "controller",
-    (Part(LIVE, "controllerData", ("temperature", "device_over_temperature")),
-     Part(CLOCK, "controllerData", ("current_device_time",))),
-    lambda rows: {"temperature": r2(rows[LIVE]["controller_temperature"]),
-                  "device_over_temperature": bool(rows[LIVE]["device_over_temperature"]),
-                  "current_device_time": get(rows[CLOCK], "device_time")},
-    lambda recs: {"temperature": r2(recs[LIVE]["temperature"]),
-                  "device_over_temperature": bool(recs[LIVE]["device_over_temperature"]),
-                  "current_device_time": get(recs[CLOCK], "current_device_time")},
-    obj({"temperature": NUMBER, "device_over_temperature": BOOLEAN, "current_device_time": CLOCK_SCHEMA}),
-)
+CONTROLLER = family("controller", "controller")
 
 
 def routes(api) -> list:

@@ -2,24 +2,11 @@
 
 from __future__ import annotations
 
-from edge_store.registers import LIVE
-
-from ..families import NUMBER, Family, Metric, Part, obj, r2
+from ..families import family, metric
 from .base import object_routes, series_route
 
-LOAD = Family(
-    "load",
-    (Part(LIVE, "loadData", ("voltage", "current", "power")),),
-    lambda rows: {"voltage": r2(rows[LIVE]["load_voltage"]), "current": r2(rows[LIVE]["load_current"]),
-                  "power": r2(rows[LIVE]["load_power"])},
-    lambda recs: {"voltage": r2(recs[LIVE]["voltage"]), "current": r2(recs[LIVE]["current"]),
-                  "power": r2(recs[LIVE]["power"])},
-    obj({"voltage": NUMBER, "current": NUMBER, "power": NUMBER}),
-)
-
-METRICS = {"voltage": Metric("load voltage", "load_voltage", "loadData", "voltage"),
-           "current": Metric("load current", "load_current", "loadData", "current"),
-           "power": Metric("load power", "load_power", "loadData", "power")}
+LOAD = family("load", "load")
+METRICS = {key: metric("load", key) for key in ("voltage", "current", "power")}
 
 
 def routes(api) -> list:

@@ -9,51 +9,28 @@ from zoneinfo import ZoneInfo
 
 import falcon
 
-from edge_store.registers import LIVE, STATS
+from edge_store.catalogue import INTEGER
+from edge_store.catalogue.statistics import FIGURES
 
 from ..errors import BadRequest
-from ..families import BOOLEAN, NULLABLE_NUMBER, NUMBER, Family, Part, get, obj, r2, r3
+from ..families import NULLABLE_NUMBER, family, obj, r3
 from ..sources import DAILY, MONTHLY
 from .base import SITE_PARAM, Route, answer, object_routes, site_of
 
-ENERGY_FIELDS = ("consumed_today", "consumed_this_month", "consumed_this_year", "total_consumed",
-                 "generated_today", "generated_this_month", "generated_this_year", "total_generated")
-
-DAILY_DEVICE = Family(
-    "daily statistics",
-    (Part(STATS, "dailyStatistics", ("maximum_battery_voltage_today", "minimum_battery_voltage_today")),
-     Part(LIVE, "dailyStatistics", ("day_time", "night_time"))),
-    lambda rows: {"maximum_battery_voltage_today": r2(rows[STATS]["maximum_battery_voltage_today"]),
-                  "minimum_battery_voltage_today": r2(rows[STATS]["minimum_battery_voltage_today"]),
-                  "day_time": None if rows[LIVE] is None else not rows[LIVE]["night"],
-                  "night_time": None if rows[LIVE] is None else bool(rows[LIVE]["night"])},
-    lambda recs: {"maximum_battery_voltage_today": r2(recs[STATS]["maximum_battery_voltage_today"]),
-                  "minimum_battery_voltage_today": r2(recs[STATS]["minimum_battery_voltage_today"]),
-                  "day_time": get(recs[LIVE], "day_time"), "night_time": get(recs[LIVE], "night_time")},
-    obj({"maximum_battery_voltage_today": NUMBER, "minimum_battery_voltage_today": NUMBER,
-         "day_time": {**BOOLEAN, "nullable": True}, "night_time": {**BOOLEAN, "nullable": True}}),
-)
-
-ENERGY = Family(
-    "energy statistics",
-    (Part(STATS, "energyStatistics", ENERGY_FIELDS),),
-    lambda rows: {k: r2(rows[STATS][k]) for k in ENERGY_FIELDS},
-    lambda recs: {k: r2(recs[STATS][k]) for k in ENERGY_FIELDS},
-    obj({k: {**NUMBER, "description": "kWh"} for k in ENERGY_FIELDS}),
-)
-
-_STAT_NUMBERS = ("battery_voltage_min", "battery_voltage_max", "pv_voltage_min", "pv_voltage_max", "soc_min",
-                 "soc_max", "battery_temperature_min", "battery_temperature_max")
-
+DAILY_DEVICE = family("daily statistics", "daily")
+ENERGY = family("energy statistics", "energy")
 
 def stat_schema(key: str, pattern: str) -> dict:
     props = {key: {"type": "string", "pattern": pattern}}
-    props.update({k: {**NULLABLE_NUMBER, "description": "from the samples; null without samples"}
-                  for k in _STAT_NUMBERS})
-    props.update({"energy_generated_kwh": NUMBER, "energy_consumed_kwh": NUMBER, "battery_charge_ah": NUMBER,
-                  "battery_discharge_ah": NUMBER, "samples": {"type": "integer", "minimum": 0},
-                  "covered_s": {"type": "number", "minimum": 0},
-                  "device_generated_kwh": NULLABLE_NUMBER, "device_consumed_kwh": NULLABLE_NUMBER})
+    for f in FIGURES:
+        schema: dict = {"type": "integer" if f.type == INTEGER else "number"}
+        if f.nullable:
+            schema["nullable"] = True
+        if f.minimum is not None:
+            schema["minimum"] = f.minimum
+        if f.description:
+            schema["description"] = f.description
+        props[f.name] = schema
     return obj(props)
 
 

@@ -17,8 +17,10 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
+from ..catalogue.epever_tracer import BATTERY_WORD, CHARGING_WORD, DISCHARGING_WORD, EPEVER_TRACER as CATALOGUE
+from . import environment
+
 STEP_S = 30.0
-LATITUDE_DEG = 48.0
 PV_PEAK_W = 400.0
 PV_VOC_V = 22.4  # open-circuit voltage of the array at full sun
 CAPACITY_AH = 200.0
@@ -30,18 +32,22 @@ R_INTERNAL_OHM = 0.012
 NIGHT_THRESHOLD_V = 5.0  # EPEVER calls it night below this PV voltage
 FLOAT_CURRENT_A = 0.4
 
-# charging_status (0x3201 D3-D2)
-NO_CHARGING, FLOAT, BOOST, EQUALIZATION = 0, 1, 2, 3
-# battery_status (0x3200 D3-D0)
-BAT_NORMAL, BAT_OVER_VOLTAGE, BAT_UNDER_VOLTAGE, BAT_OVER_DISCHARGE = 0, 1, 2, 3
-TEMP_NORMAL, TEMP_OVER, TEMP_LOW = 0, 1, 2
+# Status words and enums are encoded from their names: the catalogue holds the bits and codes.
+# The charging stage (0x3201 D3-D2), as the model integrates it.
+NO_CHARGING, FLOAT, BOOST, EQUALIZATION = (CATALOGUE.code(CHARGING_WORD, "charging_status", stage)
+                                           for stage in ("NO_CHARGING", "FLOAT", "BOOST", "EQUALIZATION"))
+
+
+def _enum(column: str, name: str) -> int:
+    return CATALOGUE.code(column, column, name)
+
 
 # What the controller is configured for: EPEVER's gel defaults, 12 V.
 SETTINGS: dict[str, float | int] = {
     "rated_charging_current": RATED_CHARGING_A,
     "rated_load_current": RATED_LOAD_A,
     "battery_real_rated_voltage": 12.0,
-    "battery_type": 2,  # GEL
+    "battery_type": _enum("battery_type", "GEL"),
     "battery_capacity": int(CAPACITY_AH),
     "temp_compensation_coefficient": 3.0,
     "over_voltage_disconnect": 16.0,
@@ -56,13 +62,13 @@ SETTINGS: dict[str, float | int] = {
     "under_voltage_warning": 12.0,
     "low_voltage_disconnect": 11.1,
     "discharging_limit_voltage": 10.6,
-    "battery_rated_voltage": 1,  # 12V
-    "default_load_mode": 1,  # ON
+    "battery_rated_voltage": _enum("battery_rated_voltage", "12V"),
+    "default_load_mode": _enum("default_load_mode", "ON"),
     "equalize_duration": 0,  # gel is never equalized
     "boost_duration": 120,
     "battery_discharge": 30,
     "battery_charge": 100,
-    "charging_mode": 0,  # VOLTAGE_COMPENSATION
+    "charging_mode": _enum("charging_mode", "VOLTAGE_COMPENSATION"),
 }
 
 # Rough daily energy used to make the counters look like a device with a history.
@@ -70,10 +76,7 @@ _DAILY_GENERATED_KWH = 1.1
 _DAILY_CONSUMED_KWH = 0.4
 _HISTORY_KWH = 1500.0
 
-_ENERGY_KEYS = (
-    "consumed_today", "consumed_this_month", "consumed_this_year", "total_consumed",
-    "generated_today", "generated_this_month", "generated_this_year", "total_generated",
-)
+_ENERGY_KEYS = tuple(f.column for f in CATALOGUE.object_fields("energy"))
 
 
 @dataclass
@@ -195,7 +198,7 @@ class SolarDay:
         t0 = math.floor(self.start.timestamp() / STEP_S) * STEP_S
         local = datetime.fromtimestamp(t0, self.tz)
         soc = self._rng.uniform(0.45, 0.75)
-        ambient = _ambient(local, 0.0)
+        ambient = environment.ambient(local, 0.0)
         cloud = self._cloud_mean
         st = _State(
             t=t0, soc=soc, battery_voltage=_ocv(soc), battery_temperature=ambient,
@@ -270,8 +273,8 @@ class SolarDay:
 
     def _electrics(self, t: float, st: _State, cloud: float) -> _Electrics:
         local = datetime.fromtimestamp(t, self.tz)
-        ambient = _ambient(local, st.weather_c)
-        sun = _irradiance(local) * cloud  # 0..1 of full sun on the array
+        ambient = environment.ambient(local, st.weather_c)
+        sun = environment.irradiance(local) * cloud  # 0..1 of full sun on the array
         cell_c = ambient + 25.0 * sun
         available_w = PV_PEAK_W * sun * (1 - 0.004 * (cell_c - 25.0))
         voc = 0.0 if sun <= 0 else max(0.0, PV_VOC_V * (1 + 0.05 * math.log(sun)) - 0.08 * (cell_c - 25.0))
@@ -283,7 +286,7 @@ class SolarDay:
             load_on = False
         elif not load_on and v_prev >= SETTINGS["low_voltage_reconnect"]:
             load_on = True
-        load_w = _load_demand(local, t) if load_on else 0.0
+        load_w = environment.load_demand(local, t) if load_on else 0.0
         load_a = load_w / v_prev
 
         can_charge = voc > v_prev + 1.0 and available_w > 1.0
@@ -338,31 +341,31 @@ class SolarDay:
     def _battery_status(e: _Electrics, st: _State) -> int:
         v = e.battery_voltage
         if v > SETTINGS["over_voltage_disconnect"]:
-            status = BAT_OVER_VOLTAGE
+            state = "OVER_VOLTAGE"
         elif not e.load_on or v < SETTINGS["low_voltage_disconnect"]:
-            status = BAT_OVER_DISCHARGE
+            state = "OVER_DISCHARGE"
         elif v < SETTINGS["under_voltage_warning"]:
-            status = BAT_UNDER_VOLTAGE
+            state = "UNDER_VOLTAGE"
         else:
-            status = BAT_NORMAL
+            state = "NORMAL"
         temp = st.battery_temperature
-        warning = TEMP_OVER if temp > 50.0 else TEMP_LOW if temp < -10.0 else TEMP_NORMAL
-        return (warning << 4) | status
+        warning = "OVER_TEMP" if temp > 50.0 else "LOW_TEMP" if temp < -10.0 else "NORMAL"
+        return CATALOGUE.word(BATTERY_WORD, battery_status=state, temperature_warning_status=warning)
 
     @staticmethod
     def _charging_status(e: _Electrics) -> int:
         no_input = e.pv_voltage < NIGHT_THRESHOLD_V
-        running = e.stage != NO_CHARGING
-        return (int(no_input) << 14) | (e.stage << 2) | int(running)
+        return CATALOGUE.word(CHARGING_WORD, input_voltage_status="NO_INPUT_POWER" if no_input else "NORMAL",
+                              charging_status=e.stage, running=e.stage != NO_CHARGING)
 
     @staticmethod
     def _discharging_status(e: _Electrics) -> int:
         v = e.battery_voltage
         low, high = v < SETTINGS["under_voltage_warning"], v > SETTINGS["over_voltage_disconnect"]
-        input_status = 1 if low else 2 if high else 0
         share = e.load_current / RATED_LOAD_A
-        load_level = 0 if share < 0.25 else 1 if share < 0.75 else 2 if share <= 1.0 else 3
-        return (input_status << 14) | (load_level << 12) | int(e.load_on)
+        load = "LIGHT" if share < 0.25 else "MODERATE" if share < 0.75 else "RATED" if share <= 1.0 else "OVERLOAD"
+        return CATALOGUE.word(DISCHARGING_WORD, input_voltage_status="LOW" if low else "HIGH" if high else "NORMAL",
+                              output_power_load=load, running=e.load_on)
 
 
 def _ocv(soc: float) -> float:
@@ -375,34 +378,3 @@ def _acceptance(soc: float) -> float:
     if soc < 0.85:
         return 0.25 * CAPACITY_AH
     return max(2.0, 0.25 * CAPACITY_AH * (1 - soc) / 0.15)
-
-
-def _irradiance(local: datetime) -> float:
-    """Clear-sky irradiance on the array, 0..1, from the sun's elevation at LATITUDE_DEG."""
-    doy = local.timetuple().tm_yday
-    decl = math.radians(23.44) * math.sin(2 * math.pi * (284 + doy) / 365)
-    dst = local.dst() or timedelta(0)
-    solar_hours = local.hour + local.minute / 60 + local.second / 3600 - dst.total_seconds() / 3600
-    hour_angle = math.radians(15.0 * (solar_hours - 12.0))
-    lat = math.radians(LATITUDE_DEG)
-    sin_alt = math.sin(lat) * math.sin(decl) + math.cos(lat) * math.cos(decl) * math.cos(hour_angle)
-    return max(0.0, sin_alt) ** 1.15
-
-
-def _ambient(local: datetime, weather_c: float) -> float:
-    """Outside temperature: a seasonal mean, a daily swing peaking mid-afternoon, weather."""
-    doy = local.timetuple().tm_yday
-    season = 9.0 - 9.0 * math.cos(2 * math.pi * (doy - 20) / 365)
-    hours = local.hour + local.minute / 60
-    return season + 5.0 * math.cos(2 * math.pi * (hours - 15.0) / 24) + weather_c
-
-
-def _load_demand(local: datetime, t: float) -> float:
-    """What the load draws: a router all day, lights in the evening, a little in the morning."""
-    hours = local.hour + local.minute / 60
-    watts = 9.0 + 1.5 * math.sin(2 * math.pi * t / 600)
-    if 18.0 <= hours < 23.0:
-        watts += 30.0
-    elif 6.0 <= hours < 8.0:
-        watts += 15.0
-    return watts
