@@ -22,13 +22,13 @@ from .auth import AuthMiddleware, Cookies, Tokens
 from .machine import Machine
 from .metrics import Metrics, MetricsMiddleware
 from .openapi import document
-from .resources import (auth, battery, breadcrumb, charging, controller, discharging, docs, health, load, server,
+from .resources import (battery, breadcrumb, charging, controller, discharging, docs, health, host, load, login,
                         solar, statistics)
 from .resources.base import SOURCE_HEADER, stale
 from .sources import Sources
 from .users import Users
 
-FAMILIES = (battery, solar, load, controller, charging, discharging, statistics, breadcrumb, server, auth, health,
+FAMILIES = (battery, solar, load, controller, charging, discharging, statistics, breadcrumb, host, login, health,
             docs)
 
 

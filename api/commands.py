@@ -1,7 +1,7 @@
 """api's commands: serve (the REST API under gunicorn) and user (the API's users).
 
 `register(subparsers)` adds them to `kammthaar`'s parser (kammthaar/cli.py).
-How the app is built from the config is api/server.py's; the users live in
+How the app is built from the config is api/gunicorn_server.py's; the users live in
 the store's file (api/users.py). Falcon and gunicorn are imported by the
 handlers, so building the parser stays cheap.
 """
@@ -19,12 +19,12 @@ from edge_store.errors import ConfigError
 def cmd_serve(args) -> int:
     from edge_store import migrate
 
-    from . import server
+    from . import gunicorn_server
 
     cfg = config.load(args.config)
     cfg.require_serve()
     migrate.ensure_schema(cfg.store.path)  # the users live in the store's file, local source or not
-    server.serve(cfg)
+    gunicorn_server.serve(cfg)
     return 0
 
 

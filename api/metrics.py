@@ -5,7 +5,7 @@ Requests are counted in every worker process of the server; with
 prometheus-client keeps them in files there and /metrics adds up every
 worker's, whichever worker answers the scrape. The store's figures (collector
 freshness, Modbus errors, rows stored, replicator backlog and lag, cloud
-reachability) are read when /metrics is asked, from `health.snapshot()`.
+reachability) are read when /metrics is asked, from `health_snapshot.snapshot()`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from . import health
+from . import health_snapshot
 
 LATENCY_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 PREFIX = "kammthaar"
@@ -78,7 +78,7 @@ class StoreCollector:
         return []
 
     def collect(self):
-        snap = health.snapshot(self.api)
+        snap = health_snapshot.snapshot(self.api)
         store, collector, cloud, rep = snap["store"], snap["collector"], snap["cloud"], snap["replicator"]
         if store["configured"]:
             yield _gauge("store_up", "1 when the SQLite store can be read", 1 if store["reachable"] else 0)

@@ -32,11 +32,11 @@ from typing import Any, Callable, Iterable
 from edge_store import schema
 from edge_store.db import Database
 from edge_store.catalogue import EPEVER_TRACER, Catalogue
-from edge_store.catalogue.statistics import DAY, FIGURES, MONTH, PERIOD_FIELD, Figure
+from edge_store.catalogue.rollup_figures import DAY, FIGURES, MONTH, PERIOD_FIELD, Figure
 from edge_store.errors import KammthaarError, StoreError
 from edge_store.outbox import Outbox
 from edge_store.rollups import META_PRUNED, bucket_means_sql
-from replicator.reader import InfluxQLReader, QueryError, ident, literal
+from replicator.influxql import InfluxQLReader, QueryError, ident, literal
 
 from .errors import NotFound, Unavailable
 from .families import Family, Metric, Snapshot

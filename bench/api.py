@@ -40,7 +40,7 @@ from edge_store import migrate  # noqa: E402
 from edge_store.registers import CLOCK, LIVE, SETTINGS, STATS  # noqa: E402
 from edge_store.rollups import RollupSettings, bucket_means_sql  # noqa: E402
 from edge_store.store import Store  # noqa: E402
-from replicator.reader import ident, literal  # noqa: E402
+from replicator.influxql import ident, literal  # noqa: E402
 from tests.fixtures_influx import Influxd  # noqa: E402
 from tests.support import free_port  # noqa: E402
 

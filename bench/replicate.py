@@ -47,7 +47,7 @@ from edge_store.registers import LIVE  # noqa: E402
 from edge_store.store import Store  # noqa: E402
 from replicator.points import LIVE_STREAM, Renderer  # noqa: E402
 from replicator.replicator import Replicator  # noqa: E402
-from replicator.writer import GZIP_LEVEL, V1Writer, V2Writer  # noqa: E402
+from replicator.influx_writer import GZIP_LEVEL, V1Writer, V2Writer  # noqa: E402
 from tests.fixtures_influx import Influxd, VictoriaMetrics  # noqa: E402
 
 START_MS = 1_764_000_000_000

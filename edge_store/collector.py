@@ -17,7 +17,7 @@ from typing import Callable
 
 from .errors import DecodeError, KammthaarError, ModbusError, StoreError
 from .ntp import SyncFlag
-from .reader import Reader
+from .modbus_reader import Reader
 from .registers import CLOCK, LIVE, SETTINGS, STATS
 from .store import Store, now_ms
 

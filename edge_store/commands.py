@@ -27,7 +27,7 @@ def build_collector(cfg: config.Config):
     """The collector the config describes, on a migrated store with its rollups built."""
     from . import migrate
     from .collector import Collector
-    from .reader import Reader
+    from .modbus_reader import Reader
     from .rollups.rebuild import ensure_built
     from .store import Store
 

@@ -24,7 +24,7 @@ def build_replicator(cfg: config.Config):
     from edge_store.outbox import Outbox
 
     from .replicator import Replicator, fingerprint
-    from .writer import V1Writer, V2Writer
+    from .influx_writer import V1Writer, V2Writer
 
     cfg.require_cloud()
     c = cfg.cloud

@@ -36,7 +36,7 @@ from typing import Any, Callable, Mapping
 from influxdb_client import Point, WritePrecision
 
 from edge_store.catalogue import BOOLEAN, EPEVER_TRACER, FLOAT, STRING, Catalogue  # noqa: F401 (the types)
-from edge_store.catalogue.statistics import DAY, FIGURES, MONTH, PERIOD_FIELD
+from edge_store.catalogue.rollup_figures import DAY, FIGURES, MONTH, PERIOD_FIELD
 from edge_store.registers import CLOCK, LIVE, SETTINGS, STATS
 
 from .line_protocol import field_text, fields_text, measurement_text, tags_text, time_text

@@ -31,7 +31,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from .writer import WriteError
+from .influx_writer import WriteError
 
 log = logging.getLogger(__name__)
 

@@ -32,7 +32,7 @@ from edge_store.store import now_ms
 
 from .points import Renderer, lines_per_row
 from .policy import Delivery, Policy
-from .writer import WriteError
+from .influx_writer import WriteError
 
 log = logging.getLogger(__name__)
 

@@ -28,9 +28,9 @@ from edge_store.outbox import Outbox
 from edge_store.registers import LIVE, registers_of
 from edge_store.rollups import RollupSettings
 from edge_store.store import Store, now_ms
-from replicator.reader import InfluxQLReader
+from replicator.influxql import InfluxQLReader
 from replicator.replicator import Replicator
-from replicator.writer import V1Writer
+from replicator.influx_writer import V1Writer
 from tests.fixtures_api import DEVICE, PASSWORD, SECRET, SITE, USER, Response, add_user
 from tests.samples import GROUPS, ZONE, expected_values
 

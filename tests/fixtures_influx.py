@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from replicator.reader import InfluxQLReader
+from replicator.influxql import InfluxQLReader
 from tests.fault_proxy import FaultProxy
 from tests.samples import ZONE
 from tests.support import Process, clean_env, free_port
@@ -333,7 +333,7 @@ def expected_points(db_path, site: str) -> dict[tuple[str, str, int], dict]:
 
 def influx_points(reader, site: str, measurements) -> dict[tuple[str, str, int], dict]:
     """What InfluxDB holds for `site`, read back with InfluxQL, in the shape of `expected_points`."""
-    from replicator.reader import ident, literal
+    from replicator.influxql import ident, literal
 
     out: dict[tuple[str, str, int], dict] = {}
     for name in sorted(set(measurements)):

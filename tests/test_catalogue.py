@@ -12,7 +12,7 @@ from api.families import family
 from edge_store import schema
 from edge_store.catalogue import BOOLEAN, EPEVER_TRACER, FLOAT, INTEGER, STRING
 from edge_store.catalogue.epever_tracer import BATTERY_STATE, CHARGING_STAGE, CHARGING_WORD
-from edge_store.catalogue.statistics import FIGURES
+from edge_store.catalogue.rollup_figures import FIGURES
 from edge_store.registers import GROUPS, LIVE, registers_of
 from replicator import points
 from tests.samples import LIVE_VALUES

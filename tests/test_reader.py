@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from edge_store.errors import ModbusError
-from edge_store.reader import Reader
+from edge_store.modbus_reader import Reader
 from edge_store.registers import Block, LIVE, plan_blocks, registers_of
 from tests.samples import FROZEN
 from tests.support import free_port

@@ -19,9 +19,9 @@ from edge_store.store import Store
 from replicator import points
 from replicator.points import LIVE_STREAM, MEASUREMENTS
 from replicator.policy import Policy
-from replicator.reader import InfluxQLReader, ident, literal
+from replicator.influxql import InfluxQLReader, ident, literal
 from replicator.replicator import Replicator
-from replicator.writer import V1Writer, V2Writer
+from replicator.influx_writer import V1Writer, V2Writer
 from tests.fixtures_influx import SITE, assert_cloud_equals_store, cli_env, expected_points, reader_of
 from tests.fixtures_serial import wait_for_rows
 from tests.samples import STATS_VALUES, T0, ZONE, add_live, live

@@ -11,9 +11,9 @@ import email.utils
 from edge_store.outbox import Outbox
 from replicator.points import LIVE_STREAM
 from replicator.policy import Policy
-from replicator.reader import InfluxQLReader
+from replicator.influxql import InfluxQLReader
 from replicator.replicator import Replicator, fingerprint
-from replicator.writer import V1Writer, WriteError, parse_retry_after
+from replicator.influx_writer import V1Writer, WriteError, parse_retry_after
 from tests.fault_proxy import FaultProxy
 from tests.fixtures_influx import SITE, assert_cloud_equals_store, cli_env, reader_of
 from tests.samples import add_live

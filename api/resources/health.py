@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import falcon
 
-from .. import health
+from .. import health_snapshot
 from ..errors import RETRY_AFTER_S
 from ..metrics import CONTENT_TYPE
 from .base import Route
@@ -48,7 +48,7 @@ class HealthResource:
         self.api = api
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        snap = health.snapshot(self.api)
+        snap = health_snapshot.snapshot(self.api)
         resp.media = snap
         if snap["status"] == "down":
             resp.status = falcon.HTTP_503

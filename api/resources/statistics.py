@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import falcon
 
 from edge_store.catalogue import INTEGER
-from edge_store.catalogue.statistics import FIGURES
+from edge_store.catalogue.rollup_figures import FIGURES
 
 from ..errors import BadRequest
 from ..families import NULLABLE_NUMBER, family, obj, r3

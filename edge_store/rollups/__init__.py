@@ -3,7 +3,7 @@
 Kept in the transaction that stores each sample, so a statistic is never older
 than the newest sample; recomputed from raw samples by a rebuild that gives the
 same rows. By noun:
-- settings.py: what they are built with (the site's zone, the longest integrated gap);
+- rollup_settings.py: what they are built with (the site's zone, the longest integrated gap);
 - periods.py: local days and months as UTC spans, the minute;
 - integration.py: the trapezoid between two samples, split at day boundaries;
 - sql.py: the SQL text, with named parameters;
@@ -14,7 +14,7 @@ same rows. By noun:
 
 from .meta import META_PRUNED, META_TIMEZONE, max_version, read_meta, record_prune, write_meta
 from .periods import MINUTE_MS, Periods
-from .settings import RollupSettings
+from .rollup_settings import RollupSettings
 from .sql import bucket_means_sql
 from .writer import Rollups
 

@@ -26,7 +26,7 @@ from . import sql
 from .integration import piece
 from .meta import META_PRUNED, META_TIMEZONE, max_version, read_meta, restamp_open_rows, write_meta
 from .periods import MINUTE_MS, Periods
-from .settings import RollupSettings
+from .rollup_settings import RollupSettings
 
 # The computed columns of a day row, after the period's own three (timezone, start_ms, end_ms).
 _COMPUTED = sql.PERIOD_COLUMNS[3:-2]

@@ -29,7 +29,7 @@ from . import sql
 from .integration import add_interval, piece_whole
 from .meta import META_TIMEZONE, MIXED, max_version, read_meta, write_meta
 from .periods import MINUTE_MS, Periods
-from .settings import RollupSettings
+from .rollup_settings import RollupSettings
 
 log = logging.getLogger(__name__)
 

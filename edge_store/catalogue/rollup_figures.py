@@ -1,7 +1,7 @@
 """The edge's own statistics of a local day or month (the rollups): every figure, in the API's order.
 
 Model-independent: the rollups are computed from the live samples on the
-edge (edge_store/rollups.py). A figure is a column of `rollup_daily` (and of
+edge (edge_store/rollups/). A figure is a column of `rollup_daily` (and of
 the `rollup_monthly` view), a field of the InfluxDB measurement of the same
 name (every number a float), and a key of the API's statistics object, with
 its rounding there. The object starts with its period: `date` of a day,

@@ -30,7 +30,7 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # read by prometheus-client itself
 
 def build_sources(cfg):
     """The data sources the config describes, in order (cloud only when [cloud] url is set)."""
-    from replicator.reader import InfluxQLReader
+    from replicator.influxql import InfluxQLReader
 
     from .sources import CloudSource, LocalSource, Sources
 
