@@ -92,15 +92,15 @@ s.close()
 """
 
 
-def test_two_processes_write_the_same_file_without_busy_errors(db_path):
-    procs = [subprocess.Popen([sys.executable, "-c", WRITER, str(db_path), name], stderr=subprocess.PIPE, text=True)
+def test_two_processes_write_the_same_file_without_busy_errors(db_path, processes):
+    procs = [processes.start([sys.executable, "-c", WRITER, str(db_path), name], f"writer-{name}")
              for name in ("a", "b")]
     # A reader in this process at the same time.
     reader = Store(db_path, readonly=True)
-    while any(p.poll() is None for p in procs):
+    while any(p.alive() for p in procs):
         reader.count(LIVE)
     for p in procs:
-        assert p.wait() == 0, p.stderr.read()
+        assert p.wait() == 0, p.log()
     assert reader.count(LIVE) == 600
     reader.close()
 
