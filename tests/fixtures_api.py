@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from api.users import Users
-from edge_store import status
+from edge_store import migrate, status
 from tests.fixtures_serial import SerialPair
 from tests.samples import FROZEN, ZONE
 from tests.support import KAMMTHAAR, SIMULATOR_READY, Process, clean_env, free_port, kammthaar, rows_in, \
@@ -249,8 +249,7 @@ def cloud_api(edge, api_servers, tmp_path_factory):
     """
     directory = tmp_path_factory.mktemp("cloud-api")
     users_db = directory / "users.db"
-    done = kammthaar("db", "upgrade", env=clean_env(store_path=users_db))
-    assert done.returncode == 0, done.stderr
+    migrate.upgrade(users_db)
     add_user(users_db)
     return api_servers(directory, "cloud", store_path=users_db, api_sources="cloud", api_cookie_secure="true",
                        cloud_url=edge.influxd.url,
