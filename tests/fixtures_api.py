@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from api.users import Users
+from edge_store import migrate
 from edge_store.catalogue import status_words as status
 from tests.fixtures_serial import SerialPair
 from tests.samples import FROZEN, ZONE
@@ -249,8 +250,7 @@ def cloud_api(edge, api_servers, tmp_path_factory):
     """
     directory = tmp_path_factory.mktemp("cloud-api")
     users_db = directory / "users.db"
-    done = kammthaar("db", "upgrade", env=clean_env(store_path=users_db))
-    assert done.returncode == 0, done.stderr
+    migrate.upgrade(users_db)
     add_user(users_db)
     return api_servers(directory, "cloud", store_path=users_db, api_sources="cloud", api_cookie_secure="true",
                        cloud_url=edge.influxd.url,
