@@ -82,8 +82,45 @@ class Response:
         return dict(jar)
 
 
+class Calls:
+    """get, post and login over a client's `request` (over HTTP here, in-process in fixtures_app)."""
+
+    def get(self, path: str, **kw) -> Response:
+        return self.request("GET", path, **kw)
+
+    def post(self, path: str, **kw) -> Response:
+        return self.request("POST", path, **kw)
+
+    def login(self, user: str = USER, password: str = PASSWORD) -> str:
+        resp = self.post("/login", json_body={"username": user, "password": password})
+        assert resp.status == 200, (resp.status, resp.body)
+        return resp.json()["access_token"]
+
+
+def get_ok(client, path: str, source: str | None):
+    """A 200 JSON answer from `source` (X-Data-Source), decoded."""
+    resp = client.get(path, token=client.token)
+    assert resp.status == 200, (path, resp.status, resp.body[:300])
+    assert resp.headers["content-type"].startswith("application/json")
+    assert resp.source == source, (path, resp.headers)
+    assert resp.body, path
+    return resp.json()
+
+
+def assert_one_error_shape(answers: dict) -> None:
+    """Each answer (by its expected status) is JSON {"error", "message"}; 404, 405 and 503 as the contract says."""
+    for code, resp in answers.items():
+        assert resp.status == code, (code, resp.body)
+        assert resp.headers["content-type"] == "application/json"
+        body = resp.json()
+        assert set(body) == {"error", "message"} and all(isinstance(v, str) and v for v in body.values()), body
+    assert answers[404].json() == {"error": "not_found", "message": "no path /no/such/path here (see /openapi.json)"}
+    assert "GET" in answers[405].headers["allow"] and answers[405].json()["error"] == "method_not_allowed"
+    assert int(answers[503].headers["retry-after"]) > 0
+
+
 @dataclass
-class Client:
+class Client(Calls):
     base_url: str
     source_address: str | None = None
     cookies: dict = field(default_factory=dict)
@@ -120,16 +157,6 @@ class Client:
                     self.cookies[name] = morsel.value
         return out
 
-    def get(self, path: str, **kw) -> Response:
-        return self.request("GET", path, **kw)
-
-    def post(self, path: str, **kw) -> Response:
-        return self.request("POST", path, **kw)
-
-    def login(self, user: str = USER, password: str = PASSWORD) -> str:
-        resp = self.post("/login", json_body={"username": user, "password": password})
-        assert resp.status == 200, (resp.status, resp.body)
-        return resp.json()["access_token"]
 
 
 # -- the server ----------------------------------------------------------------------------------

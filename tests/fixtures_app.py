@@ -31,7 +31,7 @@ from edge_store.store import Store, now_ms
 from replicator.influxql import InfluxQLReader
 from replicator.replicator import Replicator
 from replicator.influx_writer import V1Writer
-from tests.fixtures_api import DEVICE, PASSWORD, SECRET, SITE, USER, Response, add_user
+from tests.fixtures_api import DEVICE, SECRET, SITE, Calls, Response, add_user
 from tests.samples import GROUPS, ZONE, expected_values
 
 ORIGIN = "http://localhost:4200"
@@ -66,7 +66,7 @@ def fill(db: Path, now: int) -> None:
         store.close()
 
 
-class AppClient:
+class AppClient(Calls):
     """The calls of fixtures_api's `Client` (request, get, post, login), answered in-process."""
 
     def __init__(self, app: falcon.App, remote_addr: str = "127.0.0.1"):
@@ -86,16 +86,6 @@ class AppClient:
                                                cookies=cookies, remote_addr=self.remote_addr)
         return Response(result.status_code, {k.lower(): v for k, v in result.headers.items()}, [], result.content)
 
-    def get(self, path: str, **kw) -> Response:
-        return self.request("GET", path, **kw)
-
-    def post(self, path: str, **kw) -> Response:
-        return self.request("POST", path, **kw)
-
-    def login(self, user: str = USER, password: str = PASSWORD) -> str:
-        resp = self.post("/login", json_body={"username": user, "password": password})
-        assert resp.status == 200, (resp.status, resp.body)
-        return resp.json()["access_token"]
 
 
 class App:

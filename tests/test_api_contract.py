@@ -12,7 +12,7 @@ from datetime import datetime
 
 import pytest
 
-from tests.fixtures_api import expected_objects
+from tests.fixtures_api import expected_objects, get_ok
 from tests.samples import expected_values
 
 ISO = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
@@ -39,13 +39,6 @@ def client(server):
     return c
 
 
-def get_ok(client, path: str, source: str):
-    resp = client.get(path, token=client.token)
-    assert resp.status == 200, (path, resp.status, resp.body[:300])
-    assert resp.headers["content-type"].startswith("application/json")
-    assert resp.source == source, (path, resp.headers)
-    assert resp.body, path
-    return resp.json()
 
 
 def source_of(server, local_api) -> str:

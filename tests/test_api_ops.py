@@ -14,7 +14,7 @@ import time
 import pytest
 
 from edge_store.store import Store
-from tests.fixtures_api import PASSWORD, USER, Client
+from tests.fixtures_api import PASSWORD, USER, Client, assert_one_error_shape
 from tests.support import KAMMTHAAR, REPO, clean_env, free_port, kammthaar
 
 
@@ -36,14 +36,7 @@ def test_every_error_is_json_in_one_shape(client, cloud_api):
         405: client.request("DELETE", "/battery/last", token=client.token),
         503: cloud.get("/serveur/infos", token=cloud.login()),
     }
-    for status, resp in answers.items():
-        assert resp.status == status, (status, resp.body)
-        assert resp.headers["content-type"] == "application/json"
-        body = resp.json()
-        assert set(body) == {"error", "message"} and all(isinstance(v, str) and v for v in body.values()), body
-    assert answers[404].json() == {"error": "not_found", "message": "no path /no/such/path here (see /openapi.json)"}
-    assert "GET" in answers[405].headers["allow"] and answers[405].json()["error"] == "method_not_allowed"
-    assert int(answers[503].headers["retry-after"]) > 0
+    assert_one_error_shape(answers)
     # JSON whatever the client prefers.
     html = client.get("/nope", headers={"Accept": "text/html"})
     assert html.status == 404 and html.headers["content-type"] == "application/json"

@@ -13,7 +13,7 @@ from datetime import datetime
 
 import pytest
 
-from tests.fixtures_api import USER, expected_objects
+from tests.fixtures_api import USER, expected_objects, get_ok
 from tests.fixtures_app import INTERVAL_S, LIVE_SAMPLES, NEWEST_AGE_MS
 from tests.samples import expected_values
 
@@ -42,13 +42,6 @@ def client(app):
     return c
 
 
-def get_ok(client, path: str, source: str | None):
-    resp = client.get(path, token=client.token)
-    assert resp.status == 200, (path, resp.status, resp.body[:300])
-    assert resp.headers["content-type"].startswith("application/json")
-    assert resp.source == source, (path, resp.headers)
-    assert resp.body, path
-    return resp.json()
 
 
 FAMILIES = ["battery", "battery/parameters", "solarData", "loadData", "controller", "charging", "discharging",
