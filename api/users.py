@@ -26,11 +26,11 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import case, delete, func, insert, select, update
+from sqlalchemy import bindparam, case, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
-from edge_store.db import core_reading, core_writing, engine_for
+from edge_store.db import core_reading, core_writing, engine_for, translated
 from edge_store.errors import KammthaarError, StoreError
 from edge_store.schema import login_failures, revoked_tokens, users
 from edge_store.store import now_ms
@@ -122,6 +122,39 @@ _UPSERTING_INSERT = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 _USER_COLUMNS = (users.c.username, users.c.token_version, users.c.created_ms, users.c.password_changed_ms)
 
 
+# The reads every authenticated request makes: compiled once per dialect (see `_Prepared`).
+_TOKEN_VERSION = select(users.c.token_version).where(users.c.username == bindparam("username"))
+_REVOKED = select(revoked_tokens.c.jti).where(revoked_tokens.c.jti == bindparam("jti"))
+
+
+class _Prepared:
+    """A Core statement compiled once for an engine's dialect, run on a pooled DBAPI connection.
+
+    Executing a Core statement costs about 0.3 ms on this hardware (building, cache
+    key, events, transaction), 40 times the query itself; the token checks run on
+    every request, so they skip that layer: the same SQL, 0.02 ms.
+    """
+
+    def __init__(self, statement, engine):
+        compiled = statement.compile(dialect=engine.dialect)
+        self._engine = engine
+        self._compiled = compiled
+        self._sql = str(compiled)
+        self._order = compiled.positiontup if engine.dialect.positional else None
+
+    def rows(self, what: str, **values) -> list:
+        bound = self._compiled.construct_params(values)
+        params = [bound[name] for name in self._order] if self._order is not None else bound
+        with translated(what):
+            conn = self._engine.raw_connection()
+            try:
+                cur = conn.cursor()
+                cur.execute(self._sql, params)
+                return cur.fetchall()
+            finally:
+                conn.close()  # back to the pool, its transaction ended
+
+
 def store_url(path: str | Path) -> str:
     """The SQLAlchemy URL of the store's SQLite file."""
     return f"sqlite:///{path}"
@@ -143,6 +176,8 @@ class Users:
         if self._insert is None:
             self._engine.dispose()
             raise StoreError(f"the users need SQLite or PostgreSQL, not {self._engine.dialect.name}")
+        self._token_version = _Prepared(_TOKEN_VERSION, self._engine)
+        self._revoked = _Prepared(_REVOKED, self._engine)
 
     # -- connections ------------------------------------------------------------------
 
@@ -171,7 +206,7 @@ class Users:
 
     def token_version(self, username: str) -> int | None:
         """The version every valid token of the user carries, or None when the user is gone."""
-        rows = self._read(select(users.c.token_version).where(users.c.username == username))
+        rows = self._token_version.rows("cannot read the users", username=username)
         return rows[0][0] if rows else None
 
     def list(self) -> list[User]:
@@ -268,7 +303,7 @@ class Users:
         ])
 
     def is_revoked(self, jti: str) -> bool:
-        return bool(self._read(select(revoked_tokens.c.jti).where(revoked_tokens.c.jti == jti)))
+        return bool(self._revoked.rows("cannot read the users", jti=jti))
 
 
 def generate_password() -> str:
