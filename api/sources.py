@@ -32,7 +32,7 @@ from typing import Any, Callable, Iterable
 from edge_store import schema
 from edge_store.db import Database
 from edge_store.catalogue import EPEVER_TRACER, Catalogue
-from edge_store.catalogue.rollup_figures import DAY, FIGURES, MONTH, PERIOD_FIELD, Figure
+from edge_store.catalogue.rollup_figures import DAY, FIGURES, MONTH, PERIOD_FIELD, Figure, answer_row
 from edge_store.errors import KammthaarError, StoreError
 from edge_store.outbox import Outbox
 from edge_store.rollups import META_PRUNED, bucket_means_sql
@@ -73,14 +73,12 @@ class LocalSource:
     # -- connections ------------------------------------------------------------------
 
     def _rows(self, sql: str, params: Iterable | dict = ()) -> list[tuple]:
-        with self.db.reading(self._what) as conn:
-            return conn.execute(sql, params if isinstance(params, dict) else tuple(params)).fetchall()
+        return self.db.query(self._what, sql, params if isinstance(params, dict) else tuple(params)).fetchall()
 
     def _dicts(self, sql: str, params: Iterable = ()) -> list[dict]:
-        with self.db.reading(self._what) as conn:
-            cur = conn.execute(sql, tuple(params))
-            names = [d[0] for d in cur.description]
-            return [dict(zip(names, r)) for r in cur.fetchall()]
+        cur = self.db.query(self._what, sql, tuple(params))
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, r)) for r in cur.fetchall()]
 
     def _row_dict(self, sql: str, params: Iterable = ()) -> dict | None:
         rows = self._dicts(sql, params)
@@ -99,8 +97,7 @@ class LocalSource:
     def holds(self, site: str, since_ms: int | None) -> bool:
         if site != self.site:
             return False
-        with self.db.reading(self._what):  # reachable
-            pass
+        self.db.check(self._what)  # reachable
         return since_ms is None or since_ms >= self.horizon_ms()
 
     # -- answers ------------------------------------------------------------------------
@@ -139,7 +136,8 @@ class LocalSource:
         table = f"rollup_{kind}"
         rows = self._dicts(f"SELECT * FROM {table} WHERE device = ? AND {key} >= ? AND {key} <= ? ORDER BY {key}",
                            (self.device, first, last))
-        return [_stat_object(kind, r[key], lambda f, r=r: f.stored(r)) for r in rows]
+        field = PERIOD_FIELD[key]
+        return [answer_row(r, {field: r[key]}) for r in rows]
 
     # -- health ---------------------------------------------------------------------------
 

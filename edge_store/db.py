@@ -242,6 +242,25 @@ class Database:
             self._drop(slot)
             raise translate(exc, what) from exc
 
+    def check(self, what: str) -> None:
+        """Whether the file can be opened (a reader stat()s it): a StoreError if not."""
+        self._cached("reader" if self.readonly else "writer", what)
+
+    def query(self, what: str, sql: str, params=()) -> sqlite3.Cursor:
+        """One statement on this thread's reader (writable: its writer), fetched by the caller.
+
+        A single statement is its own snapshot, so no BEGIN/COMMIT around it: the API's
+        hot path pays one execute. Inside a `reading` context of this thread it joins that
+        snapshot. Errors as in `reading`."""
+        slot = "reader" if self.readonly else "writer"
+        conn = self._cached(slot, what)
+        try:
+            return conn.execute(sql, params)
+        except DRIVER_ERRORS as exc:
+            if not conn.in_transaction:
+                self._drop(slot)
+            raise translate(exc, what) from exc
+
     # -- SQLAlchemy ---------------------------------------------------------------------
 
     @property

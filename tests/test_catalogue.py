@@ -12,7 +12,7 @@ from api.families import family
 from edge_store import schema
 from edge_store.catalogue import BOOLEAN, EPEVER_TRACER, FLOAT, INTEGER, STRING
 from edge_store.catalogue.epever_tracer import BATTERY_STATE, CHARGING_STAGE, CHARGING_WORD
-from edge_store.catalogue.rollup_figures import FIGURES
+from edge_store.catalogue.rollup_figures import FIGURES, answer_row
 from edge_store.registers import GROUPS, LIVE, registers_of
 from replicator import points
 from tests.samples import LIVE_VALUES
@@ -147,3 +147,16 @@ def test_the_sqlite_field_views_name_codes_as_the_catalogue_does(store, db_path)
             got = conn.execute("SELECT battery_state, charging_stage FROM v_latest").fetchone()
         assert got == (name, CHARGING_STAGE[stage_code])
         assert got == (state.decode()(code), stage.decode()(stage_code << 2))
+
+
+def test_a_rollup_row_is_answered_as_each_figure_answers_it():
+    rows = [
+        {f.column: None for f in FIGURES},
+        {f.column: (1234567 if f.column == "covered_ms" else 7 if f.name == "samples" else 12.3456789) for f in FIGURES},
+        {f.column: (0 if f.name == "samples" else -0.0004) for f in FIGURES},
+    ]
+    for row in rows:
+        want = {f.name: f.answer(f.stored(row)) for f in FIGURES}
+        got = answer_row(row, {})
+        assert got == want and list(got) == list(want)
+        assert all(type(got[k]) is type(want[k]) for k in want), (got, want)

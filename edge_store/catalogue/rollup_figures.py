@@ -11,7 +11,7 @@ its rounding there. The object starts with its period: `date` of a day,
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Mapping
 
 from .fields import FLOAT, INTEGER
 
@@ -70,3 +70,22 @@ FIGURES: tuple[Figure, ...] = (
     Figure("device_generated_kwh", 3, nullable=True),
     Figure("device_consumed_kwh", 3, nullable=True),
 )
+
+# Each figure's (key, column, divisor, integer, decimals, missing): `answer_row` reads a row
+# with these once per figure instead of two method calls, since the API's statistics
+# paths answer up to hundreds of rows per request.
+_PLAN = tuple((f.name, f.column, f.divisor, f.type == INTEGER, f.decimals, f.missing) for f in FIGURES)
+
+
+def answer_row(row: Mapping[str, Any], out: dict) -> dict:
+    """Every figure of a rollup row as the API answers it, added to `out`: the same values as
+    `figure.answer(figure.stored(row))` for each figure (a test keeps them equal)."""
+    for name, column, divisor, integer, decimals, missing in _PLAN:
+        value = row.get(column)
+        if value is None:
+            out[name] = missing
+            continue
+        if divisor != 1:
+            value = value / divisor
+        out[name] = int(value) if integer else round(float(value) + 0.0, decimals)
+    return out
