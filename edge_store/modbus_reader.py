@@ -22,7 +22,8 @@ from tenacity import RetryError, Retrying, retry_if_exception, stop_after_attemp
 
 from .errors import DecodeError, IllegalAddressError, KammthaarError, ModbusError
 from .ports import SERIAL, ModbusPort
-from .registers import DISCRETE, EPEVER_TRACER, HOLDING, INPUT, Block, Register, decode_register, plan_blocks, registers_of
+from .catalogue.epever_tracer import REGISTERS as EPEVER_TRACER
+from .registers import DISCRETE, HOLDING, INPUT, Block, Register, decode_register, plan_blocks, registers_of
 
 log = logging.getLogger(__name__)
 

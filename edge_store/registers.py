@@ -78,14 +78,6 @@ def _epever_tracer() -> tuple[Register, ...]:
     return REGISTERS
 
 
-def __getattr__(name: str):
-    # `EPEVER_TRACER`, the register map that lived here, is kept importable from here for its readers
-    # (the Modbus reader, the simulator); its one definition is the catalogue's.
-    if name == "EPEVER_TRACER":
-        return _epever_tracer()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 @dataclass(frozen=True)
 class Block:
     """A contiguous read: one request to the device."""

@@ -10,7 +10,8 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from edge_store.registers import CLOCK, EPEVER_TRACER, LIVE, SETTINGS, STATS, decode_register, encode
+from edge_store.catalogue.epever_tracer import REGISTERS as EPEVER_TRACER
+from edge_store.registers import CLOCK, LIVE, SETTINGS, STATS, decode_register, encode
 
 LIVE_VALUES = dict(
     device_over_temperature=False, night=False, pv_voltage=18.2, pv_current=3.1, pv_power=56.42,

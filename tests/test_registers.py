@@ -3,8 +3,9 @@
 import pytest
 
 from edge_store.errors import DecodeError
+from edge_store.catalogue.epever_tracer import REGISTERS as EPEVER_TRACER
 from edge_store.registers import (
-    CLOCK, DISCRETE, EPEVER_TRACER, HOLDING, INPUT, LIVE, SETTINGS, STATS, Register,
+    CLOCK, DISCRETE, HOLDING, INPUT, LIVE, SETTINGS, STATS, Register,
     decode_block, decode_clock, decode_register, encode, plan_blocks, registers_of,
 )
 

@@ -16,7 +16,8 @@ from pymodbus.client import ModbusSerialClient, ModbusTcpClient
 from pymodbus.exceptions import ModbusIOException
 
 from edge_store.errors import ConfigError
-from edge_store.registers import DISCRETE, EPEVER_TRACER, HOLDING, INPUT, decode_block, encode, plan_blocks
+from edge_store.catalogue.epever_tracer import REGISTERS as EPEVER_TRACER
+from edge_store.registers import DISCRETE, HOLDING, INPUT, decode_block, encode, plan_blocks
 from edge_store.simulator.options import SimOptions, add_arguments, options_from_args
 from edge_store.simulator.serving import serve
 from edge_store.simulator.model import BOOST, FLOAT, NO_CHARGING, SolarDay

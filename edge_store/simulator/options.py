@@ -21,7 +21,7 @@ from pymodbus.constants import ExcCodes
 
 from ..errors import ConfigError
 from ..ports import HostPort
-from ..registers import EPEVER_TRACER
+from ..catalogue.epever_tracer import REGISTERS as EPEVER_TRACER
 
 EXCEPTION_CODES = frozenset(int(code) for code in ExcCodes)
 REGISTERS_BY_NAME = {reg.name: reg for reg in EPEVER_TRACER}

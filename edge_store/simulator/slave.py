@@ -34,7 +34,8 @@ from pymodbus.framer import FramerRTU
 from pymodbus.pdu import ExceptionResponse, ModbusPDU
 from pymodbus.simulator import DataType, SimData, SimDevice
 
-from ..registers import DISCRETE, EPEVER_TRACER, HOLDING, INPUT, Register, encode, plan_blocks
+from ..catalogue.epever_tracer import REGISTERS as EPEVER_TRACER
+from ..registers import DISCRETE, HOLDING, INPUT, Register, encode, plan_blocks
 from .model import SolarDay
 from .options import SimOptions
 
