@@ -141,11 +141,12 @@ class _Prepared:
         self._compiled = compiled
         self._sql = str(compiled)
         self._order = compiled.positiontup if engine.dialect.positional else None
+        self._driver_errors = (engine.dialect.loaded_dbapi.Error,)
 
     def rows(self, what: str, **values) -> list:
         bound = self._compiled.construct_params(values)
         params = [bound[name] for name in self._order] if self._order is not None else bound
-        with translated(what):
+        with translated(what, self._driver_errors):
             conn = self._engine.raw_connection()
             try:
                 cur = conn.cursor()

@@ -4,7 +4,8 @@
 each handler takes the parsed arguments, calls one function of the library
 and returns an exit code. Our errors travel up to kammthaar/cli.py, which
 turns them into one line and an exit code. Imports are inside the handlers,
-so `kammthaar config show` does not load pymodbus or SQLAlchemy.
+so `kammthaar config show` does not load SQLAlchemy (the simulator's options,
+which the parser needs, load pymodbus's constants).
 """
 
 from __future__ import annotations

@@ -57,16 +57,19 @@ def translate(exc: BaseException, what: str) -> StoreError:
     """The StoreError for a driver error: what we were doing, what the driver said, and
     whether trying again can help (busy, locked, I/O: OperationalError)."""
     orig = getattr(exc, "orig", None) or exc  # SQLAlchemy wraps the driver's own error
-    retryable = isinstance(orig, sqlite3.OperationalError) or isinstance(exc, sa_exc.OperationalError)
+    # DB-API 2 drivers (sqlite3, psycopg) all name their busy/connection errors OperationalError.
+    retryable = isinstance(exc, sa_exc.OperationalError) or any(
+        cls.__name__ == "OperationalError" for cls in type(orig).__mro__)
     return StoreError(f"{what}: {orig}", retryable=retryable)
 
 
 @contextmanager
-def translated(what: str) -> Iterator[None]:
-    """Driver errors raised inside come out as StoreError (see `translate`)."""
+def translated(what: str, driver_errors: tuple[type[BaseException], ...] = ()) -> Iterator[None]:
+    """Driver errors raised inside come out as StoreError (see `translate`); `driver_errors` adds
+    another driver's base class (a raw DBAPI connection of PostgreSQL raises its own)."""
     try:
         yield
-    except DRIVER_ERRORS as exc:
+    except (*DRIVER_ERRORS, *driver_errors) as exc:
         raise translate(exc, what) from exc
 
 

@@ -10,7 +10,7 @@ even after every row was pruned, because replication watermarks are row ids.
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Column, Index, Integer, MetaData, Float, Table, Text, text
+from sqlalchemy import BigInteger, Boolean, Column, Float, Index, Integer, MetaData, Table, Text, text
 
 from .catalogue import EPEVER_TRACER
 from .registers import CLOCK, LIVE, SETTINGS, STATS, TEXT_KINDS, Register, registers_of
@@ -89,7 +89,7 @@ counters = Table(
 )
 
 
-# -- rollups (edge_store/rollups.py keeps them; migrations 0002 and 0005) ----------
+# -- rollups (edge_store/rollups/ keeps them; migrations 0002 and 0005) ----------
 
 # The live values the one-minute buckets summarise (migrations 0002 and 0005 froze this list).
 MINUTE_METRICS = EPEVER_TRACER.minute_columns()
@@ -202,6 +202,10 @@ replication_state = Table(
 
 # -- the API's own state (api/, migration 0004) ------------------------------------
 
+# The API's own state may live in PostgreSQL (a cloud deployment), where INTEGER is 32 bits:
+# millisecond times are BIGINT there, and stay SQLite's INTEGER (64 bits) in the store.
+MS = BigInteger().with_variant(Integer(), "sqlite")
+
 users = Table(
     "users",
     metadata,
@@ -210,8 +214,8 @@ users = Table(
     Column("password_hash", Text, nullable=False, comment="scrypt$N$r$p$salt$hash (base64): salted and slow"),
     Column("token_version", Integer, nullable=False,
            comment="carried by every token; a password change increments it, ending the earlier tokens"),
-    Column("created_ms", Integer, nullable=False),
-    Column("password_changed_ms", Integer, nullable=False),
+    Column("created_ms", MS, nullable=False),
+    Column("password_changed_ms", MS, nullable=False),
     Index("ux_users_username", "username", unique=True),
     sqlite_autoincrement=True,
     comment="Who may log in to the API (`kammthaar user add|passwd|list|remove`).",
@@ -222,8 +226,8 @@ revoked_tokens = Table(
     metadata,
     Column("jti", Text, primary_key=True, comment="the token's id (JWT jti)"),
     Column("username", Text, nullable=False),
-    Column("expires_ms", Integer, nullable=False, comment="when the token would have expired: the row may go then"),
-    Column("revoked_ms", Integer, nullable=False),
+    Column("expires_ms", MS, nullable=False, comment="when the token would have expired: the row may go then"),
+    Column("revoked_ms", MS, nullable=False),
     Index("ix_revoked_tokens_expires", "expires_ms"),
     comment="Refresh tokens ended by a logout before they expired.",
 )
@@ -233,7 +237,7 @@ login_failures = Table(
     metadata,
     Column("key", Text, primary_key=True, comment="user:NAME, client:ADDRESS or pair:NAME@ADDRESS"),
     Column("failures", Integer, nullable=False, comment="failed logins since window_start_ms"),
-    Column("window_start_ms", Integer, nullable=False),
-    Column("blocked_until_ms", Integer, comment="no login is tried for this key before then (429)"),
+    Column("window_start_ms", MS, nullable=False),
+    Column("blocked_until_ms", MS, comment="no login is tried for this key before then (429)"),
     comment="Failed logins per user, per client and per pair, for throttling; a successful login clears its pair.",
 )

@@ -26,7 +26,7 @@ import pytest
 
 from api.users import Users
 from edge_store import migrate
-from edge_store.catalogue import status_words as status
+from tests import status_words as status
 from tests.fixtures_serial import SerialPair
 from tests.samples import FROZEN, ZONE
 from tests.support import KAMMTHAAR, SIMULATOR_READY, Process, clean_env, free_port, kammthaar, rows_in, \

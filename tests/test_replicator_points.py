@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from influxdb_client import Point
 
-from edge_store.catalogue import status_words as status
+from tests import status_words as status
 from edge_store.registers import LIVE, SETTINGS, STATS, registers_of
 from replicator import line_protocol, points
 from replicator.points import (

@@ -1,6 +1,6 @@
 """Raw status words decode to the names and misspellings existing clients read."""
 
-from edge_store.catalogue import status_words as status
+from tests import status_words as status
 
 
 def test_battery_status_word():

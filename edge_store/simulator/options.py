@@ -22,11 +22,14 @@ from pymodbus.constants import ExcCodes
 from ..errors import ConfigError
 from ..ports import HostPort
 from ..catalogue.epever_tracer import REGISTERS as EPEVER_TRACER
+from ..registers import TEXT_KINDS
 
 EXCEPTION_CODES = frozenset(int(code) for code in ExcCodes)
 REGISTERS_BY_NAME = {reg.name: reg for reg in EPEVER_TRACER}
 _RAW_RANGE = {"u16": (0, 0xFFFF), "bits": (0, 0xFFFF), "enum": (0, 0xFFFF), "s16": (-0x8000, 0x7FFF),
-              "u32": (0, 0xFFFFFFFF), "s32": (-0x80000000, 0x7FFFFFFF), "bool": (0, 1)}
+              "u32": (0, 0xFFFFFFFF), "s32": (-0x80000000, 0x7FFFFFFF), "bool": (0, 1),
+              "u32hw": (0, 0xFFFFFFFF), "s32hw": (-0x80000000, 0x7FFFFFFF), "u8hi": (0, 0xFF), "u8lo": (0, 0xFF),
+              "sm8hi": (-0x7F, 0x7F), "sm8lo": (-0x7F, 0x7F)}
 MAX_SPEED = 1e6
 MAX_SLOW_S = 3600.0
 
@@ -116,7 +119,7 @@ def _zone(name: str) -> ZoneInfo:
 def _check_override(name: str, value) -> None:
     """A forced value must name a register and fit its encoding; its physical bounds are not checked."""
     reg = REGISTERS_BY_NAME.get(name)
-    if reg is None or reg.kind == "clock":
+    if reg is None or reg.kind in TEXT_KINDS:
         raise ConfigError(f"--set {name}: not a numeric register of the map")
     low, high = _RAW_RANGE[reg.kind]
     try:

@@ -1,4 +1,4 @@
-"""The EPEVER Tracer's status words and settings enums, decoded into the names clients read.
+"""The EPEVER Tracer's status words and settings enums decoded by name, as the tests compare them.
 
 Status words are stored raw (one integer each) and decoded when read, from
 the catalogue's fields (epever_tracer.py holds the bits and what the codes
@@ -7,7 +7,7 @@ mean). Key spellings, misspellings included, are the ones existing clients read.
 
 from __future__ import annotations
 
-from .epever_tracer import BATTERY_WORD, CHARGING_WORD, DISCHARGING_WORD, EPEVER_TRACER
+from edge_store.catalogue.epever_tracer import BATTERY_WORD, CHARGING_WORD, DISCHARGING_WORD, EPEVER_TRACER
 
 
 def battery_status(word: int) -> dict:
