@@ -56,7 +56,10 @@ class HealthResource:
 
 
 class MetricsResource:
-    """Prometheus text: the figures of /health, Modbus error counters, rows stored, HTTP requests."""
+    """Prometheus text: the figures of /health, Modbus error counters, rows stored, HTTP requests. A user's
+    access token or a `metrics` machine token (`kammthaar token create NAME --scope metrics`)."""
+
+    scopes = ("metrics",)
 
     def __init__(self, api):
         self.api = api
