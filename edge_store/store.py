@@ -158,12 +158,17 @@ class Store:
 
     def space_cap(self, min_free_bytes: int) -> int:
         """The most bytes in use the file may hold and leave `min_free_bytes` free on its filesystem:
-        every page it has (in use or free) plus what the filesystem has above the floor."""
-        st = os.statvfs(os.path.dirname(os.path.abspath(self.path)))
+        what it holds already (its pages, in use or free, and its WAL, which writes reuse) plus what
+        the filesystem has above the floor."""
+        try:
+            st = os.statvfs(os.path.dirname(os.path.abspath(self.path)))
+            wal = os.path.getsize(self.path + "-wal") if os.path.exists(self.path + "-wal") else 0
+        except OSError as exc:
+            raise StoreError(f"could not measure the free space of {self.path}: {exc.strerror}") from exc
         with self.db.reading("could not measure the database") as conn:
             pages = conn.execute("PRAGMA page_count").fetchone()[0]
             size = conn.execute("PRAGMA page_size").fetchone()[0]
-        return pages * size + st.f_bavail * st.f_frsize - min_free_bytes
+        return pages * size + wal + st.f_bavail * st.f_frsize - min_free_bytes
 
     def enforce_size(self, max_bytes: int, *, keep_unsent: bool = False, target: float = 0.9) -> dict[str, int]:
         """Keep the pages in use under `max_bytes` by deleting the oldest samples.
