@@ -86,7 +86,7 @@ def fill_history(collector, cfg: config.Config, days: int) -> None:
     started = time.monotonic()
     counts = history.fill(collector.store, days, interval_s=cfg.modbus.interval_s,
                           slow_interval_s=cfg.modbus.slow_interval_s, device=cfg.modbus.device)
-    print(f"history: {days} days of the simulator's model stored ({counts['live']} live samples) "
+    print(f"history: {days} day{'' if days == 1 else 's'} of the simulator's model stored ({counts['live']} live samples) "
           f"in {time.monotonic() - started:.1f} s", flush=True)
 
 
