@@ -7,10 +7,16 @@ import re
 import signal
 import subprocess
 
+from datetime import datetime, timezone
+
+import pytest
+
 from edge_store import migrate
-from edge_store.registers import CLOCK, LIVE, SETTINGS, STATS
+from edge_store.errors import DecodeError
+from edge_store.registers import CLOCK, EPEVER_TRACER, LIVE, SETTINGS, STATS, decode_register, encode
 from edge_store.rollups import RollupSettings
 from edge_store.simulator import history
+from edge_store.simulator.model import SolarDay
 from edge_store.store import Store
 from tests.fixtures_api import Client
 from tests.support import KAMMTHAAR, clean_env, free_port, kammthaar
@@ -39,6 +45,20 @@ def test_history_is_the_models_past_at_the_collectors_intervals_with_rollups(tmp
     assert [d[0] for d in days] == ["2026-06-20", "2026-06-21"]
     assert sum(d[1] for d in days) == 17_292 and all(d[2] > 0 for d in days)  # integrated: no gaps
     assert minutes >= 1_440
+
+
+def test_history_values_are_what_the_reader_decodes_from_the_simulators_words():
+    now_s = [NOW_MS / 1000]
+    model = SolarDay(start=datetime.fromtimestamp(NOW_MS / 1000, timezone.utc), clock=lambda: now_s[0])
+    readers = {r.name: history.as_read(r) for r in EPEVER_TRACER}
+    for step in range(200):  # a day, every 432 s
+        now_s[0] = NOW_MS / 1000 + step * 432
+        snapshot = model.snapshot()
+        for reg in EPEVER_TRACER:
+            assert readers[reg.name](snapshot[reg.name]) == decode_register(reg, encode(reg, snapshot[reg.name]))
+    volts = next(r for r in EPEVER_TRACER if r.name == "battery_voltage")
+    with pytest.raises(DecodeError):  # what the device cannot report is no row, as on the bus
+        history.as_read(volts)(volts.high + 1)
 
 
 def test_demo_with_history_answers_charts_and_statistics_at_once(tmp_path, processes):
