@@ -2,10 +2,11 @@
 
 A store that cannot write (a full card, a read-only remount) fails every poll:
 20 ERROR lines a second at 0.05 s polls would fill the card further through
-journald. So the first failure of an episode is logged, then one line a
-minute at most with the count; the first write that succeeds again ends the
-episode with one line (and the count is added to the `store.write_failures`
-counter by the collector, in the store, now that it writes).
+journald. So the first failure is logged, then one line a minute at most with
+the count; the first write that succeeds again ends the episode with one line
+(and the count is added to the `store.write_failures` counter by the
+collector, in the store, now that it writes). Writes that fail and succeed in
+turn stay within two lines a minute; no count is left untold (`succeeded`).
 
 While the store cannot write, `kammthaar status` and the API's /health must
 still learn about it, and the database is what cannot take a write. So the
@@ -116,27 +117,44 @@ class WriteFailures:
                 log.error("%d writes failed in the last %.0f s; the store cannot write since %s; the last: %s",
                           self.unlogged, now - self._logged_at if self._logged_at is not None else 0,
                           time.strftime("%H:%M:%S UTC", time.gmtime(self.since_ms / 1000)), exc)
-            self._logged_at = now
+            self._told(now)
             self._episode_told = True
-            self.unlogged = 0
             self._save()
         elif self.episode == 1 or now - (self._saved_at or 0) >= STATE_EVERY_S:
             self._save()
 
     def succeeded(self) -> int:
-        """A write succeeded: the number of failed writes of the episode it ends (0: none was failing)."""
-        if not self.episode:
+        """A write succeeded: the number of failed writes of the episode it ends (0: none was failing).
+
+        The end of an episode that had its line gets one at once; failed writes no line told yet (an
+        episode that began and ended within a minute of the last line) are told by the first success
+        a minute after that line, or at close: at most two lines a minute, and every count is told.
+        """
+        if not self.episode and not self.unlogged:
             return 0
+        now = self._monotonic()
         ended, self.episode = self.episode, 0
-        if self._episode_told:  # an episode too short for a line of its own is told with the next one
+        if ended and self._episode_told:
             log.warning("the store writes again after %d failed writes", ended)
-            self.unlogged = 0
-        self._episode_told = False
-        self.since_ms = None
-        self._save()
+            self._told(now)
+        elif self._logged_at is None or now - self._logged_at >= self.log_every_s:
+            log.warning("the store writes again; %d writes failed in the last %.0f s", self.unlogged,
+                        now - self._logged_at if self._logged_at is not None else 0)
+            self._told(now)
+        if ended:
+            self._episode_told = False
+            self.since_ms = None
+            self._save()
         return ended
 
+    def _told(self, now: float) -> None:
+        self._logged_at = now
+        self.unlogged = 0
+
     def close(self) -> None:
+        if self.unlogged:
+            log.warning("%d failed writes not told yet; the last: %s", self.unlogged, self.last_error)
+            self.unlogged = 0
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None

@@ -55,3 +55,13 @@ def test_writes_that_fail_and_succeed_in_turn_stay_a_line_a_minute(tmp_path, cap
     failures.failed(FULL)
     assert caplog.records[-1].getMessage().startswith("1001 writes failed in the last 61 s")
     assert failures.total == 1002
+    failures.succeeded()
+    assert caplog.records[-1].getMessage() == "the store writes again after 2 failed writes"
+    clock.s += 1
+    failures.failed(FULL)  # within the minute: counted, no line
+    failures.succeeded()
+    assert caplog.records[-1].getMessage() == "the store writes again after 2 failed writes"
+    failures.close()  # no count is left untold
+    assert caplog.records[-1].getMessage() == ("1 failed writes not told yet; the last: "
+                                               "could not store live sample: database or disk is full")
+    assert len(caplog.records) == 5
