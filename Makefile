@@ -9,8 +9,11 @@ TEST_STAMP := $(VENV)/.installed-test
 
 .PHONY: run test bench bench-replicate bench-api constraints system-deps clean
 
+# The demo starts with HISTORY_DAYS of the simulator's past (charts and statistics at once): make run HISTORY_DAYS=0
+HISTORY_DAYS ?= 3
+
 run: $(STAMP)
-	$(BIN)/kammthaar demo
+	$(BIN)/kammthaar demo --history $(HISTORY_DAYS)
 
 test: $(TEST_STAMP) system-deps
 	$(BIN)/python -m pytest

@@ -20,6 +20,7 @@ from edge_store.store import now_ms
 from . import errors
 from .auth import AuthMiddleware, Cookies, Tokens
 from .machine import Machine
+from .machine_tokens import MachineTokens
 from .metrics import Metrics, MetricsMiddleware
 from .openapi import document
 from .resources import (battery, breadcrumb, charging, controller, discharging, docs, health, host, load, login,
@@ -64,7 +65,8 @@ class Settings:
 
 
 class Api:
-    """What the resources share: settings, sources, users, tokens, cookies, metrics, the clock."""
+    """What the resources share: settings, sources, users, tokens (users' and machines'), cookies, metrics,
+    the clock."""
 
     def __init__(self, settings: Settings, sources: Sources, users: Users, clock_ms: Callable[[], int]):
         self.settings = settings
@@ -73,6 +75,7 @@ class Api:
         self.clock_ms = clock_ms
         self.tokens = Tokens(settings.jwt_secret, access_ttl_s=settings.access_ttl_s,
                              refresh_ttl_s=settings.refresh_ttl_s, users=users, clock_s=lambda: clock_ms() / 1000)
+        self.machine_tokens = MachineTokens(users.engine, clock_ms=clock_ms)
         self.cookies = Cookies(secure=settings.cookie_secure, samesite=settings.cookie_samesite,
                                access_ttl_s=settings.access_ttl_s, refresh_ttl_s=settings.refresh_ttl_s)
         self.machine = Machine(settings.store_path) if settings.store_path else None
@@ -108,7 +111,7 @@ def create_app(settings: Settings, sources: Sources, users: Users, *,
         middleware.append(falcon.CORSMiddleware(allow_origins=list(settings.cors_origins),
                                                 allow_credentials=list(settings.cors_origins),
                                                 expose_headers=[SOURCE_HEADER, "Retry-After"]))
-    middleware += [_Preflight(bool(settings.cors_origins)), AuthMiddleware(api.tokens)]
+    middleware += [_Preflight(bool(settings.cors_origins)), AuthMiddleware(api.tokens, api.machine_tokens)]
     app = falcon.App(middleware=middleware)
     app.req_options.strip_url_path_trailing_slash = True
     errors.install(app)

@@ -25,7 +25,8 @@ import jwt
 
 from edge_store.store import now_ms
 
-from .errors import Unauthorized
+from .errors import Forbidden, Unauthorized
+from .machine_tokens import SCOPES, MachineTokens, is_machine_token
 from .users import Users
 
 ALGORITHM = "HS256"
@@ -112,10 +113,12 @@ def access_token(req: falcon.Request) -> str | None:
 
 
 class AuthMiddleware:
-    """Every resource needs a valid access token unless it says `auth_required = False`."""
+    """Every resource needs a valid access token unless it says `auth_required = False`; a machine token
+    (api/machine_tokens.py) opens only the resources whose `scopes` name its scope, others answer 403."""
 
-    def __init__(self, tokens: Tokens):
+    def __init__(self, tokens: Tokens, machine_tokens: MachineTokens):
         self.tokens = tokens
+        self.machine_tokens = machine_tokens
 
     def process_resource(self, req: falcon.Request, resp: falcon.Response, resource, params) -> None:
         if resource is None or req.method == "OPTIONS" or not getattr(resource, "auth_required", True):
@@ -124,6 +127,14 @@ class AuthMiddleware:
         if token is None:
             raise Unauthorized("a valid access token is needed: `Authorization: Bearer <token>` "
                                "or the access_token_cookie cookie (POST /login)")
+        if is_machine_token(token):
+            grant = self.machine_tokens.check(token)
+            if grant.scope not in getattr(resource, "scopes", ()):
+                raise Forbidden(f"the {grant.scope} token {grant.name!r} opens {SCOPES[grant.scope]} only, "
+                                f"not {req.path}: log in as a user for the data")
+            req.context.machine = grant.name
+            req.context.user = None
+            return
         req.context.claims = self.tokens.check(token, ACCESS)
         req.context.user = req.context.claims["sub"]
 

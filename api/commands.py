@@ -1,4 +1,4 @@
-"""api's commands: serve (the REST API under gunicorn) and user (the API's users).
+"""api's commands: serve (the REST API under gunicorn), user (the API's users) and token (machine tokens).
 
 `register(subparsers)` adds them to `kammthaar`'s parser (kammthaar/cli.py).
 How the app is built from the config is api/gunicorn_server.py's; the users live in
@@ -69,8 +69,45 @@ def cmd_user(args) -> int:
         users.close()
 
 
+def _when(ms: int | None) -> str:
+    return "never" if ms is None else datetime.fromtimestamp(ms / 1000).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def cmd_token(args) -> int:
+    from edge_store import migrate
+
+    from .machine_tokens import MachineTokens
+    from .users import Users
+
+    cfg = config.load(args.config)
+    migrate.ensure_schema(cfg.store.path)
+    users = Users(cfg.store.path)
+    tokens = MachineTokens(users.engine)
+    try:
+        if args.action == "list":
+            print("name\tscope\tcreated\tlast used")
+            for t in tokens.list():
+                print(f"{t.name}\t{t.scope}\t{_when(t.created_ms)}\t{_when(t.last_used_ms)}")
+            return 0
+        if not args.name:
+            raise ConfigError(f"`kammthaar token {args.action}` needs a token NAME")
+        if args.action == "create":
+            if args.scope is None:
+                raise ConfigError("`kammthaar token create NAME` needs --scope (metrics)")
+            token = tokens.create(args.name, args.scope)
+            print(token)
+            print(f"token {args.name} ({args.scope}) created: it is shown only this once, keep it in a file "
+                  f"only its reader can read", file=sys.stderr)
+        else:
+            tokens.revoke(args.name)
+            print(f"token {args.name} revoked")
+        return 0
+    finally:
+        users.close()
+
+
 def register(sub) -> None:
-    """Add `kammthaar serve` and `kammthaar user` to `kammthaar`'s subparsers."""
+    """Add `kammthaar serve`, `kammthaar user` and `kammthaar token` to `kammthaar`'s subparsers."""
     p = sub.add_parser("serve", help="the REST API under gunicorn ([api] section)")
     p.set_defaults(func=cmd_serve)
 
@@ -78,3 +115,10 @@ def register(sub) -> None:
     p.add_argument("action", choices=["add", "passwd", "list", "remove"])
     p.add_argument("name", nargs="?", help="the user name")
     p.set_defaults(func=cmd_user)
+
+    p = sub.add_parser("token", help="machine tokens of the API (a Prometheus scraper's): "
+                                     "create NAME --scope metrics, list, revoke NAME")
+    p.add_argument("action", choices=["create", "list", "revoke"])
+    p.add_argument("name", nargs="?", help="the token's name")
+    p.add_argument("--scope", choices=["metrics"], help="what the token opens (metrics: /metrics and /health)")
+    p.set_defaults(func=cmd_token)

@@ -1,7 +1,7 @@
 """Every error the API answers, mapped in one place, as one JSON shape.
 
 The shape, pinned by a test: `{"error": CODE, "message": TEXT}` with CODE one
-of bad_request, unauthorized, not_found, method_not_allowed, throttled,
+of bad_request, unauthorized, forbidden, not_found, method_not_allowed, throttled,
 unavailable, internal_error (and the other HTTP reasons Falcon itself may
 raise, in snake case). Resources and middleware raise the errors below (or
 `edge_store`'s, whose `retryable` says whether Retry-After makes sense);
@@ -39,6 +39,10 @@ class Unauthorized(KammthaarError):
     """No token, or one that is forged, expired, revoked, of the wrong type or outdated."""
 
 
+class Forbidden(KammthaarError):
+    """A valid token that does not open this path (a machine token outside its scope)."""
+
+
 class NotFound(KammthaarError):
     """Nothing to answer with (no record yet, an unknown site)."""
 
@@ -58,7 +62,7 @@ def body(code: str, message: str) -> dict:
     return {"error": code, "message": message}
 
 
-_CODES = {400: "bad_request", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed",
+_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
           429: "throttled", 500: "internal_error", 503: "unavailable"}
 
 
@@ -90,6 +94,8 @@ def http_error(exc: KammthaarError) -> falcon.HTTPError:
         return falcon.HTTPBadRequest(description=message)
     if isinstance(exc, Unauthorized):
         return falcon.HTTPUnauthorized(description=message, challenges=[CHALLENGE])
+    if isinstance(exc, Forbidden):
+        return falcon.HTTPForbidden(description=message)
     if isinstance(exc, NotFound):
         return falcon.HTTPNotFound(description=message)
     if isinstance(exc, Throttled):
@@ -103,7 +109,7 @@ def http_error(exc: KammthaarError) -> falcon.HTTPError:
 
 
 # What the client did, or must wait for: answered, not logged.
-_ANSWERED = (BadRequest, UserError, Unauthorized, NotFound, Throttled, Unavailable)
+_ANSWERED = (BadRequest, UserError, Unauthorized, Forbidden, NotFound, Throttled, Unavailable)
 
 
 def _kammthaar_error(req: falcon.Request, resp: falcon.Response, exc: KammthaarError, params) -> None:

@@ -1,4 +1,5 @@
-"""What /health and /metrics report: the store, the collector's freshness, the replicator, the cloud.
+"""What /health and /metrics report: the store (and whether the collector can write it), the collector's
+freshness, the replicator, the cloud.
 
 One `snapshot()` feeds both, so the JSON and the Prometheus figures cannot
 disagree. Everything is read from the store the collector and the replicator
@@ -12,6 +13,7 @@ from typing import Any
 
 from edge_store.errors import StoreError
 from edge_store.registers import LIVE
+from edge_store.write_failures import read_state
 
 from .errors import NotFound, Unavailable
 from .families import iso
@@ -35,6 +37,12 @@ def snapshot(api) -> dict[str, Any]:
     stored: dict[str, int] = {}
     if local is not None:
         store["path"] = local.path
+        # The collector's writes, from its side file: readable while the store cannot take a write.
+        state = read_state(local.path)
+        store["writes"] = None if state is None else {
+            "failing": bool(state.get("failing")), "failed_writes": state.get("failed_writes", 0),
+            "episode_failures": state.get("episode_failures", 0), "since": _iso(state.get("since_ms")),
+            "last_error": state.get("last_error"), "updated": _iso(state.get("updated_ms"))}
         try:
             figures = local.health()
         except StoreError as exc:
@@ -77,7 +85,7 @@ def snapshot(api) -> dict[str, Any]:
           if (s.name == "local" and store["reachable"]) or (s.name == "cloud" and out["cloud"]["reachable"])]
     if not up:
         out["status"] = "down"
-    elif len(up) < len(sources.sources) or not collector["fresh"]:
+    elif len(up) < len(sources.sources) or not collector["fresh"] or (store.get("writes") or {}).get("failing"):
         out["status"] = "degraded"
     else:
         out["status"] = "ok"

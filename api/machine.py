@@ -12,8 +12,9 @@ THERMAL = Path("/sys/class/thermal/thermal_zone0/temp")
 class Machine:
     """Usage figures from /proc and /sys; CPU usage is measured between two calls (per process)."""
 
-    def __init__(self, disk_path: str):
+    def __init__(self, disk_path: str, thermal: Path = THERMAL):
         self.disk_path = disk_path
+        self.thermal = thermal
         self._lock = threading.Lock()
         self._last: tuple[int, int] | None = None
 
@@ -50,12 +51,13 @@ class Machine:
         usable = used + st.f_bavail * st.f_frsize
         return round(100.0 * used / max(1, usable), 1)
 
-    @staticmethod
-    def temperature() -> float | str:
+    def temperature(self) -> float | None:
+        """°C of the first thermal zone; None (JSON null) on a machine without one: a JSON client
+        formats a number or skips a null, a string breaks it (Angular's number pipe throws)."""
         try:
-            return round(int(THERMAL.read_text().strip()) / 1000, 1)
+            return round(int(self.thermal.read_text().strip()) / 1000, 1)
         except (OSError, ValueError):
-            return "N/A"
+            return None
 
     def infos(self) -> dict:
         return {"cpu_usage": self.cpu_usage(), "memory_usage": self.memory_usage(),

@@ -83,6 +83,14 @@ class StoreCollector:
         if store["configured"]:
             yield _gauge("store_up", "1 when the SQLite store can be read", 1 if store["reachable"] else 0)
             yield _gauge("store_size_bytes", "Size of the store file and its WAL", store.get("size_bytes"))
+            writes = store.get("writes")
+            if writes is not None:
+                yield _gauge("store_writes_failing", "1 while the collector cannot write the store",
+                             1 if writes["failing"] else 0)
+                failed = CounterMetricFamily(f"{PREFIX}_store_write_failures",
+                                             "Writes the collector could not make since it started")
+                failed.add_metric([], writes["failed_writes"])
+                yield failed
         if collector.get("newest_ms") is not None:
             yield _gauge("collector_last_sample_timestamp_seconds", "Time of the newest live sample (UTC)",
                          collector["newest_ms"] / 1000)

@@ -14,6 +14,7 @@ ERROR_SCHEMA = {"type": "object", "required": ["error", "message"], "additionalP
                                "message": {"type": "string", "description": "what was wrong"}}}
 ERROR_TEXT = {400: "A parameter or body that cannot be used; the message says which",
               401: "No access token, or one that is forged, expired, revoked, of the wrong type or outdated",
+              403: "A machine token whose scope does not open this path (a metrics token opens /metrics)",
               404: "No data for this site (none stored yet, or the site is not served here)",
               429: "Too many failed logins: wait Retry-After seconds",
               503: "No data source can answer right now (or live data is not fresh): retry after Retry-After seconds"}
@@ -46,7 +47,7 @@ def _operation(route) -> dict:
         if route.extra.get("source_optional"):  # absent when no source could be asked
             ok["headers"] = {"X-Data-Source": {**SOURCE_HEADER["X-Data-Source"], "required": False}}
     responses = {"200": ok}
-    statuses = set(route.errors) | ({401} if route.auth else set())
+    statuses = set(route.errors) | ({401, 403} if route.auth else set())
     for status in sorted(statuses):
         answer = {"description": ERROR_TEXT[status],
                   "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}

@@ -196,6 +196,11 @@ class Users:
         with core_writing(self._engine, "cannot write the users") as conn:
             return [conn.execute(statement).rowcount for statement in statements]
 
+    @property
+    def engine(self):
+        """The SQLAlchemy engine (the machine tokens share it: api/machine_tokens.py)."""
+        return self._engine
+
     def close(self) -> None:
         self._engine.dispose()
 

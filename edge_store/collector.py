@@ -3,8 +3,10 @@
 `poll_once(group)` does one read of one register group and stores what it
 got, or records why it got nothing; `run()` schedules it (live values every
 `interval_s`, slow groups every `slow_interval_s`), backs off while the port
-or the device is gone, prunes old rows, and stops cleanly on SIGTERM/SIGINT:
-the write in hand finishes, the port is closed, the exit code is 0.
+or the device is gone, prunes old rows, keeps the file under `max_size_mb` and
+the filesystem above `min_free_mb` free, and stops cleanly on SIGTERM/SIGINT:
+the write in hand finishes, the port is closed, the exit code is 0. A store
+that cannot write is logged sparingly (edge_store/write_failures.py).
 """
 
 from __future__ import annotations
@@ -20,11 +22,14 @@ from .ntp import SyncFlag
 from .modbus_reader import Reader
 from .registers import CLOCK, LIVE, SETTINGS, STATS
 from .store import Store, now_ms
+from .write_failures import WriteFailures
 
 log = logging.getLogger(__name__)
 
 SLOW_GROUPS = (STATS, SETTINGS, CLOCK)
 PRUNE_EVERY_S = 3600.0
+SPACE_EVERY_S = 10.0  # max_size_mb and min_free_mb are checked this often (a few pragmas and a statvfs)
+SPACE_LOG_EVERY_S = 600.0
 MAX_BACKOFF_S = 60.0
 
 
@@ -42,9 +47,9 @@ class Collector:
 
     def __init__(self, store: Store, reader: Reader, *, device: str, interval_s: float,
                  slow_interval_s: float, retention_days: int | None = None,
-                 max_size_mb: int | None = None, replicating: bool = False,
+                 max_size_mb: int | None = None, min_free_mb: int = 0, replicating: bool = False,
                  ntp: SyncFlag | None = None, clock_ms: Callable[[], int] = now_ms,
-                 monotonic: Callable[[], float] = time.monotonic):
+                 monotonic: Callable[[], float] = time.monotonic, write_state: bool = False):
         self.store = store
         self.reader = reader
         self.device = device
@@ -52,6 +57,7 @@ class Collector:
         self.slow_interval_s = slow_interval_s
         self.retention_days = retention_days
         self.max_size_mb = max_size_mb
+        self.min_free_mb = min_free_mb
         self.replicating = replicating  # a [cloud] url is set: unsent samples are kept longer
         self.ntp = ntp or SyncFlag()
         self._clock_ms = clock_ms
@@ -60,6 +66,11 @@ class Collector:
         self.failures_in_a_row = 0      # live polls in a row that found the device unreachable
         self.last_unreachable = False
         self.stored = 0
+        # With write_state (the long-running collector), readers learn of failed writes from `<store>-writes`.
+        self.write_failures = WriteFailures(store.path if write_state else None, monotonic=monotonic,
+                                            clock_ms=clock_ms)
+        self._space_pruned = 0
+        self._space_logged: float | None = None
 
     # -- one pass --------------------------------------------------------------
 
@@ -83,6 +94,7 @@ class Collector:
         if result.values is None:
             return None
         row_id = self.store.insert_sample(group, ts_ms, synced, self.device, result.values)
+        self._wrote()
         self.stored += 1
         log.debug("stored %s id=%d ts_ms=%d", group, row_id, ts_ms)
         return row_id
@@ -105,16 +117,48 @@ class Collector:
             deleted = self.store.prune(cutoff, keep_unsent=self.replicating)
             if deleted:
                 log.info("pruned %d rows older than %d days", deleted, self.retention_days)
+        return deleted + self.enforce_space_once()
+
+    def enforce_space_once(self) -> int:
+        """Keep the file under max_size_mb and its filesystem above min_free_mb free; rows deleted.
+
+        Below the floor, the file may hold no more pages in use than it has now minus what
+        the filesystem lacks: the oldest samples (replicated ones first) go, their pages are
+        reused, and the file stops growing (SQLite files do not shrink; other files filled
+        the card). Lines at most every SPACE_LOG_EVERY_S, with the count.
+        """
+        caps = []
         if self.max_size_mb:
-            result = self.store.enforce_size(self.max_size_mb * 1_000_000, keep_unsent=self.replicating)
-            deleted += result["pruned"]
-            if result["dropped_unsent"]:
-                log.warning("the database reached max_size_mb=%d: dropped the %d oldest samples the cloud never got",
-                            self.max_size_mb, result["dropped_unsent"])
-            elif result["pruned"]:
-                log.info("the database reached max_size_mb=%d: pruned the %d oldest samples",
-                         self.max_size_mb, result["pruned"])
-        return deleted
+            caps.append((self.max_size_mb * 1_000_000, f"max_size_mb={self.max_size_mb}"))
+        if self.min_free_mb:
+            caps.append((self.store.space_cap(self.min_free_mb * 1_000_000),
+                         f"the filesystem has less than min_free_mb={self.min_free_mb} free"))
+        if not caps:
+            return 0
+        cap, why = min(caps)
+        result = self.store.enforce_size(max(0, cap), keep_unsent=self.replicating)
+        if not result["pruned"]:
+            return 0
+        self._space_pruned += result["pruned"]
+        now = self._monotonic()
+        if result["dropped_unsent"]:
+            log.warning("%s: dropped the %d oldest samples the cloud never got", why, result["dropped_unsent"])
+        elif self._space_logged is None or now - self._space_logged >= SPACE_LOG_EVERY_S:
+            log.info("%s: pruned the %d oldest samples", why, self._space_pruned)
+        else:
+            return result["pruned"]
+        self._space_logged = now
+        self._space_pruned = 0
+        return result["pruned"]
+
+    def _wrote(self) -> None:
+        """A write succeeded: the end of a failing episode is counted in the store (it writes again)."""
+        ended = self.write_failures.succeeded()
+        if ended:
+            try:
+                self.store.increment("store.write_failures", ended)
+            except StoreError as exc:
+                self.write_failures.failed(exc)
 
     def _record(self, exc: KammthaarError, ts_ms: int) -> None:
         kind = error_kind(exc)
@@ -125,7 +169,9 @@ class Collector:
         try:
             self.store.record_error(kind, block, str(exc), device=self.device, ts_ms=ts_ms)
         except StoreError as store_exc:
-            log.error("could not record a read error: %s", store_exc)
+            self.write_failures.failed(store_exc)  # "could not record error: ..."
+        else:
+            self._wrote()
 
     # -- the loop --------------------------------------------------------------
 
@@ -150,6 +196,7 @@ class Collector:
         next_live = mono()
         next_slow = next_live
         next_prune = next_live
+        next_space = next_live + SPACE_EVERY_S  # the first prune checks the space too
         log.info("collecting from %s every %gs (slow groups every %gs)", self.reader.port,
                  self.interval_s, self.slow_interval_s)
         try:
@@ -180,18 +227,26 @@ class Collector:
                     except StoreError as exc:
                         log.error("prune failed: %s", exc)
                     next_prune = mono() + PRUNE_EVERY_S
-                wait = min(next_live, next_slow, next_prune) - mono()
+                if now >= next_space and not self.stop_event.is_set():
+                    try:
+                        self.enforce_space_once()
+                    except StoreError as exc:
+                        self.write_failures.failed(exc)
+                    next_space = mono() + SPACE_EVERY_S
+                wait = min(next_live, next_slow, next_prune, next_space) - mono()
                 if wait > 0:
                     self.stop_event.wait(wait)
         finally:
             self.reader.close()
+            self.write_failures.close()
             log.info("collector stopped; %d samples stored this run", self.stored)
 
     def _guarded(self, group: str) -> bool:
         try:
             return self.poll_once(group) is not None
         except StoreError as exc:
-            # The database is busy or the disk is full: the sample is lost, the loop goes on.
-            log.error("could not store %s sample: %s", group, exc)
+            # The database is busy or the disk is full: the sample is lost, the loop goes on. The
+            # message says it already ("could not store live sample: database or disk is full").
+            self.write_failures.failed(exc)
             self.last_unreachable = False
             return False

@@ -44,7 +44,8 @@ def build_collector(cfg: config.Config):
     reader = Reader(m.port, unit=m.unit, baudrate=m.baudrate, timeout_s=m.timeout_s, retries=m.retries)
     return Collector(store, reader, device=m.device, interval_s=m.interval_s,
                      slow_interval_s=m.slow_interval_s, retention_days=cfg.store.retention_days,
-                     max_size_mb=cfg.store.max_size_mb, replicating=bool(cfg.cloud.url))
+                     max_size_mb=cfg.store.max_size_mb, min_free_mb=cfg.store.min_free_mb,
+                     replicating=bool(cfg.cloud.url), write_state=True)
 
 
 def rollup_settings(cfg: config.Config):

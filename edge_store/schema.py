@@ -241,3 +241,19 @@ login_failures = Table(
     Column("blocked_until_ms", MS, comment="no login is tried for this key before then (429)"),
     comment="Failed logins per user, per client and per pair, for throttling; a successful login clears its pair.",
 )
+
+machine_tokens = Table(
+    "machine_tokens",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", Text, nullable=False, comment="what the token is for (a scraper, a host): unique"),
+    Column("scope", Text, nullable=False, comment="what it opens: metrics (/metrics and /health)"),
+    Column("token_hash", Text, nullable=False,
+           comment="SHA-256 of the token (hex); the token itself is printed once and never stored"),
+    Column("created_ms", Integer, nullable=False),
+    Column("last_used_ms", Integer, comment="the last request it opened (written at most once a minute)"),
+    Index("ux_machine_tokens_name", "name", unique=True),
+    Index("ux_machine_tokens_hash", "token_hash", unique=True),
+    sqlite_autoincrement=True,
+    comment="Long-lived, scoped, revocable API tokens for machines (`kammthaar token create|list|revoke`).",
+)

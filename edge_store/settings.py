@@ -140,6 +140,7 @@ class StoreSection:
     path: str = _key("kammthaar.db", "The SQLite database file.")
     retention_days: int = _key(90, "Days of raw samples kept on the Pi; statistics are kept forever.", minimum=1)
     max_size_mb: int = _key(1024, "Upper bound of the database file, in MB.", minimum=8)
+    min_free_mb: int = _key(256, "Free space, in MB, kept on the database's filesystem (an SD card): below it the file stops growing: the oldest samples (replicated ones first) are pruned, as with max_size_mb. 0: no floor.", minimum=0)
     synchronous: str = _key("NORMAL", "SQLite synchronous mode: NORMAL (fewer SD writes; a power cut may lose the last seconds) or FULL (every commit survives a power cut).", choices=("NORMAL", "FULL"))
 
 

@@ -10,6 +10,7 @@ from .catalogue import EPEVER_TRACER
 from .registers import CLOCK, LIVE, SETTINGS, STATS
 from .rollups import META_TIMEZONE, read_meta
 from .store import Store, now_ms
+from .write_failures import read_state
 
 CLOCK_FIELD = EPEVER_TRACER.field("controller", "current_device_time")
 
@@ -29,6 +30,7 @@ def report(store: Store, cfg) -> str:
         lines.append(f"database size: {size / 1e6:.1f} MB (cap {cfg.store.max_size_mb} MB)")
     except OSError:
         pass
+    lines.extend(writes_lines(store.path, cfg, tz))
     live = store.latest(LIVE)
     if live is None:
         lines.append("live: no sample yet")
@@ -65,6 +67,25 @@ def report(store: Store, cfg) -> str:
         lines.extend(f"  {_when(e['ts_ms'], tz)} {e['kind']} {e['block']}: {e['detail']}" for e in errors)
     lines.extend(replication_lines(store, cfg, tz))
     return "\n".join(lines)
+
+
+def writes_lines(path: str, cfg, tz: ZoneInfo) -> list[str]:
+    """Free space against the floor, and whether the collector can write (its `<store>-writes` file)."""
+    lines = []
+    try:
+        st = os.statvfs(os.path.dirname(os.path.abspath(path)))
+        lines.append(f"filesystem: {st.f_bavail * st.f_frsize / 1e6:.1f} MB free (floor {cfg.store.min_free_mb} MB)")
+    except OSError:
+        pass
+    state = read_state(path)
+    if state is None:
+        lines.append("store writes: no collector state yet")
+    elif state.get("failing"):
+        lines.append(f"store writes: !! FAILING since {_when(state['since_ms'], tz)}: "
+                     f"{state['episode_failures']} failed writes; the last: {state['last_error']}")
+    else:
+        lines.append(f"store writes: ok ({state['failed_writes']} failed since the collector started)")
+    return lines
 
 
 def rollups_line(store: Store, cfg) -> str:

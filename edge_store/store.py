@@ -8,6 +8,7 @@ is the collector's hot path; reads go through SQLAlchemy for typed rows.
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -154,6 +155,20 @@ class Store:
             free = conn.execute("PRAGMA freelist_count").fetchone()[0]
             size = conn.execute("PRAGMA page_size").fetchone()[0]
         return (pages - free) * size
+
+    def space_cap(self, min_free_bytes: int) -> int:
+        """The most bytes in use the file may hold and leave `min_free_bytes` free on its filesystem:
+        what it holds already (its pages, in use or free, and its WAL, which writes reuse) plus what
+        the filesystem has above the floor."""
+        try:
+            st = os.statvfs(os.path.dirname(os.path.abspath(self.path)))
+            wal = os.path.getsize(self.path + "-wal") if os.path.exists(self.path + "-wal") else 0
+        except OSError as exc:
+            raise StoreError(f"could not measure the free space of {self.path}: {exc.strerror}") from exc
+        with self.db.reading("could not measure the database") as conn:
+            pages = conn.execute("PRAGMA page_count").fetchone()[0]
+            size = conn.execute("PRAGMA page_size").fetchone()[0]
+        return pages * size + wal + st.f_bavail * st.f_frsize - min_free_bytes
 
     def enforce_size(self, max_bytes: int, *, keep_unsent: bool = False, target: float = 0.9) -> dict[str, int]:
         """Keep the pages in use under `max_bytes` by deleting the oldest samples.

@@ -3,11 +3,14 @@
 The simulator (when `[modbus] port` is a TCP one) and `kammthaar serve` run
 as child processes; the collector runs in this process until Ctrl-C, then
 the children are stopped. The API gets a generated secret unless the config
-has a strong one, and the demo user a new password at every start.
+has a strong one, and the demo user a new password at every start. With
+`--history DAYS`, the simulator's model of the past days is stored first
+(edge_store/simulator/history.py), so charts and statistics show at once.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
@@ -17,7 +20,7 @@ import urllib.request
 
 from edge_store import config
 from edge_store.commands import build_collector
-from edge_store.errors import KammthaarError
+from edge_store.errors import ConfigError, KammthaarError
 from edge_store.ports import SERIAL
 
 EXIT_FAILURE = 1
@@ -44,9 +47,15 @@ def cmd_demo(args) -> int:
             print(f"the simulator could not start on {port.address} (is the port in use?)", file=sys.stderr)
             return EXIT_FAILURE
     db = os.path.abspath(cfg.store.path)
+    collector = None
     try:
+        collector = build_collector(cfg)
+        if args.history:
+            fill_history(collector, cfg, args.history)
         api_proc, url, login = start_api(args, cfg)
-    except KammthaarError:
+    except BaseException:
+        if collector is not None:
+            collector.store.close()
         stop(sim)
         raise
     print(f"Kammthaar demo: simulated EPEVER on {port}, samples every {cfg.modbus.interval_s:g}s into {db}\n"
@@ -57,7 +66,6 @@ def cmd_demo(args) -> int:
           f"  look:   sqlite3 {db} 'SELECT * FROM v_latest'\n"
           f"          kammthaar status\n"
           f"  stop:   Ctrl-C", flush=True)
-    collector = build_collector(cfg)
     try:
         collector.install_signal_handlers()
         collector.run()
@@ -66,6 +74,31 @@ def cmd_demo(args) -> int:
         stop(api_proc)
         stop(sim)
     return 0
+
+
+def fill_history(collector, cfg: config.Config, days: int) -> None:
+    """The model's past `days` into the collector's store, through its rollups, before it starts."""
+    from edge_store.simulator import history
+
+    if days > cfg.store.retention_days:
+        raise ConfigError(f"--history {days}: at most [store] retention_days ({cfg.store.retention_days}) days, "
+                          "older samples would be pruned at once")
+    started = time.monotonic()
+    counts = history.fill(collector.store, days, interval_s=cfg.modbus.interval_s,
+                          slow_interval_s=cfg.modbus.slow_interval_s, device=cfg.modbus.device)
+    print(f"history: {days} day{'' if days == 1 else 's'} of the simulator's model stored ({counts['live']} live samples) "
+          f"in {time.monotonic() - started:.1f} s", flush=True)
+
+
+def history_days(text: str) -> int:
+    """--history: a whole number of days, 0 or more."""
+    try:
+        days = int(text)
+    except ValueError:
+        days = -1
+    if days < 0:
+        raise argparse.ArgumentTypeError(f"a whole number of days (0 or more), not {text!r}")
+    return days
 
 
 def stop(proc: subprocess.Popen | None) -> None:
@@ -125,4 +158,6 @@ def register(sub) -> None:
     """Add `kammthaar demo` to `kammthaar`'s subparsers."""
     p = sub.add_parser("demo", help="run the simulator, the collector and the API on embedded defaults")
     p.add_argument("--speed", type=float, default=1.0, help="simulated seconds per real second")
+    p.add_argument("--history", type=history_days, default=0, metavar="DAYS",
+                   help="first store the simulator's model of the past DAYS days (charts and statistics at once)")
     p.set_defaults(func=cmd_demo)

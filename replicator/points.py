@@ -1,4 +1,4 @@
-"""Rows of the edge store as InfluxDB points: the measurements and fields of spec/influx.md.
+"""Rows of the edge store as InfluxDB points: the measurements and fields of docs/influx-schema.md.
 
 `MEASUREMENTS` says, per stream (the table a row comes from), which points a
 row yields and how each field is computed from the row's columns. For the

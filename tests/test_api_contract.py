@@ -89,3 +89,35 @@ def test_real_rated_voltage_reaches_the_cloud_equal_to_the_local_answer(edge, lo
     assert answers["cloud", "last"] is not None
     assert answers["cloud", "last"] == answers["local", "last"] == answers["cloud", "realtime"] == 12
     assert type(answers["cloud", "last"]) is int
+
+
+LAST_PATHS = ["/battery/last", "/batterie/last", "/solarData/last", "/loadData/last", "/controller/last",
+              "/charging/last", "/discharging/last", "/battery/parameters/last", "/statistics/daily/last",
+              "/statistics/energy/last", "/breadcrumb/last"]
+
+
+def test_every_last_says_when_its_record_was_taken(client, server, local_api):
+    """`last` is what the dashboard shows when live data is stale: its `date` tells how old it is."""
+    source = source_of(server, local_api)
+    now_ms = datetime.now().timestamp() * 1000
+    for path in LAST_PATHS:
+        body = get_ok(client, path, source)
+        assert ISO.match(body["date"]), (path, body.get("date"))
+        taken = datetime.fromisoformat(body["date"].replace("Z", "+00:00")).timestamp() * 1000
+        assert 0 < taken <= now_ms + 1000, path  # a record of this run, not a date of the future
+    described = client.get("/openapi.json").json()["paths"]
+    assert sorted(p for p in described if p.endswith("/last")) == sorted(LAST_PATHS)
+    for path in LAST_PATHS:
+        schema = described[path]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+        assert "date" in schema["required"] and schema["properties"]["date"]["format"] == "date-time", path
+
+
+def test_serveur_infos_temperature_is_a_number_or_null(local_api):
+    c = local_api.client()
+    resp = c.get("/serveur/infos", token=c.login())
+    assert resp.status == 200
+    temperature = resp.json()["temperature"]
+    assert temperature is None or type(temperature) is float  # never "N/A": a JSON client formats it
+    schema = c.get("/openapi.json").json()["paths"]["/serveur/infos"]["get"]["responses"]["200"]
+    assert schema["content"]["application/json"]["schema"]["properties"]["temperature"] == \
+        {"type": "number", "nullable": True, "description": "°C; null where the machine has no thermal sensor"}

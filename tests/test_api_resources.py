@@ -53,7 +53,7 @@ def test_realtime_and_last_objects_equal_what_the_device_serves(app, client, ev,
     want = expected_objects(ev, app.source)[family]
     for mode in ("realtime", "last"):
         got = get_ok(client, f"/{family}/{mode}", app.source)
-        if family == "battery" and mode == "last":
+        if mode == "last":  # every /last says when its record was taken
             assert ISO.match(got.pop("date"))
         assert got == want, (family, mode)
         # Same names and same JSON types, field by field (13.0 stays a number, flags stay booleans).
@@ -212,7 +212,8 @@ def test_serveur_infos_describes_the_collectors_machine(client, app):
         assert list(body) == ["cpu_usage", "memory_usage", "disk_usage", "temperature"]
         for k in ("cpu_usage", "memory_usage", "disk_usage"):
             assert isinstance(body[k], float) and 0 <= body[k] <= 100
-        assert body["temperature"] == "N/A" or isinstance(body["temperature"], float)
+        # A number, or null on a machine without a thermal sensor: never a string.
+        assert body["temperature"] is None or isinstance(body["temperature"], float)
     else:  # a cloud-only server does not run next to the collector
         assert resp.status == 503 and int(resp.headers["retry-after"]) > 0
         assert resp.json()["error"] == "unavailable"
@@ -235,3 +236,12 @@ def test_the_other_site_is_not_served_from_the_store(site):
     assert resp.status == 404 and resp.json()["error"] == "not_found"
     resp = c.get("/battery/last/24h/voltage?site=another-van", token=token)
     assert resp.status == 200 and resp.source == "cloud" and resp.json() == []
+
+
+def test_machine_temperature_is_degrees_or_none_without_a_sensor(tmp_path):
+    from api.machine import Machine
+
+    sensor = tmp_path / "temp"
+    sensor.write_text("45123\n")  # what /sys/class/thermal/thermal_zone0/temp holds: m°C
+    assert Machine(str(tmp_path / "k.db"), thermal=sensor).temperature() == 45.1
+    assert Machine(str(tmp_path / "k.db"), thermal=tmp_path / "no-sensor").temperature() is None

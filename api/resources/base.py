@@ -78,13 +78,13 @@ def answer(resp: falcon.Response, media: Any, source: str) -> None:
 # -- objects: realtime and last -----------------------------------------------------------
 
 class ObjectResource:
-    """GET the newest object of a family: `last` (however old, with `date` when asked) or `realtime`."""
+    """GET the newest object of a family: `realtime`, or `last` (however old, with `date`: its age shows)."""
 
-    def __init__(self, api, family: Family, *, realtime: bool, with_date: bool = False):
+    def __init__(self, api, family: Family, *, realtime: bool):
         self.api = api
         self.family = family
         self.realtime = realtime
-        self.with_date = with_date
+        self.with_date = not realtime
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         site = site_of(req, self.api.settings.site)
@@ -107,9 +107,8 @@ def object_schema(family: Family, with_date: bool) -> dict:
     return schema
 
 
-def object_routes(api, family: Family, base: str, summary: str, *, dated_last: bool = False,
-                  tag: str = "data") -> list[Route]:
-    """`base`/realtime and `base`/last."""
+def object_routes(api, family: Family, base: str, summary: str, *, tag: str = "data") -> list[Route]:
+    """`base`/realtime and `base`/last (the object and `date`, the time of its record)."""
     fresh = ("the newest live sample, when it is at most two poll intervals old"
              if family.primary.group == LIVE else
              "the newest reading of the device's slow group, when it is at most two slow poll intervals old")
@@ -117,10 +116,11 @@ def object_routes(api, family: Family, base: str, summary: str, *, dated_last: b
         Route(f"{base}/realtime", ObjectResource(api, family, realtime=True), f"{summary}: realtime",
               object_schema(family, False), tag=tag, params=(SITE_PARAM,), errors=(400, 404, 503),
               description=f"{fresh.capitalize()}; otherwise 503 (use /last)."),
-        Route(f"{base}/last", ObjectResource(api, family, realtime=False, with_date=dated_last),
-              f"{summary}: newest stored record", object_schema(family, dated_last), tag=tag,
+        Route(f"{base}/last", ObjectResource(api, family, realtime=False),
+              f"{summary}: newest stored record", object_schema(family, True), tag=tag,
               params=(SITE_PARAM,), errors=(400, 404, 503),
-              description="The newest stored record, however old."),
+              description="The newest stored record, however old, and `date`, the time of that record "
+                          "(ISO 8601, UTC): its age shows."),
     ]
 
 

@@ -16,7 +16,7 @@ VOLTAGE, CURRENT, POWER, TEMPERATURE, SOC = (
 def routes(api) -> list:
     out = []
     for base, tag in (("/batterie", "batterie (brief)"), ("/battery", "battery")):
-        out += object_routes(api, BATTERY, base, "Battery", dated_last=True, tag=tag)
+        out += object_routes(api, BATTERY, base, "Battery", tag=tag)
     french = {"24hAmperage": CURRENT, "24hVoltage": VOLTAGE, "24hPower": POWER, "24hTemp": TEMPERATURE,
               "24hPourcent": SOC}
     out += [series_route(api, f"/batterie/last/{name}", m, f"Series of {m.name}, last 24 h", tag="batterie (brief)")

@@ -19,7 +19,17 @@ HEALTH_SCHEMA = {
         "store": {"type": "object", "required": ["configured", "reachable"],
                   "properties": {"configured": {"type": "boolean"}, "reachable": {"type": "boolean", "nullable": True},
                                  "path": {"type": "string"}, "size_bytes": {"type": "integer"},
-                                 "error": {"type": "string", "nullable": True}}},
+                                 "error": {"type": "string", "nullable": True},
+                                 "writes": {"type": "object", "nullable": True,
+                                            "description": "the collector's store writes (its <store>-writes file); "
+                                                           "null before a collector ran",
+                                            "required": ["failing", "failed_writes"],
+                                            "properties": {"failing": {"type": "boolean"},
+                                                           "failed_writes": {"type": "integer"},
+                                                           "episode_failures": {"type": "integer"},
+                                                           "since": {"type": "string", "nullable": True},
+                                                           "last_error": {"type": "string", "nullable": True},
+                                                           "updated": {"type": "string", "nullable": True}}}}},
         "collector": {"type": "object", "required": ["newest_sample", "age_s", "fresh"],
                       "properties": {"newest_sample": {"type": "string", "format": "date-time", "nullable": True},
                                      "age_s": {"type": "number", "nullable": True}, "fresh": {"type": "boolean"}}},
@@ -56,7 +66,10 @@ class HealthResource:
 
 
 class MetricsResource:
-    """Prometheus text: the figures of /health, Modbus error counters, rows stored, HTTP requests."""
+    """Prometheus text: the figures of /health, Modbus error counters, rows stored, HTTP requests. A user's
+    access token or a `metrics` machine token (`kammthaar token create NAME --scope metrics`)."""
+
+    scopes = ("metrics",)
 
     def __init__(self, api):
         self.api = api

@@ -4,7 +4,7 @@
 name is also the store's column. Reads are planned into contiguous blocks
 from it and decoded by edge_store/registers.py; the simulator serves it.
 `FIELDS` is one line per value of the API objects of `shared/spec/api.md`
-and per InfluxDB field of `shared/spec/influx.md`, in the order of their keys
+and per InfluxDB field (docs/influx-schema.md, generated), in the order of their keys
 (edge_store/catalogue/fields.py says what a line holds).
 Key spellings, misspellings included, are the ones existing clients read.
 """

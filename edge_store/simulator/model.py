@@ -9,6 +9,7 @@ clouds, load) are evaluated at the exact simulated time.
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 import time
@@ -350,13 +351,13 @@ class SolarDay:
             state = "NORMAL"
         temp = st.battery_temperature
         warning = "OVER_TEMP" if temp > 50.0 else "LOW_TEMP" if temp < -10.0 else "NORMAL"
-        return CATALOGUE.word(BATTERY_WORD, battery_status=state, temperature_warning_status=warning)
+        return _word(BATTERY_WORD, ("battery_status", state), ("temperature_warning_status", warning))
 
     @staticmethod
     def _charging_status(e: _Electrics) -> int:
         no_input = e.pv_voltage < NIGHT_THRESHOLD_V
-        return CATALOGUE.word(CHARGING_WORD, input_voltage_status="NO_INPUT_POWER" if no_input else "NORMAL",
-                              charging_status=e.stage, running=e.stage != NO_CHARGING)
+        return _word(CHARGING_WORD, ("input_voltage_status", "NO_INPUT_POWER" if no_input else "NORMAL"),
+                     ("charging_status", e.stage), ("running", e.stage != NO_CHARGING))
 
     @staticmethod
     def _discharging_status(e: _Electrics) -> int:
@@ -364,8 +365,15 @@ class SolarDay:
         low, high = v < SETTINGS["under_voltage_warning"], v > SETTINGS["over_voltage_disconnect"]
         share = e.load_current / RATED_LOAD_A
         load = "LIGHT" if share < 0.25 else "MODERATE" if share < 0.75 else "RATED" if share <= 1.0 else "OVERLOAD"
-        return CATALOGUE.word(DISCHARGING_WORD, input_voltage_status="LOW" if low else "HIGH" if high else "NORMAL",
-                              output_power_load=load, running=e.load_on)
+        return _word(DISCHARGING_WORD, ("input_voltage_status", "LOW" if low else "HIGH" if high else "NORMAL"),
+                     ("output_power_load", load), ("running", e.load_on))
+
+
+@functools.lru_cache(maxsize=1024)
+def _word(column: str, *values: tuple[str, str | bool | int]) -> int:
+    """`CATALOGUE.word(column, **dict(values))`, remembered: a status word takes few values, asked at every
+    snapshot (a history of days asks it ten thousands of times)."""
+    return CATALOGUE.word(column, **dict(values))
 
 
 def _ocv(soc: float) -> float:

@@ -1,0 +1,34 @@
+"""Machine tokens: long-lived, scoped, revocable API tokens (a Prometheus scraper's).
+
+Revision ID: 0007
+Revises: 0005
+Create Date: 2026-12-04
+"""
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0007"
+down_revision = "0005"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "machine_tokens",
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("name", sa.Text, nullable=False),
+        sa.Column("scope", sa.Text, nullable=False),
+        sa.Column("token_hash", sa.Text, nullable=False),
+        sa.Column("created_ms", sa.Integer, nullable=False),
+        sa.Column("last_used_ms", sa.Integer),
+        sqlite_autoincrement=True,
+    )
+    op.create_index("ux_machine_tokens_name", "machine_tokens", ["name"], unique=True)
+    op.create_index("ux_machine_tokens_hash", "machine_tokens", ["token_hash"], unique=True)
+
+
+def downgrade() -> None:
+    op.drop_index("ux_machine_tokens_hash", table_name="machine_tokens")
+    op.drop_index("ux_machine_tokens_name", table_name="machine_tokens")
+    op.drop_table("machine_tokens")
