@@ -13,7 +13,8 @@ import pytest
 
 from edge_store import migrate
 from edge_store.errors import DecodeError
-from edge_store.registers import CLOCK, EPEVER_TRACER, LIVE, SETTINGS, STATS, decode_register, encode
+from edge_store.catalogue.epever_tracer import REGISTERS as EPEVER_TRACER
+from edge_store.registers import CLOCK, LIVE, SETTINGS, STATS, decode_register, encode
 from edge_store.rollups import RollupSettings
 from edge_store.simulator import history
 from edge_store.simulator.model import SolarDay
