@@ -25,6 +25,9 @@ log = logging.getLogger(__name__)
 
 SLOW_GROUPS = (STATS, SETTINGS, CLOCK)
 PRUNE_EVERY_S = 3600.0
+# The longest a prune works before the loop polls again (issue 17): a prune far behind
+# (a retention lowered, months to delete) goes on after the next poll, step by step.
+PRUNE_STEP_S = 0.5
 MAX_BACKOFF_S = 60.0
 
 
@@ -100,12 +103,15 @@ class Collector:
         they alone pass it.
         """
         deleted = 0
+        self.prune_done = True
         if self.retention_days:
             cutoff = self._clock_ms() - self.retention_days * 86_400_000
-            deleted = self.store.prune(cutoff, keep_unsent=self.replicating)
+            deleted, self.prune_done = self.store.prune_step(cutoff, keep_unsent=self.replicating,
+                                                             budget_s=PRUNE_STEP_S)
             if deleted:
-                log.info("pruned %d rows older than %d days", deleted, self.retention_days)
-        if self.max_size_mb:
+                log.info("pruned %d rows older than %d days%s", deleted, self.retention_days,
+                         "" if self.prune_done else " (more after the next poll)")
+        if self.max_size_mb and self.prune_done:
             result = self.store.enforce_size(self.max_size_mb * 1_000_000, keep_unsent=self.replicating)
             deleted += result["pruned"]
             if result["dropped_unsent"]:
@@ -179,7 +185,8 @@ class Collector:
                         self.prune_once()
                     except StoreError as exc:
                         log.error("prune failed: %s", exc)
-                    next_prune = mono() + PRUNE_EVERY_S
+                    # Not done: the next step after the polls that are due.
+                    next_prune = mono() + (PRUNE_EVERY_S if self.prune_done else 0.0)
                 wait = min(next_live, next_slow, next_prune) - mono()
                 if wait > 0:
                     self.stop_event.wait(wait)
