@@ -22,7 +22,7 @@ from typing import Any, Iterable
 
 from .db import Database
 from .rollups import sql as rollup_sql
-from .store import _FIRST_ABOVE, now_ms, rows_above
+from .store import FIRST_ABOVE, now_ms, rows_above
 
 DEAD_LETTERS_KEPT = 10_000
 
@@ -165,7 +165,7 @@ class Outbox:
                     backlog[s.name] = conn.execute(sql, _changed(conn, mark)).fetchone()[0]
                     continue
                 backlog[s.name] = rows_above(conn, s.name, mark)
-                first = conn.execute(_FIRST_ABOVE.format(t=s.name), (mark,)).fetchone()
+                first = conn.execute(FIRST_ABOVE.format(t=s.name), (mark,)).fetchone()
                 if first is not None:
                     oldest = first[0] if oldest is None else min(oldest, first[0])
             counters = dict(conn.execute(

@@ -48,7 +48,7 @@ _PRUNE_MINUTES = ("DELETE FROM rollup_minute WHERE rowid IN "
                   "(SELECT rowid FROM rollup_minute WHERE minute_ms <= ? ORDER BY minute_ms LIMIT ?)")
 _OLDEST_LIVE = "SELECT min(ts_ms) FROM live_samples"
 # The first row above an id, and the table's id span (min and max apart: each alone is one lookup).
-_FIRST_ABOVE = "SELECT ts_ms, id FROM {t} WHERE id > ? ORDER BY id LIMIT 1"
+FIRST_ABOVE = "SELECT ts_ms, id FROM {t} WHERE id > ? ORDER BY id LIMIT 1"
 _ID_SPAN = "SELECT (SELECT min(id) FROM {t}), (SELECT max(id) FROM {t})"
 _GAPS_ABOVE = ("SELECT coalesce(sum(min(last_id, :top) - max(first_id, :low + 1) + 1), 0) FROM sample_id_gaps "
                "WHERE stream = :stream AND first_id <= :top AND last_id > :low")
@@ -226,7 +226,7 @@ class Store:
         if keep_unsent:
             mark = conn.execute(f"SELECT {_WATERMARK}", (name,)).fetchone()[0]
             # Rows from the first unsent one on stay; walking the time index stops there.
-            first = conn.execute(_FIRST_ABOVE.format(t=name), (mark,)).fetchone()
+            first = conn.execute(FIRST_ABOVE.format(t=name), (mark,)).fetchone()
             cut = before_ms if first is None else min(before_ms, first[0])
             ids = conn.execute(_PRUNE_SENT.format(t=name), (cut, mark, chunk_rows)).fetchall()
         else:
