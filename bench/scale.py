@@ -135,7 +135,8 @@ class Probe:
             "kammthaar status": lambda: report(self.store, self.cfg),
             "pending check": self.outbox.pending,
             "backlog summary": self.outbox.summary,
-            "monthly batch read": lambda: self.outbox.rows_after(BY_NAME["rollup_monthly"], 0, 100),
+            "monthly batch read": lambda: self.outbox.rows_after(
+                BY_NAME["rollup_monthly"], self.outbox.watermarks()["rollup_monthly"], 100),
         }
 
     def catch_up(self) -> None:

@@ -100,7 +100,8 @@ class Collector:
         When replicating, samples the cloud has not acknowledged outlive the
         retention period; past the size cap, replicated samples go first and
         unsent ones (oldest first, counted in `store.dropped_unsent`) only when
-        they alone pass it.
+        they alone pass it. One call prunes for at most about PRUNE_STEP_S; when
+        more is left (`prune_done` False) the loop calls again after the polls due.
         """
         deleted = 0
         self.prune_done = True

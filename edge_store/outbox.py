@@ -72,6 +72,10 @@ CHANGED_DAY_COUNT = f"SELECT count(*) FROM ({_CHANGED_DAYS.format(cols='version'
 CHANGED_MONTHS = f"SELECT DISTINCT device, substr(day, 1, 7) FROM ({_CHANGED_DAYS.format(cols='device, day')})"
 CHANGED_MONTH_COUNT = f"SELECT count(*) FROM ({CHANGED_MONTHS})"
 MONTH_ROW = "SELECT * FROM rollup_monthly WHERE device = ? AND month = ?"
+# Nothing ever sent (every site without a cloud): every row is backlog, counted on the small
+# ix_rollup_daily_month instead of reading the rows' versions.
+ALL_DAY_COUNT = "SELECT count(*) FROM rollup_daily"
+ALL_MONTH_COUNT = "SELECT count(*) FROM (SELECT DISTINCT device, substr(day, 1, 7) FROM rollup_daily)"
 
 
 def _changed(conn: sqlite3.Connection, position: int, **more) -> dict[str, Any]:
@@ -161,8 +165,12 @@ class Outbox:
             for s in STREAMS:
                 mark = marks.get(s.name, 0)
                 if not s.samples:
-                    sql = CHANGED_DAY_COUNT if s.name == "rollup_daily" else CHANGED_MONTH_COUNT
-                    backlog[s.name] = conn.execute(sql, _changed(conn, mark)).fetchone()[0]
+                    daily = s.name == "rollup_daily"
+                    if mark == 0:
+                        backlog[s.name] = conn.execute(ALL_DAY_COUNT if daily else ALL_MONTH_COUNT).fetchone()[0]
+                    else:
+                        sql = CHANGED_DAY_COUNT if daily else CHANGED_MONTH_COUNT
+                        backlog[s.name] = conn.execute(sql, _changed(conn, mark)).fetchone()[0]
                     continue
                 backlog[s.name] = rows_above(conn, s.name, mark)
                 first = conn.execute(FIRST_ABOVE.format(t=s.name), (mark,)).fetchone()

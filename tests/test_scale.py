@@ -231,7 +231,12 @@ def test_largest_version_without_reading_the_table_equals_the_tables(open_store,
     assert outbox.rows_after(BY_NAME["rollup_daily"], top, 100) == []
     store.insert_sample(LIVE, t + 31 * 5_000, True, "epever", LIVE_VALUES)
     assert [r["version"] for r in outbox.rows_after(BY_NAME["rollup_daily"], top, 100)] == [top + 1]
-    assert outbox.summary()["backlog_by_stream"]["rollup_daily"] == len(daily(db_path))
+    backlog = outbox.summary()["backlog_by_stream"]  # nothing sent: every row
+    assert (backlog["rollup_daily"], backlog["rollup_monthly"]) == (len(daily(db_path)), len(monthly(db_path))) == (3, 1)
+    for name in ("rollup_daily", "rollup_monthly"):
+        outbox.commit(BY_NAME[name], top, points=0, bytes_sent=0)
+    backlog = outbox.summary()["backlog_by_stream"]  # sent up to top: the one day changed since, its month
+    assert (backlog["rollup_daily"], backlog["rollup_monthly"]) == (1, 1)
     conn.close()
 
 
