@@ -30,6 +30,9 @@ SLOW_GROUPS = (STATS, SETTINGS, CLOCK)
 PRUNE_EVERY_S = 3600.0
 SPACE_EVERY_S = 10.0  # max_size_mb and min_free_mb are checked this often (a few pragmas and a statvfs)
 SPACE_LOG_EVERY_S = 600.0
+# The longest a prune works before the loop polls again (issue 17): a prune far behind
+# (a retention lowered, months to delete) goes on after the next poll, step by step.
+PRUNE_STEP_S = 0.5
 MAX_BACKOFF_S = 60.0
 
 
@@ -109,15 +112,21 @@ class Collector:
         When replicating, samples the cloud has not acknowledged outlive the
         retention period; past the size cap, replicated samples go first and
         unsent ones (oldest first, counted in `store.dropped_unsent`) only when
-        they alone pass it.
+        they alone pass it. One call prunes for at most about PRUNE_STEP_S; when
+        more is left (`prune_done` False) the loop calls again after the polls due.
         """
         deleted = 0
+        self.prune_done = True
         if self.retention_days:
             cutoff = self._clock_ms() - self.retention_days * 86_400_000
-            deleted = self.store.prune(cutoff, keep_unsent=self.replicating)
+            deleted, self.prune_done = self.store.prune_step(cutoff, keep_unsent=self.replicating,
+                                                             budget_s=PRUNE_STEP_S)
             if deleted:
-                log.info("pruned %d rows older than %d days", deleted, self.retention_days)
-        return deleted + self.enforce_space_once()
+                log.info("pruned %d rows older than %d days%s", deleted, self.retention_days,
+                         "" if self.prune_done else " (more after the next poll)")
+        if self.prune_done:  # the size cap and the free-space floor once the retention prune is through
+            deleted += self.enforce_space_once()
+        return deleted
 
     def enforce_space_once(self) -> int:
         """Keep the file under max_size_mb and its filesystem above min_free_mb free; rows deleted.
@@ -226,7 +235,8 @@ class Collector:
                         self.prune_once()
                     except StoreError as exc:
                         log.error("prune failed: %s", exc)
-                    next_prune = mono() + PRUNE_EVERY_S
+                    # Not done: the next step after the polls that are due.
+                    next_prune = mono() + (PRUNE_EVERY_S if self.prune_done else 0.0)
                 if now >= next_space and not self.stop_event.is_set():
                     try:
                         self.enforce_space_once()

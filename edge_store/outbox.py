@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from .db import Database
-from .store import now_ms
+from .rollups import sql as rollup_sql
+from .store import FIRST_ABOVE, now_ms, rows_above
 
 DEAD_LETTERS_KEPT = 10_000
 
@@ -57,6 +58,32 @@ _STATE_COLUMNS = ("last_attempt_ms", "last_success_ms", "last_error_ms", "last_e
                   "blocked", "blocked_credentials", "blocked_ms")
 
 
+# Rollup streams (issue 17): the day rows changed since a version are the open rows above it (a
+# partial-index lookup) and, only when rollup_versions says a closed row changed since, the closed
+# ones: `:closed` is bound (read first), so SQLite decides before reading the table. A month changed
+# when one of its days did (its version is its newest day's), so its keys come from the same rows.
+CLOSED_MAX = "SELECT closed_max FROM rollup_versions WHERE id = 1"
+_CHANGED_DAYS = (
+    "SELECT {cols} FROM rollup_daily INDEXED BY ix_rollup_daily_open WHERE open_minute_ms IS NOT NULL "
+    "AND version > :position UNION ALL SELECT {cols} FROM rollup_daily WHERE open_minute_ms IS NULL "
+    "AND version > :position AND :closed > :position")
+CHANGED_DAYS = _CHANGED_DAYS.format(cols="*") + " ORDER BY version LIMIT :limit"
+CHANGED_DAY_COUNT = f"SELECT count(*) FROM ({_CHANGED_DAYS.format(cols='version')})"
+CHANGED_MONTHS = f"SELECT DISTINCT device, substr(day, 1, 7) FROM ({_CHANGED_DAYS.format(cols='device, day')})"
+CHANGED_MONTH_COUNT = f"SELECT count(*) FROM ({CHANGED_MONTHS})"
+MONTH_ROW = "SELECT * FROM rollup_monthly WHERE device = ? AND month = ?"
+# Nothing ever sent (every site without a cloud): every row is backlog, counted on the small
+# ix_rollup_daily_month instead of reading the rows' versions.
+ALL_DAY_COUNT = "SELECT count(*) FROM rollup_daily"
+ALL_MONTH_COUNT = "SELECT count(*) FROM (SELECT DISTINCT device, substr(day, 1, 7) FROM rollup_daily)"
+
+
+def _changed(conn: sqlite3.Connection, position: int, **more) -> dict[str, Any]:
+    """The parameters of the CHANGED_* statements."""
+    closed = conn.execute(CLOSED_MAX).fetchone()
+    return {"position": position, "closed": closed[0] if closed else position + 1, **more}
+
+
 def _dicts(cur: sqlite3.Cursor) -> list[dict[str, Any]]:
     names = [d[0] for d in cur.description]
     return [dict(zip(names, row)) for row in cur.fetchall()]
@@ -86,16 +113,28 @@ class Outbox:
         return {s.name: marks.get(s.name, 0) for s in STREAMS}
 
     def pending(self) -> dict[str, tuple[int, int]]:
-        """Per stream, (watermark, highest key stored), in one snapshot: which streams have news."""
-        heads = ", ".join(f"(SELECT max({s.key}) FROM {s.name})" for s in STREAMS)
+        """Per stream, (watermark, highest key stored), in one snapshot: which streams have news.
+
+        The same cost whatever the store holds: a sample table's largest id is one lookup, and the
+        largest version of the day rows (`rollups.max_version`) is also the months' (a month's
+        version is its newest day's)."""
+        heads = ", ".join(f"(SELECT max({s.key}) FROM {s.name})" for s in STREAMS if s.samples)
         with self._reading() as conn:
             marks = dict(conn.execute("SELECT stream, position FROM replication_watermarks").fetchall())
-            top = conn.execute(f"SELECT {heads}").fetchone()
-        return {s.name: (marks.get(s.name, 0), top[i] or 0) for i, s in enumerate(STREAMS)}
+            top = dict(zip((s.name for s in STREAMS if s.samples), conn.execute(f"SELECT {heads}").fetchone()))
+            version = conn.execute(rollup_sql.MAX_VERSION).fetchone()[0]
+        return {s.name: (marks.get(s.name, 0), (top[s.name] if s.samples else version) or 0) for s in STREAMS}
 
     def rows_after(self, stream: Stream, position: int, limit: int) -> list[dict[str, Any]]:
         """Up to `limit` rows of a stream with a key above `position`, in key order."""
         with self._reading() as conn:
+            if stream.name == "rollup_daily":
+                return _dicts(conn.execute(CHANGED_DAYS, _changed(conn, position, limit=limit)))
+            if stream.name == "rollup_monthly":
+                # Each changed month alone: the view computes one month through its index.
+                keys = conn.execute(CHANGED_MONTHS, _changed(conn, position)).fetchall()
+                rows = [r for k in keys for r in _dicts(conn.execute(MONTH_ROW, k)) if r["version"] > position]
+                return sorted(rows, key=lambda r: r["version"])[:limit]
             return _dicts(conn.execute(
                 f"SELECT * FROM {stream.name} WHERE {stream.key} > ? ORDER BY {stream.key} LIMIT ?",
                 (position, limit)))
@@ -113,19 +152,30 @@ class Outbox:
                 "ORDER BY id DESC LIMIT ?", (limit,)))
 
     def summary(self, now: int | None = None) -> dict[str, Any]:
-        """Backlog rows, age of the oldest unsent sample, last success and error, counters."""
+        """Backlog rows, age of the oldest unsent sample, last success and error, counters.
+
+        Never a count over a table (issue 17): a sample stream's backlog is a difference of ids
+        (`store.rows_above`), its oldest unsent sample the first row above the watermark; a
+        rollup stream's, the day rows changed since its watermark (`CHANGED_DAYS`)."""
         now = now_ms() if now is None else now
         backlog: dict[str, int] = {}
         oldest: int | None = None
         with self._reading() as conn:
             marks = dict(conn.execute("SELECT stream, position FROM replication_watermarks").fetchall())
             for s in STREAMS:
-                count, first = conn.execute(
-                    f"SELECT count(*), min({s.time}) FROM {s.name} WHERE {s.key} > ?",
-                    (marks.get(s.name, 0),)).fetchone()
-                backlog[s.name] = count
-                if s.samples and first is not None:
-                    oldest = first if oldest is None else min(oldest, first)
+                mark = marks.get(s.name, 0)
+                if not s.samples:
+                    daily = s.name == "rollup_daily"
+                    if mark == 0:
+                        backlog[s.name] = conn.execute(ALL_DAY_COUNT if daily else ALL_MONTH_COUNT).fetchone()[0]
+                    else:
+                        sql = CHANGED_DAY_COUNT if daily else CHANGED_MONTH_COUNT
+                        backlog[s.name] = conn.execute(sql, _changed(conn, mark)).fetchone()[0]
+                    continue
+                backlog[s.name] = rows_above(conn, s.name, mark)
+                first = conn.execute(FIRST_ABOVE.format(t=s.name), (mark,)).fetchone()
+                if first is not None:
+                    oldest = first[0] if oldest is None else min(oldest, first[0])
             counters = dict(conn.execute(
                 "SELECT name, value FROM counters WHERE name IN (?, ?, ?, ?, ?)",
                 (POINTS_SENT, BYTES_SENT, DEAD_LETTERS, SKIPPED_OLD, DROPPED_UNSENT)).fetchall())

@@ -126,6 +126,8 @@ rollup_daily = Table(
     Column("open_minute_ms", Integer, comment="on the newest row of a device: the UTC minute its raw samples "
                                               "still answer for (not yet in rollup_minute); NULL on the others"),
     Index("ix_rollup_daily_open", "device", sqlite_where=text("open_minute_ms IS NOT NULL")),
+    # The month's days and the device's own monthly figures, one lookup per month (migration 0006).
+    Index("ix_rollup_daily_month", "device", text("substr(day, 1, 7)"), "device_stats_ts_ms"),
     comment=(
         "Statistics of one device per local day (the site's zone); kept forever, never pruned."
         " The `rollup_monthly` view sums them per local month."
@@ -142,6 +144,7 @@ rollup_minute = Table(
     Column("minute_ms", Integer, primary_key=True, comment="start of the UTC minute, UTC milliseconds"),
     Column("samples", Integer, nullable=False, comment="live samples in the minute; mean = sum / samples"),
     *(Column(f"{m}_{e}", Float, nullable=False) for m in MINUTE_METRICS for e in ("sum", "min", "max")),
+    Index("ix_rollup_minute_minute", "minute_ms"),  # the prune deletes by time, every device at once
     comment="Closed one-minute buckets of the live values (the `minute_buckets` view adds the open minute);"
             " pruned with the raw samples, never before them.",
 )
@@ -152,6 +155,17 @@ rollup_meta = Table(
     Column("key", Text, primary_key=True, comment="timezone, samples_pruned_before_ms"),
     Column("value", Text, nullable=False),
     comment="What the rollups were built with: the zone of their periods, how far raw samples were pruned.",
+)
+
+
+rollup_versions = Table(
+    "rollup_versions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False, comment="always 1: a single row"),
+    Column("closed_max", Integer, nullable=False,
+           comment="at least the version of every rollup_daily row that is not open (kept by triggers)"),
+    comment="With the open rows' versions (a partial-index lookup), the largest version of rollup_daily"
+            " without reading the table (migration 0006).",
 )
 
 
@@ -166,6 +180,16 @@ replication_watermarks = Table(
            comment="highest row id (rollups: version) the server acknowledged with 2xx"),
     Column("updated_ms", Integer, nullable=False),
     comment="Per stream, how far the cloud has everything. Only the replicator writes it, after a 2xx.",
+)
+
+sample_id_gaps = Table(
+    "sample_id_gaps",
+    metadata,
+    Column("stream", Text, primary_key=True, comment="the sample table"),
+    Column("first_id", Integer, primary_key=True, autoincrement=False),
+    Column("last_id", Integer, nullable=False),
+    comment="Row ids deleted out of id order above the oldest row left (migration 0006): ids are otherwise"
+            " dense, so rows above an id are a difference of ids minus these.",
 )
 
 replication_dead_letters = Table(

@@ -55,8 +55,8 @@ def report(store: Store, cfg) -> str:
         row = store.latest(group)
         lines.append(f"{group}: " + (_when(row["ts_ms"], tz) if row else "not read yet")
                      + (f", device clock {row[CLOCK_FIELD.column]}" if row and group == CLOCK else ""))
-    lines.append(f"rows: live {store.count(LIVE)}, statistics {store.count(STATS)}, "
-                 f"settings {store.count(SETTINGS)}, clock {store.count(CLOCK)}")
+    lines.append(f"rows: live {store.rows_kept(LIVE)}, statistics {store.rows_kept(STATS)}, "
+                 f"settings {store.rows_kept(SETTINGS)}, clock {store.rows_kept(CLOCK)}")
     lines.append(rollups_line(store, cfg))
     counters = store.counters()
     if counters:

@@ -34,6 +34,60 @@ _BUMP = ("INSERT INTO counters (name, value, updated_ms) VALUES (?, ?, ?) "
          "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value, updated_ms = excluded.updated_ms")
 
 
+# Rows a prune (or the size cap) deletes per transaction: a few tens of ms of write lock here
+# (bench/scale.py prints the longest), well under the collector's patience on a Pi.
+PRUNE_CHUNK_ROWS = 5000
+# The prune's statements, each a search on an index (tests/test_scale_plans.py pins them). `+id`
+# keeps the planner on the time index: the watermark bound is a filter, not the walk.
+_PRUNE_SAMPLES = ("DELETE FROM {t} WHERE id IN (SELECT id FROM {t} WHERE ts_ms < ? ORDER BY ts_ms LIMIT ?) "
+                  "RETURNING id")
+_PRUNE_SENT = ("DELETE FROM {t} WHERE id IN (SELECT id FROM {t} WHERE ts_ms < ? AND +id <= ? ORDER BY ts_ms "
+               "LIMIT ?) RETURNING id")
+_PRUNE_ERRORS = ("DELETE FROM collector_errors WHERE id IN "
+                 "(SELECT id FROM collector_errors WHERE ts_ms < ? ORDER BY ts_ms LIMIT ?)")
+_PRUNE_MINUTES = ("DELETE FROM rollup_minute WHERE rowid IN "
+                  "(SELECT rowid FROM rollup_minute WHERE minute_ms <= ? ORDER BY minute_ms LIMIT ?)")
+_OLDEST_LIVE = "SELECT min(ts_ms) FROM live_samples"
+# The first row above an id, and the table's id span (min and max apart: each alone is one lookup).
+FIRST_ABOVE = "SELECT ts_ms, id FROM {t} WHERE id > ? ORDER BY id LIMIT 1"
+_ID_SPAN = "SELECT (SELECT min(id) FROM {t}), (SELECT max(id) FROM {t})"
+_GAPS_ABOVE = ("SELECT coalesce(sum(min(last_id, :top) - max(first_id, :low + 1) + 1), 0) FROM sample_id_gaps "
+               "WHERE stream = :stream AND first_id <= :top AND last_id > :low")
+
+
+def rows_above(conn, table: str, after_id: int) -> int:
+    """How many rows of sample table `table` have an id above `after_id`, without counting them.
+
+    Ids are dense (AUTOINCREMENT) but for rows deleted: below the oldest row
+    left they do not matter; above it, the deleters record them in
+    sample_id_gaps (`note_deleted`). So: the ids above, minus those gaps.
+    """
+    low, top = conn.execute(_ID_SPAN.format(t=table)).fetchone()
+    if top is None or top <= after_id:
+        return 0
+    low = max(after_id, low - 1)
+    gaps = conn.execute(_GAPS_ABOVE, {"stream": table, "low": low, "top": top}).fetchone()[0]
+    return top - low - gaps
+
+
+def note_deleted(conn, table: str, ids: list[int]) -> None:
+    """Record the ids just deleted from sample table `table` that lie above the oldest row left
+    (deleted out of id order), and forget the gaps that are now below it."""
+    low = conn.execute(f"SELECT min(id) FROM {table}").fetchone()[0]
+    if low is None:
+        conn.execute("DELETE FROM sample_id_gaps WHERE stream = ?", (table,))
+        return
+    runs: list[list[int]] = []
+    for i in sorted(i for i in ids if i > low):
+        if runs and runs[-1][1] == i - 1:
+            runs[-1][1] = i
+        else:
+            runs.append([i, i])
+    conn.executemany("INSERT INTO sample_id_gaps (stream, first_id, last_id) VALUES (?, ?, ?)",
+                     [(table, a, b) for a, b in runs])
+    conn.execute("DELETE FROM sample_id_gaps WHERE stream = ? AND last_id < ?", (table, low))
+
+
 class Store:
     """The edge store on one SQLite file. Not thread-safe: one per thread."""
 
@@ -122,31 +176,64 @@ class Store:
         with self.db.writing(f"could not update counter {name}") as conn:
             conn.execute(_BUMP, (name, by, now_ms()))
 
-    def prune(self, before_ms: int, *, keep_unsent: bool = False) -> int:
+    def prune(self, before_ms: int, *, keep_unsent: bool = False, chunk_rows: int = PRUNE_CHUNK_ROWS) -> int:
         """Delete samples, error lines and minute buckets older than `before_ms`; return rows deleted.
 
         Daily and monthly statistics are never pruned. With `keep_unsent` (a
         cloud is configured) samples above their stream's replication watermark
-        stay: the cloud does not have them yet. Busy past the timeout or a full
-        disk: a retryable StoreError (the collector logs it and tries again later).
+        stay: the cloud does not have them yet. Each chunk of `chunk_rows` is its
+        own transaction (`prune_step`). Busy past the timeout or a full disk: a
+        retryable StoreError (the collector logs it and tries again later).
         """
         deleted = 0
+        while True:
+            n, done = self.prune_step(before_ms, keep_unsent=keep_unsent, chunk_rows=chunk_rows)
+            deleted += n
+            if done:
+                return deleted
+
+    def prune_step(self, before_ms: int, *, keep_unsent: bool = False, chunk_rows: int = PRUNE_CHUNK_ROWS,
+                   budget_s: float | None = None) -> tuple[int, bool]:
+        """Prune as `prune` does, by index, one short transaction per chunk of `chunk_rows`, until done
+        or `budget_s` has passed; (rows deleted, done). The collector calls it between its polls, so
+        however far behind the prune is, no poll waits for more than about one step."""
+        start = time.monotonic()
+        deleted = 0
         with self.db.writing("could not prune") as conn:
-            for table in (*schema.sample_tables.values(), schema.collector_errors):
-                if keep_unsent and table.name in _SAMPLE_TABLE_NAMES:
-                    sql, params = f"DELETE FROM {table.name} WHERE ts_ms < ? AND id <= {_WATERMARK}", (before_ms, table.name)
-                else:
-                    sql, params = f"DELETE FROM {table.name} WHERE ts_ms < ?", (before_ms,)
-                deleted += conn.execute(sql, params).rowcount
-            # A minute bucket goes only once every sample it summarises is gone.
-            buckets_before_ms = before_ms
-            if keep_unsent:
-                oldest = conn.execute("SELECT min(ts_ms) FROM live_samples").fetchone()[0]
-                buckets_before_ms = before_ms if oldest is None else min(before_ms, oldest)
-            deleted += conn.execute("DELETE FROM rollup_minute WHERE minute_ms <= ?",
-                                    (buckets_before_ms - rollups_mod.MINUTE_MS,)).rowcount
+            # First: a rebuild or the API must not count on the samples before before_ms from now on.
             rollups_mod.record_prune(conn, before_ms)
-        return deleted
+        jobs = [(name, before_ms) for name in (*_SAMPLE_TABLE_NAMES, "collector_errors")] + [("rollup_minute", None)]
+        for name, cut in jobs:
+            while True:
+                with self.db.writing("could not prune") as conn:
+                    if name == "rollup_minute":
+                        # A minute bucket goes only once every sample it summarises is gone.
+                        oldest = conn.execute(_OLDEST_LIVE).fetchone()[0] if keep_unsent else None
+                        cut = before_ms if oldest is None else min(before_ms, oldest)
+                        n = conn.execute(_PRUNE_MINUTES, (cut - rollups_mod.MINUTE_MS, chunk_rows)).rowcount
+                    elif name == "collector_errors":
+                        n = conn.execute(_PRUNE_ERRORS, (cut, chunk_rows)).rowcount
+                    else:
+                        n = self._prune_chunk(conn, name, before_ms, keep_unsent, chunk_rows)
+                deleted += n
+                if n < chunk_rows:
+                    break
+                if budget_s is not None and time.monotonic() - start >= budget_s:
+                    return deleted, False
+        return deleted, True
+
+    @staticmethod
+    def _prune_chunk(conn, name: str, before_ms: int, keep_unsent: bool, chunk_rows: int) -> int:
+        if keep_unsent:
+            mark = conn.execute(f"SELECT {_WATERMARK}", (name,)).fetchone()[0]
+            # Rows from the first unsent one on stay; walking the time index stops there.
+            first = conn.execute(FIRST_ABOVE.format(t=name), (mark,)).fetchone()
+            cut = before_ms if first is None else min(before_ms, first[0])
+            ids = conn.execute(_PRUNE_SENT.format(t=name), (cut, mark, chunk_rows)).fetchall()
+        else:
+            ids = conn.execute(_PRUNE_SAMPLES.format(t=name), (before_ms, chunk_rows)).fetchall()
+        note_deleted(conn, name, [i for (i,) in ids])
+        return len(ids)
 
     def used_bytes(self) -> int:
         """Bytes of the database file in use (pages not on the free list)."""
@@ -196,35 +283,37 @@ class Store:
         return out
 
     def _delete_oldest(self, fraction: float, *, sent_only: bool, count_unsent: bool) -> tuple[int, int]:
-        """Delete about `fraction` of each sample table's rows, oldest first; (deleted, unsent among them)."""
+        """Delete about `fraction` of each sample table's rows, oldest first, in transactions of at most
+        PRUNE_CHUNK_ROWS rows; (deleted, unsent among them)."""
         deleted = unsent = 0
-        newest_deleted_ms = None
-        with self.db.writing("could not prune for size") as conn:
-            for name in _SAMPLE_TABLE_NAMES:
-                total = conn.execute(f"SELECT count(*) FROM {name}").fetchone()[0]
-                want = min(total, max(1, int(total * fraction) + 1)) if total else 0
-                if not want:
-                    continue
-                mark = conn.execute(f"SELECT {_WATERMARK}", (name,)).fetchone()[0]
-                where = "WHERE id <= ? " if sent_only else ""
-                victims = conn.execute(f"SELECT id, ts_ms FROM {name} {where}ORDER BY ts_ms, id LIMIT ?",
-                                       (mark, want) if sent_only else (want,)).fetchall()
-                if not victims:
-                    continue
-                ids = [v[0] for v in victims]
-                for i in range(0, len(ids), 500):
-                    chunk = ids[i:i + 500]
-                    conn.execute(f"DELETE FROM {name} WHERE id IN ({', '.join('?' * len(chunk))})", chunk)
+        for name in _SAMPLE_TABLE_NAMES:
+            with self.db.reading("could not prune for size") as conn:
+                total = rows_above(conn, name, 0)
+            want = min(total, max(1, int(total * fraction) + 1)) if total else 0
+            while want > 0:
+                with self.db.writing("could not prune for size") as conn:
+                    mark = conn.execute(f"SELECT {_WATERMARK}", (name,)).fetchone()[0]
+                    where = "WHERE +id <= ? " if sent_only else ""
+                    ask = min(want, PRUNE_CHUNK_ROWS)
+                    victims = conn.execute(f"SELECT id, ts_ms FROM {name} {where}ORDER BY ts_ms, id LIMIT ?",
+                                           (mark, ask) if sent_only else (ask,)).fetchall()
+                    if not victims:
+                        break
+                    ids = [v[0] for v in victims]
+                    for i in range(0, len(ids), 500):
+                        chunk = ids[i:i + 500]
+                        conn.execute(f"DELETE FROM {name} WHERE id IN ({', '.join('?' * len(chunk))})", chunk)
+                    note_deleted(conn, name, ids)
+                    # Samples up to there may be gone now: a rollup rebuild stops there.
+                    rollups_mod.record_prune(conn, max(v[1] for v in victims) + 1)
+                    lost = sum(1 for v in ids if v > mark) if count_unsent else 0
+                    if lost:
+                        conn.execute(_BUMP, ("store.dropped_unsent", lost, now_ms()))
                 deleted += len(ids)
-                if count_unsent:
-                    unsent += sum(1 for v in ids if v > mark)
-                last = max(v[1] for v in victims)
-                newest_deleted_ms = last if newest_deleted_ms is None else max(newest_deleted_ms, last)
-            if newest_deleted_ms is not None:
-                # Samples up to there may be gone now: a rollup rebuild stops there.
-                rollups_mod.record_prune(conn, newest_deleted_ms + 1)
-            if unsent:
-                conn.execute(_BUMP, ("store.dropped_unsent", unsent, now_ms()))
+                unsent += lost
+                want -= len(ids)
+                if len(ids) < ask:
+                    break
         return deleted, unsent
 
     # -- reading -------------------------------------------------------------
@@ -253,8 +342,14 @@ class Store:
         with self.db.core_reading(f"could not read {group} samples") as conn:
             return [dict(r) for r in conn.execute(query).mappings()]
 
+    def rows_kept(self, group: str) -> int:
+        """How many samples of a group are stored, from their ids (`rows_above`): the same figure as
+        `count` without reading the table."""
+        with self.db.reading(f"could not count {group} samples") as conn:
+            return rows_above(conn, schema.SAMPLE_TABLES[group], 0)
+
     def count(self, group: str) -> int:
-        """How many samples of a group are stored."""
+        """How many samples of a group are stored (counted: for tests and checks; see `rows_kept`)."""
         table = schema.sample_tables[group]
         with self.db.core_reading(f"could not count {group} samples") as conn:
             return conn.execute(select(func.count()).select_from(table)).scalar_one()

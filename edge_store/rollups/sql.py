@@ -183,7 +183,12 @@ WRITE_META = ("INSERT INTO rollup_meta (key, value) VALUES (:key, :value) "
 # A meta value that only grows (compared as integers).
 RAISE_META = ("INSERT INTO rollup_meta (key, value) VALUES (:key, :value) ON CONFLICT (key) "
               "DO UPDATE SET value = max(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER))")
-MAX_VERSION = "SELECT coalesce(max(version), 0) FROM rollup_daily"
+# The largest version without reading the table (migration 0006): triggers keep rollup_versions at
+# least the version of every row that is not open; the open rows (one per device) are a lookup in
+# their partial index.
+MAX_VERSION = ("SELECT max(coalesce((SELECT closed_max FROM rollup_versions WHERE id = 1), 0), "
+               "coalesce((SELECT max(version) FROM rollup_daily INDEXED BY ix_rollup_daily_open "
+               "WHERE open_minute_ms IS NOT NULL), 0))")
 OPEN_ROWIDS = "SELECT rowid FROM rollup_daily WHERE open_minute_ms IS NOT NULL"
 SET_VERSION = "UPDATE rollup_daily SET version = :version WHERE rowid = :rowid"
 
