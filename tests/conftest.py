@@ -3,6 +3,7 @@
 import pytest
 
 from edge_store import migrate
+from edge_store.rollups import RollupSettings
 from edge_store.store import Store
 from tests.support import KAMMTHAAR, Processes
 
@@ -40,3 +41,19 @@ def start_kammthaar(processes):
         return processes.start([*KAMMTHAAR, "--log-level", "debug", *args], name or args[0], env=env, **wait)
 
     return start
+
+
+@pytest.fixture
+def open_store(db_path):
+    """Stores with rollups in a given zone and gap on the test's database file, closed at teardown."""
+    opened = []
+
+    def _open(tz="Europe/Paris", max_gap_s=15.0):
+        s = Store(db_path, rollups=RollupSettings(tz, max_gap_s))
+        opened.append(s)
+        return s
+
+    yield _open
+    for s in opened:
+        s.close()
+

@@ -26,7 +26,10 @@ from pathlib import Path
 
 import pytest
 
+from edge_store.outbox import Outbox
+from replicator.influx_writer import V1Writer
 from replicator.influxql import InfluxQLReader
+from replicator.replicator import Replicator
 from tests.fault_proxy import FaultProxy
 from tests.samples import ZONE
 from tests.support import Process, clean_env, free_port
@@ -361,3 +364,12 @@ def assert_cloud_equals_store(reader, db_path, site: str) -> dict[str, int]:
     for name, _, _ in expected:
         counts[name] = counts.get(name, 0) + 1
     return counts
+
+
+def v1(influxd, database: str, **kw) -> V1Writer:
+    return V1Writer(influxd.url, database=database, **kw)
+
+
+def replicator_on(db_path, writer, **kw) -> Replicator:
+    kw.setdefault("site", SITE)
+    return Replicator(Outbox(db_path), writer, **kw)

@@ -1,21 +1,18 @@
 """Fleet deployment (ansible/): the real tools on the real role.
 
-ansible-lint (production profile) and the syntax check; site.yml really run
+(The static checks, lint included, are in test_ansible_static.py.) site.yml really run
 against localhost (connection local) into a throwaway root prefix, with
 `kammthaar_manage_system: false`, which skips only what needs the running
 system (apt, the system account in /etc, systemd and udev, /health); a second
 run that changes nothing; `systemd-analyze verify` on every unit the role
-rendered; the example inventory, vault included, rendering configs that
-edge_store.config accepts; and a three-host rollout gated by the /health of
+rendered; and a three-host rollout gated by the /health of
 the deployed site (simulator, collector and API run from the deployed venv).
 """
 
 from __future__ import annotations
 
-import grp
 import json
 import os
-import pwd
 import re
 import secrets
 import shutil
@@ -35,72 +32,7 @@ import yaml
 from edge_store import config
 from tests.support import Process, Processes, free_port, port_open
 
-REPO = Path(__file__).resolve().parents[1]
-ANSIBLE = REPO / "ansible"
-ROLE = ANSIBLE / "roles" / "kammthaar"
-EXAMPLE = ANSIBLE / "inventory" / "example"
-EXAMPLE_VAULT_PASSWORD = EXAMPLE / "vault-password.example"
-BIN = Path(sys.executable).parent  # ansible-core and ansible-lint come with the test extra
-UNITS = ("kammthaar-collect.service", "kammthaar-replicate.service", "kammthaar-api.service")
-
-# What the local run skips, and why: each needs the running system or real root.
-SKIPPED_LOCALLY = {
-    "Install the Debian packages kammthaar needs",  # apt on the real machine
-    "Create the kammthaar group",  # accounts live in the real /etc
-    "Create the kammthaar system user, in the groups that own the serial devices",
-    "Look up the units already installed",  # systemd: stopping the services before an upgrade
-    "Stop the services before the new version goes in (the collector first, it finishes its write)",
-    "Enable and start the services (stop and disable the ones switched off)",
-    "Wait until the API's /health answers 200 (with a fresh sample from the collector)",  # the API under systemd
-    "Reload systemd",  # handlers: systemd and udev
-    "Reload the udev rules",
-    "Apply the udev rules to the serial devices present",
-    "Restart the kammthaar services",
-}
-# Skipped in a first install on any system: no earlier install to replace, no older wheel.
-SKIPPED_ON_FIRST_INSTALL = {
-    "Reinstall kammthaar when the wheel changed under the same version number",
-    "Remove the wheels of earlier versions",
-}
-
-
-def ansible_env(home: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("KAMMTHAAR_", "ANSIBLE_"))}
-    env.update(
-        PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
-        ANSIBLE_CONFIG=str(ANSIBLE / "ansible.cfg"),
-        ANSIBLE_HOME=str(home),
-        ANSIBLE_LOCAL_TEMP=str(home / "tmp"),
-        ANSIBLE_NOCOLOR="1",
-        ANSIBLE_FORCE_COLOR="0",
-        PY_COLORS="0",
-    )
-    return env
-
-
-def run(argv: list[str], env: dict[str, str], timeout: int = 300) -> subprocess.CompletedProcess:
-    return subprocess.run(argv, cwd=ANSIBLE, env=env, capture_output=True, text=True, timeout=timeout)
-
-
-def recap(output: str) -> dict[str, int]:
-    match = re.search(r"^localhost\s+:\s+(.*)$", output.split("PLAY RECAP", 1)[1], re.M)
-    return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", match.group(1))}
-
-
-def task_statuses(output: str) -> dict[str, set[str]]:
-    """Each task or handler of the role, with the statuses it printed (ok, changed, skipping...)."""
-    statuses: dict[str, set[str]] = {}
-    current = None
-    for line in output.splitlines():
-        header = re.match(r"^(?:TASK|RUNNING HANDLER) \[kammthaar : (.*)\] \**$", line)
-        if header:
-            current = statuses.setdefault(header.group(1), set())
-        elif current is not None:
-            status = re.match(r"^(ok|changed|skipping|fatal|failed):", line)
-            if status:
-                current.add(status.group(1))
-    return statuses
-
+from tests.ansible_support import BIN, REPO, SKIPPED_LOCALLY, SKIPPED_ON_FIRST_INSTALL, UNITS, ansible_env, recap, run, task_statuses, current_account
 
 @dataclass
 class Deployment:
@@ -116,10 +48,6 @@ class Deployment:
     @property
     def config_file(self) -> Path:
         return self.root / "etc/kammthaar/kammthaar.toml"
-
-
-def current_account() -> tuple[str, str]:
-    return pwd.getpwuid(os.getuid()).pw_name, grp.getgrgid(os.getgid()).gr_name
 
 
 def copy_source(dest: Path) -> Path:
@@ -188,83 +116,6 @@ def deployment(tmp_path_factory) -> Deployment:
     second = run(argv, env)
     assert second.returncode == 0, second.stdout[-6000:] + second.stderr[-3000:]
     return Deployment(root, first, second, vault_values)
-
-
-# -- static checks -----------------------------------------------------------------------
-
-def test_role_has_one_documented_variable_per_config_setting():
-    defaults = yaml.safe_load((ROLE / "defaults/main.yml").read_text())
-    specs = yaml.safe_load((ROLE / "meta/argument_specs.yml").read_text())["argument_specs"]["main"]["options"]
-    defaults_text = (ROLE / "defaults/main.yml").read_text()
-    names = {f"kammthaar_{s.section}_{s.key}": s for s in config.SETTINGS}
-    # Pi-specific values (or computed ones) instead of the application's defaults.
-    differs_on_a_pi = {"kammthaar_site_id", "kammthaar_site_timezone", "kammthaar_store_path", "kammthaar_modbus_port"}
-    for name, setting in names.items():
-        assert name in specs, f"{name} missing from meta/argument_specs.yml"
-        assert f"[{setting.section}] {setting.key}" in defaults_text, f"{name} undocumented in defaults/main.yml"
-        if setting.secret:
-            assert name not in defaults, f"{name} is a secret: no default, it comes from ansible-vault"
-            assert specs[name].get("no_log") is True
-            continue
-        assert name in defaults, f"{name} missing from defaults/main.yml"
-        if name not in differs_on_a_pi:
-            assert defaults[name] == setting.default, f"{name}: role default {defaults[name]!r} != {setting.default!r}"
-    prefixes = tuple(f"kammthaar_{section}_" for section in config.SECTIONS)
-    stale = {n for n in list(defaults) + list(specs) if n.startswith(prefixes) and n not in names}
-    assert not stale, f"variables named like config keys that edge_store/config.py does not have: {stale}"
-    # Every variable is typed and described; defaults given in the spec are the role's.
-    assert set(defaults) <= set(specs)
-    for name, spec in specs.items():
-        assert spec.get("description") and spec.get("type"), name
-        if "default" in spec:
-            assert spec["default"] == defaults[name], name
-
-
-def test_ansible_lint_passes_with_the_production_profile(tmp_path):
-    env = ansible_env(tmp_path)
-    env["ANSIBLE_VAULT_PASSWORD_FILE"] = str(EXAMPLE_VAULT_PASSWORD)  # lints the example vault files too
-    result = run([str(BIN / "ansible-lint"), "--profile", "production", "--offline", "--nocolor"], env)
-    output = result.stdout + result.stderr
-    print(output)
-    assert result.returncode == 0, output
-    assert "Profile 'production' was required, and it passed." in output
-
-
-def test_site_playbook_passes_the_syntax_check(tmp_path):
-    result = run([str(BIN / "ansible-playbook"), "-i", str(EXAMPLE), "--vault-password-file", str(EXAMPLE_VAULT_PASSWORD),
-                  "--syntax-check", "site.yml"], ansible_env(tmp_path))
-    print(result.stdout + result.stderr)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "playbook: site.yml" in result.stdout
-
-
-def test_example_inventory_renders_configs_and_units_for_each_site(tmp_path):
-    """The example hosts' vars and vault files (throwaway password) give valid configs and collector units."""
-    user, group = current_account()
-    extra = tmp_path / "local.yml"
-    extra.write_text(yaml.safe_dump({
-        "kammthaar_root": str(tmp_path / "{{ inventory_hostname }}"),
-        "kammthaar_manage_system": False,
-        "kammthaar_user": user, "kammthaar_group": group,
-        "kammthaar_admin_user": user, "kammthaar_admin_group": group,
-        "ansible_connection": "local", "ansible_python_interpreter": sys.executable, "ansible_become": False,
-    }))
-    result = run([str(BIN / "ansible-playbook"), "-i", str(EXAMPLE), "--vault-password-file", str(EXAMPLE_VAULT_PASSWORD),
-                  "-e", f"@{extra}", "-e", "kammthaar_batch_size=3", "--tags", "config,systemd", "site.yml"], ansible_env(tmp_path / "home"))
-    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-3000:]
-    hosts = yaml.safe_load((EXAMPLE / "hosts.yml").read_text())["kammthaar"]["hosts"]
-    assert len(hosts) >= 2
-    for host in hosts:
-        cfg = config.load(str(tmp_path / host / "etc/kammthaar/kammthaar.toml"), environ={})
-        assert cfg.site.id == host
-        assert len(cfg.api.jwt_secret) >= 32
-        if cfg.cloud.url:
-            assert cfg.cloud.token or cfg.cloud.password
-        # The collector is bound to the configured device, named as systemd names it.
-        device_unit = subprocess.run(["systemd-escape", "--path", "--suffix=device", str(cfg.modbus.port)],
-                                     capture_output=True, text=True, check=True).stdout.strip()
-        unit = (tmp_path / host / "etc/systemd/system/kammthaar-collect.service").read_text()
-        assert f"\nBindsTo={device_unit}\n" in unit and f"\nDeviceAllow={cfg.modbus.port} rw\n" in unit, host
 
 
 # -- the local run ----------------------------------------------------------------------------

@@ -19,9 +19,8 @@ from edge_store.outbox import BY_NAME, STREAMS, Outbox
 from edge_store.registers import LIVE, STATS
 from edge_store.rollups import sql as rollup_sql
 from edge_store.rollups.rebuild import rebuild
-from edge_store.store import Store
 from tests.samples import LIVE_VALUES, STATS_VALUES
-from tests.test_rollups import HOUR, PARIS, daily, local_ms, monthly, open_store  # noqa: F401 (a fixture)
+from tests.rollup_rows import HOUR, PARIS, daily, local_ms, monthly
 
 SAMPLE_TABLES = ("live_samples", "device_statistics", "device_settings", "device_clock")
 NEVER_SCANNED = (*SAMPLE_TABLES, "rollup_minute")

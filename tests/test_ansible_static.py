@@ -1,0 +1,88 @@
+"""The Ansible role without running it: one variable per setting, ansible-lint, the syntax check, the example inventory rendered."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import yaml
+
+from edge_store import config
+
+from tests.ansible_support import BIN, EXAMPLE, EXAMPLE_VAULT_PASSWORD, ROLE, ansible_env, run, current_account
+
+# -- static checks -----------------------------------------------------------------------
+
+def test_role_has_one_documented_variable_per_config_setting():
+    defaults = yaml.safe_load((ROLE / "defaults/main.yml").read_text())
+    specs = yaml.safe_load((ROLE / "meta/argument_specs.yml").read_text())["argument_specs"]["main"]["options"]
+    defaults_text = (ROLE / "defaults/main.yml").read_text()
+    names = {f"kammthaar_{s.section}_{s.key}": s for s in config.SETTINGS}
+    # Pi-specific values (or computed ones) instead of the application's defaults.
+    differs_on_a_pi = {"kammthaar_site_id", "kammthaar_site_timezone", "kammthaar_store_path", "kammthaar_modbus_port"}
+    for name, setting in names.items():
+        assert name in specs, f"{name} missing from meta/argument_specs.yml"
+        assert f"[{setting.section}] {setting.key}" in defaults_text, f"{name} undocumented in defaults/main.yml"
+        if setting.secret:
+            assert name not in defaults, f"{name} is a secret: no default, it comes from ansible-vault"
+            assert specs[name].get("no_log") is True
+            continue
+        assert name in defaults, f"{name} missing from defaults/main.yml"
+        if name not in differs_on_a_pi:
+            assert defaults[name] == setting.default, f"{name}: role default {defaults[name]!r} != {setting.default!r}"
+    prefixes = tuple(f"kammthaar_{section}_" for section in config.SECTIONS)
+    stale = {n for n in list(defaults) + list(specs) if n.startswith(prefixes) and n not in names}
+    assert not stale, f"variables named like config keys that edge_store/config.py does not have: {stale}"
+    # Every variable is typed and described; defaults given in the spec are the role's.
+    assert set(defaults) <= set(specs)
+    for name, spec in specs.items():
+        assert spec.get("description") and spec.get("type"), name
+        if "default" in spec:
+            assert spec["default"] == defaults[name], name
+
+
+def test_ansible_lint_passes_with_the_production_profile(tmp_path):
+    env = ansible_env(tmp_path)
+    env["ANSIBLE_VAULT_PASSWORD_FILE"] = str(EXAMPLE_VAULT_PASSWORD)  # lints the example vault files too
+    result = run([str(BIN / "ansible-lint"), "--profile", "production", "--offline", "--nocolor"], env)
+    output = result.stdout + result.stderr
+    print(output)
+    assert result.returncode == 0, output
+    assert "Profile 'production' was required, and it passed." in output
+
+
+def test_site_playbook_passes_the_syntax_check(tmp_path):
+    result = run([str(BIN / "ansible-playbook"), "-i", str(EXAMPLE), "--vault-password-file", str(EXAMPLE_VAULT_PASSWORD),
+                  "--syntax-check", "site.yml"], ansible_env(tmp_path))
+    print(result.stdout + result.stderr)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "playbook: site.yml" in result.stdout
+
+
+def test_example_inventory_renders_configs_and_units_for_each_site(tmp_path):
+    """The example hosts' vars and vault files (throwaway password) give valid configs and collector units."""
+    user, group = current_account()
+    extra = tmp_path / "local.yml"
+    extra.write_text(yaml.safe_dump({
+        "kammthaar_root": str(tmp_path / "{{ inventory_hostname }}"),
+        "kammthaar_manage_system": False,
+        "kammthaar_user": user, "kammthaar_group": group,
+        "kammthaar_admin_user": user, "kammthaar_admin_group": group,
+        "ansible_connection": "local", "ansible_python_interpreter": sys.executable, "ansible_become": False,
+    }))
+    result = run([str(BIN / "ansible-playbook"), "-i", str(EXAMPLE), "--vault-password-file", str(EXAMPLE_VAULT_PASSWORD),
+                  "-e", f"@{extra}", "-e", "kammthaar_batch_size=3", "--tags", "config,systemd", "site.yml"], ansible_env(tmp_path / "home"))
+    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-3000:]
+    hosts = yaml.safe_load((EXAMPLE / "hosts.yml").read_text())["kammthaar"]["hosts"]
+    assert len(hosts) >= 2
+    for host in hosts:
+        cfg = config.load(str(tmp_path / host / "etc/kammthaar/kammthaar.toml"), environ={})
+        assert cfg.site.id == host
+        assert len(cfg.api.jwt_secret) >= 32
+        if cfg.cloud.url:
+            assert cfg.cloud.token or cfg.cloud.password
+        # The collector is bound to the configured device, named as systemd names it.
+        device_unit = subprocess.run(["systemd-escape", "--path", "--suffix=device", str(cfg.modbus.port)],
+                                     capture_output=True, text=True, check=True).stdout.strip()
+        unit = (tmp_path / host / "etc/systemd/system/kammthaar-collect.service").read_text()
+        assert f"\nBindsTo={device_unit}\n" in unit and f"\nDeviceAllow={cfg.modbus.port} rw\n" in unit, host
