@@ -107,6 +107,28 @@ def get_ok(client, path: str, source: str | None):
     return resp.json()
 
 
+def error_answers(client, cloud) -> dict:
+    """One request per error status of the contract (503 from a cloud source that cannot be reached)."""
+    return {
+        400: client.get("/battery/last/24h/voltage?every=7m", token=client.token),
+        401: client.get("/battery/last"),
+        404: client.get("/no/such/path", token=client.token),
+        405: client.request("DELETE", "/battery/last", token=client.token),
+        503: cloud.get("/serveur/infos", token=cloud.login()),
+    }
+
+
+def request_headers(headers: dict | None, json_body, body: bytes | None, token: str | None) -> tuple[dict, bytes | None]:
+    """The headers and body of a test request: JSON encoded, the bearer token set."""
+    hdrs = dict(headers or {})
+    if json_body is not None:
+        body = json.dumps(json_body).encode()
+        hdrs.setdefault("Content-Type", "application/json")
+    if token is not None:
+        hdrs["Authorization"] = f"Bearer {token}"
+    return hdrs, body
+
+
 def assert_one_error_shape(answers: dict) -> None:
     """Each answer (by its expected status) is JSON {"error", "message"}; 404, 405 and 503 as the contract says."""
     for code, resp in answers.items():
@@ -131,12 +153,7 @@ class Client(Calls):
         parts = urllib.parse.urlsplit(self.base_url)
         conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout_s,
                                           source_address=(self.source_address, 0) if self.source_address else None)
-        hdrs = dict(headers or {})
-        if json_body is not None:
-            body = json.dumps(json_body).encode()
-            hdrs.setdefault("Content-Type", "application/json")
-        if token is not None:
-            hdrs["Authorization"] = f"Bearer {token}"
+        hdrs, body = request_headers(headers, json_body, body, token)
         jar = {**self.cookies, **(cookies or {})}
         if jar:
             hdrs["Cookie"] = "; ".join(f"{k}={v}" for k, v in jar.items())

@@ -12,7 +12,6 @@ through the real Store (the local source) and the influxd the real replicator fi
 
 from __future__ import annotations
 
-import json
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -31,7 +30,7 @@ from edge_store.store import Store, now_ms
 from replicator.influxql import InfluxQLReader
 from replicator.replicator import Replicator
 from replicator.influx_writer import V1Writer
-from tests.fixtures_api import DEVICE, SECRET, SITE, Calls, Response, add_user
+from tests.fixtures_api import DEVICE, SECRET, SITE, Calls, Response, add_user, request_headers
 from tests.samples import GROUPS, ZONE, expected_values
 
 ORIGIN = "http://localhost:4200"
@@ -76,12 +75,7 @@ class AppClient(Calls):
     def request(self, method: str, path: str, *, json_body=None, body: bytes | None = None, headers=None,
                 token: str | None = None, cookies: dict | None = None) -> Response:
         path, _, query = path.partition("?")
-        hdrs = dict(headers or {})
-        if json_body is not None:
-            body = json.dumps(json_body).encode()
-            hdrs.setdefault("Content-Type", "application/json")
-        if token is not None:
-            hdrs["Authorization"] = f"Bearer {token}"
+        hdrs, body = request_headers(headers, json_body, body, token)
         result = self._client.simulate_request(method, path, query_string=query or None, headers=hdrs, body=body,
                                                cookies=cookies, remote_addr=self.remote_addr)
         return Response(result.status_code, {k.lower(): v for k, v in result.headers.items()}, [], result.content)

@@ -184,6 +184,15 @@ class Process:
             self.proc.kill()
         return None if self.proc is None else self.proc.wait(30)
 
+    def interrupt(self, timeout_s: float = 30.0) -> int:
+        """SIGINT, as Ctrl-C on a terminal, and its exit code; killed (and TimeoutExpired raised) if it hangs."""
+        self.send_signal(signal.SIGINT)
+        try:
+            return self.proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            raise
+
     def stop(self, timeout_s: float = 15.0) -> int | None:
         """SIGTERM (after SIGCONT: a frozen process too), then SIGKILL if it has not exited within `timeout_s`."""
         if self.proc is None:

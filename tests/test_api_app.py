@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from tests.fixtures_api import assert_one_error_shape
+from tests.fixtures_api import assert_one_error_shape, error_answers
 from tests.fixtures_app import ORIGIN
 
 CONTRACT_PATHS = [
@@ -39,13 +39,7 @@ def client(site):
 
 def test_every_error_is_json_in_one_shape(client, site):
     cloud = site.cloud.client()
-    answers = {
-        400: client.get("/battery/last/24h/voltage?every=7m", token=client.token),
-        401: client.get("/battery/last"),
-        404: client.get("/no/such/path", token=client.token),
-        405: client.request("DELETE", "/battery/last", token=client.token),
-        503: cloud.get("/serveur/infos", token=cloud.login()),
-    }
+    answers = error_answers(client, cloud)
     assert_one_error_shape(answers)
     assert answers[405].json()["message"] == "DELETE is not allowed on /battery/last"
     assert answers[401].headers["www-authenticate"] == 'Bearer realm="kammthaar"'

@@ -8,13 +8,12 @@ import os
 import re
 import select
 import signal
-import subprocess
 import time
 
 import pytest
 
 from edge_store.store import Store
-from tests.fixtures_api import PASSWORD, USER, Client, assert_one_error_shape
+from tests.fixtures_api import PASSWORD, USER, Client, assert_one_error_shape, error_answers
 from tests.support import KAMMTHAAR, REPO, clean_env, free_port, kammthaar
 
 
@@ -29,13 +28,7 @@ def client(local_api):
 
 def test_every_error_is_json_in_one_shape(client, cloud_api):
     cloud = cloud_api.client()
-    answers = {
-        400: client.get("/battery/last/24h/voltage?every=7m", token=client.token),
-        401: client.get("/battery/last"),
-        404: client.get("/no/such/path", token=client.token),
-        405: client.request("DELETE", "/battery/last", token=client.token),
-        503: cloud.get("/serveur/infos", token=cloud.login()),
-    }
+    answers = error_answers(client, cloud)
     assert_one_error_shape(answers)
     # JSON whatever the client prefers.
     html = client.get("/nope", headers={"Accept": "text/html"})
@@ -142,12 +135,7 @@ def test_demo_starts_the_api_and_prints_its_url_and_login_once(tmp_path, process
             time.sleep(0.2)
         assert resp.source == "local"
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            raise
+        proc.interrupt()
     assert proc.returncode == 0
     with pytest.raises(OSError):
         Client(f"http://127.0.0.1:{api_port}").get("/health", timeout_s=2)  # the API stopped with it

@@ -4,8 +4,6 @@ rollups before the demo starts, so the 24 h charts and the statistics answer at 
 from __future__ import annotations
 
 import re
-import signal
-import subprocess
 
 from datetime import datetime, timezone
 
@@ -83,12 +81,7 @@ def test_demo_with_history_answers_charts_and_statistics_at_once(tmp_path, proce
         last = c.get("/solarData/last", token=token).json()
         assert "date" in last
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            raise
+        proc.interrupt()
     assert proc.returncode == 0
 
 
