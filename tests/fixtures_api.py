@@ -129,6 +129,20 @@ def request_headers(headers: dict | None, json_body, body: bytes | None, token: 
     return hdrs, body
 
 
+def assert_health(body: dict, cloud: dict) -> None:
+    """/health of a local-first API with a fresh collector and a caught-up replicator, and of a cloud-only one."""
+    assert body["status"] == "ok" and body["sources"] == ["local", "cloud"]
+    assert body["store"]["reachable"] is True and body["store"]["size_bytes"] > 0
+    assert body["collector"]["fresh"] is True and body["collector"]["source"] == "local"
+    assert 0 <= body["collector"]["age_s"] <= body["collector"]["fresh_within_s"] * 50
+    rep = body["replicator"]
+    assert isinstance(rep["backlog_rows"], int) and rep["backlog_rows"] >= 0 and rep["last_success"] is not None
+    assert rep["blocked"] is None and rep["last_error"] is None
+    assert body["cloud"] == {"configured": True, "reachable": True}
+    assert cloud["store"]["configured"] is False and cloud["replicator"] is None
+    assert cloud["collector"]["source"] == "cloud" and cloud["cloud"]["reachable"] is True
+
+
 def assert_one_error_shape(answers: dict) -> None:
     """Each answer (by its expected status) is JSON {"error", "message"}; 404, 405 and 503 as the contract says."""
     for code, resp in answers.items():
