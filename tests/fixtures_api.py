@@ -260,13 +260,18 @@ class Edge:
         return clean_env(**settings)
 
     def start(self) -> "Edge":
-        self.pair.plug()
-        self.sim.start(ready_line=SIMULATOR_READY, timeout_s=15)
-        self.collector.start(ready=lambda: all(rows_in(self.db, t) >= n for t, n in (
-            ("live_samples", 20), ("device_statistics", 2), ("device_settings", 2), ("device_clock", 2))),
-            timeout_s=60)
-        add_user(self.db)
-        self.replicate()
+        """Simulator, collector, a user and a first replication; whatever started is stopped if a step fails."""
+        try:
+            self.pair.plug()
+            self.sim.start(ready_line=SIMULATOR_READY, timeout_s=15)
+            self.collector.start(ready=lambda: all(rows_in(self.db, t) >= n for t, n in (
+                ("live_samples", 20), ("device_statistics", 2), ("device_settings", 2), ("device_clock", 2))),
+                timeout_s=60)
+            add_user(self.db)
+            self.replicate()
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def replicate(self, **extra) -> None:
