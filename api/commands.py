@@ -39,19 +39,27 @@ def read_password(prompt: str = "password: ") -> str:
     return line[:-1] if line.endswith("\n") else line
 
 
-def cmd_user(args) -> int:
+def _users(args):
+    """The users of the configured store, migrated first."""
     from edge_store import migrate
 
     from .users import Users
 
     cfg = config.load(args.config)
     migrate.ensure_schema(cfg.store.path)
-    users = Users(cfg.store.path)
+    return Users(cfg.store.path)
+
+
+def _when(ms: int | None) -> str:
+    return "never" if ms is None else datetime.fromtimestamp(ms / 1000).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def cmd_user(args) -> int:
+    users = _users(args)
     try:
         if args.action == "list":
             for u in users.list():
-                changed = datetime.fromtimestamp(u.password_changed_ms / 1000).strftime("%Y-%m-%d %H:%M:%S")
-                print(f"{u.username}\tpassword changed {changed}")
+                print(f"{u.username}\tpassword changed {_when(u.password_changed_ms)}")
             return 0
         if not args.name:
             raise ConfigError(f"`kammthaar user {args.action}` needs a user NAME")
@@ -69,19 +77,10 @@ def cmd_user(args) -> int:
         users.close()
 
 
-def _when(ms: int | None) -> str:
-    return "never" if ms is None else datetime.fromtimestamp(ms / 1000).strftime("%Y-%m-%d %H:%M:%S")
-
-
 def cmd_token(args) -> int:
-    from edge_store import migrate
-
     from .machine_tokens import MachineTokens
-    from .users import Users
 
-    cfg = config.load(args.config)
-    migrate.ensure_schema(cfg.store.path)
-    users = Users(cfg.store.path)
+    users = _users(args)
     tokens = MachineTokens(users.engine)
     try:
         if args.action == "list":

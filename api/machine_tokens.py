@@ -22,7 +22,7 @@ import re
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, delete, insert, select, update
+from sqlalchemy import Engine, bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from edge_store.db import core_reading, core_writing
@@ -31,7 +31,7 @@ from edge_store.schema import machine_tokens
 from edge_store.store import now_ms
 
 from .errors import Unauthorized
-from .users import UserError
+from .users import Prepared, UserError
 
 log = logging.getLogger("kammthaar.api")
 
@@ -60,6 +60,8 @@ def digest(token: str) -> str:
 
 _COLUMNS = (machine_tokens.c.name, machine_tokens.c.scope, machine_tokens.c.created_ms,
             machine_tokens.c.last_used_ms)
+# Every request a machine token opens looks it up: compiled once (api/users.py `Prepared`).
+_BY_HASH = select(*_COLUMNS).where(machine_tokens.c.token_hash == bindparam("token_hash"))
 
 
 class MachineTokens:
@@ -68,6 +70,7 @@ class MachineTokens:
     def __init__(self, engine: Engine, *, clock_ms=now_ms):
         self._engine = engine
         self._clock_ms = clock_ms
+        self._by_hash = Prepared(_BY_HASH, engine)
 
     def create(self, name: str, scope: str) -> str:
         """A new token for `name` with `scope`: the secret, to be shown once."""
@@ -99,11 +102,10 @@ class MachineTokens:
     def check(self, token: str) -> MachineToken:
         """The token's row; Unauthorized when no such token exists (never created, or revoked)."""
         t = machine_tokens
-        with core_reading(self._engine, "cannot read the machine tokens") as conn:
-            row = conn.execute(select(*_COLUMNS).where(t.c.token_hash == digest(token))).first()
-        if row is None:
+        rows = self._by_hash.rows("cannot read the machine tokens", token_hash=digest(token))
+        if not rows:
             raise Unauthorized("the machine token is not valid (unknown or revoked)")
-        found = MachineToken(*row)
+        found = MachineToken(*rows[0])
         now = self._clock_ms()
         if found.last_used_ms is None or now - found.last_used_ms >= LAST_USED_EVERY_MS:
             try:

@@ -30,7 +30,7 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Any, Callable, Iterable
 
 from edge_store import schema
-from edge_store.db import Database
+from edge_store.db import Database, dicts
 from edge_store.catalogue import EPEVER_TRACER, Catalogue
 from edge_store.catalogue.rollup_figures import DAY, FIGURES, MONTH, PERIOD_FIELD, Figure, answer_row
 from edge_store.errors import KammthaarError, StoreError
@@ -76,9 +76,7 @@ class LocalSource:
         return self.db.query(self._what, sql, params if isinstance(params, dict) else tuple(params)).fetchall()
 
     def _dicts(self, sql: str, params: Iterable = ()) -> list[dict]:
-        cur = self.db.query(self._what, sql, tuple(params))
-        names = [d[0] for d in cur.description]
-        return [dict(zip(names, r)) for r in cur.fetchall()]
+        return dicts(self.db.query(self._what, sql, tuple(params)))
 
     def _row_dict(self, sql: str, params: Iterable = ()) -> dict | None:
         rows = self._dicts(sql, params)

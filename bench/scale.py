@@ -95,16 +95,13 @@ class Probe:
     def __init__(self, path: Path, clock_ms: int):
         self.path = path
         self.clock_ms = clock_ms
-        users = Users(path)
-        if users.get(USER) is None:
-            users.add(USER, PASSWORD)
-        users.close()
         self.local = LocalSource(str(path), site=SITE, device=DEVICE)
         settings = Settings(site=SITE, device=DEVICE, timezone=ZONE, interval_s=5.0, slow_interval_s=60.0,
                             jwt_secret=SECRET, cookie_secure=False, store_path=str(path),
                             access_ttl_s=400 * 86_400)  # the app's clock is the data's, days behind PyJWT's
         self.users = Users(path)
-        self.users.connect()
+        if self.users.get(USER) is None:
+            self.users.add(USER, PASSWORD)
         self.client = falcon.testing.TestClient(create_app(settings, Sources([self.local]), self.users,
                                                            clock_ms=lambda: self.clock_ms))
         resp = self.client.simulate_post("/login", json={"username": USER, "password": PASSWORD})

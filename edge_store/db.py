@@ -63,6 +63,12 @@ def translate(exc: BaseException, what: str) -> StoreError:
     return StoreError(f"{what}: {orig}", retryable=retryable)
 
 
+def dicts(cur: sqlite3.Cursor) -> list[dict]:
+    """The cursor's remaining rows as dicts keyed by column name."""
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, row)) for row in cur.fetchall()]
+
+
 @contextmanager
 def translated(what: str, driver_errors: tuple[type[BaseException], ...] = ()) -> Iterator[None]:
     """Driver errors raised inside come out as StoreError (see `translate`); `driver_errors` adds

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-from .db import Database
+from .db import Database, dicts
 from .rollups import sql as rollup_sql
-from .store import FIRST_ABOVE, now_ms, rows_above
+from .store import BUMP_COUNTER, FIRST_ABOVE, now_ms, rows_above
 
 DEAD_LETTERS_KEPT = 10_000
 
@@ -84,9 +84,6 @@ def _changed(conn: sqlite3.Connection, position: int, **more) -> dict[str, Any]:
     return {"position": position, "closed": closed[0] if closed else position + 1, **more}
 
 
-def _dicts(cur: sqlite3.Cursor) -> list[dict[str, Any]]:
-    names = [d[0] for d in cur.description]
-    return [dict(zip(names, row)) for row in cur.fetchall()]
 
 
 class Outbox:
@@ -129,13 +126,13 @@ class Outbox:
         """Up to `limit` rows of a stream with a key above `position`, in key order."""
         with self._reading() as conn:
             if stream.name == "rollup_daily":
-                return _dicts(conn.execute(CHANGED_DAYS, _changed(conn, position, limit=limit)))
+                return dicts(conn.execute(CHANGED_DAYS, _changed(conn, position, limit=limit)))
             if stream.name == "rollup_monthly":
                 # Each changed month alone: the view computes one month through its index.
                 keys = conn.execute(CHANGED_MONTHS, _changed(conn, position)).fetchall()
-                rows = [r for k in keys for r in _dicts(conn.execute(MONTH_ROW, k)) if r["version"] > position]
+                rows = [r for k in keys for r in dicts(conn.execute(MONTH_ROW, k)) if r["version"] > position]
                 return sorted(rows, key=lambda r: r["version"])[:limit]
-            return _dicts(conn.execute(
+            return dicts(conn.execute(
                 f"SELECT * FROM {stream.name} WHERE {stream.key} > ? ORDER BY {stream.key} LIMIT ?",
                 (position, limit)))
 
@@ -147,7 +144,7 @@ class Outbox:
     def dead_letters(self, limit: int = 100) -> list[dict[str, Any]]:
         """The newest dead letters, newest first."""
         with self._reading() as conn:
-            return _dicts(conn.execute(
+            return dicts(conn.execute(
                 "SELECT id, ts_ms, stream, row_key, status, message, line FROM replication_dead_letters "
                 "ORDER BY id DESC LIMIT ?", (limit,)))
 
@@ -253,7 +250,4 @@ class Outbox:
 
 
 def _bump(conn: sqlite3.Connection, name: str, by: int, ts_ms: int) -> None:
-    conn.execute(
-        "INSERT INTO counters (name, value, updated_ms) VALUES (?, ?, ?) "
-        "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value, updated_ms = excluded.updated_ms",
-        (name, by, ts_ms))
+    conn.execute(BUMP_COUNTER, (name, by, ts_ms))

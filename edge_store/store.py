@@ -30,7 +30,7 @@ def now_ms() -> int:
 _SAMPLE_TABLE_NAMES = tuple(t.name for t in schema.sample_tables.values())
 # The replication watermark of a stream ? (0 before anything was sent), as a scalar subquery.
 _WATERMARK = "(SELECT coalesce(max(position), 0) FROM replication_watermarks WHERE stream = ?)"
-_BUMP = ("INSERT INTO counters (name, value, updated_ms) VALUES (?, ?, ?) "
+BUMP_COUNTER = ("INSERT INTO counters (name, value, updated_ms) VALUES (?, ?, ?) "
          "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value, updated_ms = excluded.updated_ms")
 
 
@@ -95,7 +95,6 @@ class Store:
                  rollups: RollupSettings | None = None, busy_timeout_ms: int = BUSY_TIMEOUT_MS):
         self.db = Database(path, readonly=readonly, synchronous=synchronous, busy_timeout_ms=busy_timeout_ms)
         self.path = self.db.path
-        self.readonly = readonly
         # With settings, daily/monthly statistics and minute buckets are kept in the
         # transaction that stores each sample (edge_store/rollups/).
         self.rollups = rollups_mod.Rollups(rollups) if rollups is not None else None
@@ -169,12 +168,12 @@ class Store:
         with self.db.writing("could not record error") as conn:
             conn.execute("INSERT INTO collector_errors (ts_ms, device, kind, block, detail) VALUES (?, ?, ?, ?, ?)",
                          (ts_ms, device, kind, block, detail[:500]))
-            conn.execute(_BUMP, (f"modbus_errors.{kind}", 1, ts_ms))
+            conn.execute(BUMP_COUNTER, (f"modbus_errors.{kind}", 1, ts_ms))
 
     def increment(self, name: str, by: int = 1) -> None:
         """Add to a named counter (created at zero)."""
         with self.db.writing(f"could not update counter {name}") as conn:
-            conn.execute(_BUMP, (name, by, now_ms()))
+            conn.execute(BUMP_COUNTER, (name, by, now_ms()))
 
     def prune(self, before_ms: int, *, keep_unsent: bool = False, chunk_rows: int = PRUNE_CHUNK_ROWS) -> int:
         """Delete samples, error lines and minute buckets older than `before_ms`; return rows deleted.
@@ -267,12 +266,12 @@ class Store:
         reused, so the file stops growing. Returns {"pruned": n, "dropped_unsent": m}.
         """
         out = {"pruned": 0, "dropped_unsent": 0}
-        if self.used_bytes() <= max_bytes:
+        used = self.used_bytes()
+        if used <= max_bytes:
             return out
         goal = max_bytes * target
         for sent_only in ((True, False) if keep_unsent else (False,)):
             for _ in range(8):
-                used = self.used_bytes()
                 if used <= goal:
                     return out
                 freed = self._delete_oldest((used - goal) / used, sent_only=sent_only, count_unsent=keep_unsent)
@@ -280,6 +279,7 @@ class Store:
                     break
                 out["pruned"] += freed[0]
                 out["dropped_unsent"] += freed[1]
+                used = self.used_bytes()
         return out
 
     def _delete_oldest(self, fraction: float, *, sent_only: bool, count_unsent: bool) -> tuple[int, int]:
@@ -308,7 +308,7 @@ class Store:
                     rollups_mod.record_prune(conn, max(v[1] for v in victims) + 1)
                     lost = sum(1 for v in ids if v > mark) if count_unsent else 0
                     if lost:
-                        conn.execute(_BUMP, ("store.dropped_unsent", lost, now_ms()))
+                        conn.execute(BUMP_COUNTER, ("store.dropped_unsent", lost, now_ms()))
                 deleted += len(ids)
                 unsent += lost
                 want -= len(ids)

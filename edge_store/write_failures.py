@@ -71,17 +71,15 @@ class WriteFailures:
 
     @staticmethod
     def _allocate(path: str) -> int | None:
+        fd = None
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as exc:
-            log.warning("cannot keep the write state in %s (%s): it lives in the log only", path, exc.strerror)
-            return None
-        try:
             if os.fstat(fd).st_size != STATE_BYTES:
                 os.ftruncate(fd, 0)
                 os.posix_fallocate(fd, 0, STATE_BYTES)  # the blocks, now, while there is room
         except OSError as exc:
-            os.close(fd)
+            if fd is not None:
+                os.close(fd)
             log.warning("cannot keep the write state in %s (%s): it lives in the log only", path, exc.strerror)
             return None
         return fd

@@ -36,6 +36,7 @@ from typing import Any, Callable, Mapping
 from influxdb_client import Point, WritePrecision
 
 from edge_store.catalogue import BOOLEAN, EPEVER_TRACER, FLOAT, STRING, Catalogue  # noqa: F401 (the types)
+from edge_store.catalogue.fields import as_float
 from edge_store.catalogue.rollup_figures import DAY, FIGURES, MONTH, PERIOD_FIELD
 from edge_store.registers import CLOCK, LIVE, SETTINGS, STATS
 
@@ -55,9 +56,6 @@ SAMPLE_STREAMS = {LIVE_STREAM: LIVE, STATS_STREAM: STATS, SETTINGS_STREAM: SETTI
 TIME_COLUMN = {DAILY_STREAM: "start_ms", MONTHLY_STREAM: "start_ms"}
 
 
-def _f(value: Any) -> float | None:
-    # + 0.0 turns -0.0 into 0.0: one zero, one text for it.
-    return None if value is None else float(value) + 0.0
 
 
 @dataclass(frozen=True)
@@ -111,7 +109,7 @@ def from_catalogue(catalogue: Catalogue, group: str) -> tuple[Measurement, ...]:
 def _rollup(period: str) -> Measurement:
     """A rollup row as the API's statistics object: every figure a float, the period as a string."""
     def scaled(divisor: int) -> Callable[[Any], float | None]:
-        return _f if divisor == 1 else lambda v: None if v is None else v / divisor
+        return as_float if divisor == 1 else lambda v: None if v is None else v / divisor
 
     field = PERIOD_FIELD[period]
     inputs = (period, *(f.column for f in FIGURES))

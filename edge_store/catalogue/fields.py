@@ -30,7 +30,7 @@ def code_name(meanings: Mapping[int, str], code: int) -> str:
     return meanings.get(code, f"UNKNOWN_{code}")
 
 
-def _float(value: Any) -> float | None:
+def as_float(value: Any) -> float | None:
     # + 0.0 turns -0.0 into 0.0: one zero, one text for it.
     return None if value is None else float(value) + 0.0
 
@@ -105,7 +105,7 @@ class Field:
                 return lambda word: bool((int(word) >> shift) & mask)
             return (lambda flag: not flag) if self.invert else bool
         if self.type in (FLOAT, INTEGER):
-            return _float
+            return as_float
         return str
 
     def from_influx(self) -> Callable[[Any], Any]:
