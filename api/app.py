@@ -18,6 +18,7 @@ import falcon
 from edge_store.store import now_ms
 
 from . import errors
+from .access import Access
 from .auth import AuthMiddleware, Cookies, Tokens
 from .machine import Machine
 from .machine_tokens import MachineTokens
@@ -65,8 +66,8 @@ class Settings:
 
 
 class Api:
-    """What the resources share: settings, sources, users, tokens (users' and machines'), cookies, metrics,
-    the clock."""
+    """What the resources share: settings, sources, users, who sees which site, tokens (users' and
+    machines'), cookies, metrics, the clock."""
 
     def __init__(self, settings: Settings, sources: Sources, users: Users, clock_ms: Callable[[], int]):
         self.settings = settings
@@ -76,6 +77,7 @@ class Api:
         self.tokens = Tokens(settings.jwt_secret, access_ttl_s=settings.access_ttl_s,
                              refresh_ttl_s=settings.refresh_ttl_s, users=users, clock_s=lambda: clock_ms() / 1000)
         self.machine_tokens = MachineTokens(users.engine, clock_ms=clock_ms)
+        self.access = Access(users.engine)
         self.cookies = Cookies(secure=settings.cookie_secure, samesite=settings.cookie_samesite,
                                access_ttl_s=settings.access_ttl_s, refresh_ttl_s=settings.refresh_ttl_s)
         self.machine = Machine(settings.store_path) if settings.store_path else None

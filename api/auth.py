@@ -139,6 +139,18 @@ class AuthMiddleware:
         req.context.user = req.context.claims["sub"]
 
 
+def identify(api, req: falcon.Request) -> None:
+    """On a path that needs no token: the user of a valid access token, if the request carries one
+    (`req.context.user`, else None)."""
+    req.context.user = None
+    try:
+        token = access_token(req)
+        if token is not None and not is_machine_token(token):
+            req.context.user = api.tokens.check(token, ACCESS)["sub"]
+    except Unauthorized:
+        pass
+
+
 class Cookies:
     """The two token cookies, httpOnly, with the configured Secure and SameSite."""
 

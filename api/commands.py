@@ -2,8 +2,8 @@
 
 `register(subparsers)` adds them to `kammthaar`'s parser (kammthaar/cli.py).
 How the app is built from the config is api/gunicorn_server.py's; the users live in
-the store's file (api/users.py). Falcon and gunicorn are imported by the
-handlers, so building the parser stays cheap.
+the database of `[api] state_url` (default: the store's file; api/users.py, api/access.py).
+Falcon and gunicorn are imported by the handlers, so building the parser stays cheap.
 """
 
 from __future__ import annotations
@@ -16,14 +16,27 @@ from edge_store import config
 from edge_store.errors import ConfigError
 
 
-def cmd_serve(args) -> int:
+def state_target(cfg) -> str:
+    """Where the API's state lives: `[api] state_url`, else the store's file."""
+    return cfg.api.state_url or str(cfg.store.path)
+
+
+def migrate_state(cfg) -> None:
+    """The state database at head; the store too when it holds the state or the local source reads it."""
     from edge_store import migrate
 
+    if not cfg.api.state_url or "local" in cfg.api.sources:
+        migrate.ensure_schema(cfg.store.path)
+    if cfg.api.state_url:
+        migrate.ensure_schema(cfg.api.state_url)
+
+
+def cmd_serve(args) -> int:
     from . import gunicorn_server
 
     cfg = config.load(args.config)
     cfg.require_serve()
-    migrate.ensure_schema(cfg.store.path)  # the users live in the store's file, local source or not
+    migrate_state(cfg)
     gunicorn_server.serve(cfg)
     return 0
 
@@ -40,32 +53,57 @@ def read_password(prompt: str = "password: ") -> str:
 
 
 def _users(args):
-    """The users of the configured store, migrated first."""
-    from edge_store import migrate
-
+    """The users of the configured state database, migrated first."""
     from .users import Users
 
     cfg = config.load(args.config)
-    migrate.ensure_schema(cfg.store.path)
-    return Users(cfg.store.path)
+    migrate_state(cfg)
+    return Users(state_target(cfg))
 
 
 def _when(ms: int | None) -> str:
     return "never" if ms is None else datetime.fromtimestamp(ms / 1000).strftime("%Y-%m-%d %H:%M:%S")
 
 
+def _grant_text(grant) -> str:
+    return "installer (every site)" if grant.role == "installer" else f"viewer of {', '.join(grant.sites) or 'no site'}"
+
+
 def cmd_user(args) -> int:
+    from .access import INSTALLER, VIEWER, Access, check_role, parse_sites
+
     users = _users(args)
+    access = Access(users.engine)
     try:
         if args.action == "list":
+            grants = access.grants()
             for u in users.list():
-                print(f"{u.username}\tpassword changed {_when(u.password_changed_ms)}")
+                grant = grants.get(u.username)
+                print(f"{u.username}\t{_grant_text(grant) if grant else '?'}\t"
+                      f"password changed {_when(u.password_changed_ms)}")
             return 0
         if not args.name:
             raise ConfigError(f"`kammthaar user {args.action}` needs a user NAME")
+        sites = parse_sites(args.sites)
+        if args.action in ("grant", "revoke") and not sites and not (args.action == "grant" and args.role):
+            raise ConfigError(f"`kammthaar user {args.action} NAME` needs --sites a,b"
+                              + (" or --role" if args.action == "grant" else ""))
         if args.action == "add":
-            users.add(args.name, read_password())
-            print(f"user {args.name} added")
+            role = check_role(args.role or INSTALLER)
+            if role == INSTALLER and sites:
+                raise ConfigError("--sites is for viewers (an installer sees every site): add --role viewer")
+            users.add(args.name, read_password(), role=role, sites=sites)
+            print(f"user {args.name} added: {_grant_text(access.grant_of(args.name))}")
+        elif args.action == "grant":
+            grant = access.change(args.name, role=check_role(args.role) if args.role else None, add=sites)
+            print(f"user {args.name}: {_grant_text(grant)}")
+        elif args.action == "revoke":
+            if args.role:
+                raise ConfigError("`kammthaar user revoke` takes --sites only (change a role with `user grant --role`)")
+            grant = access.change(args.name, remove=sites)
+            print(f"user {args.name}: {_grant_text(grant)}")
+            if grant.role == VIEWER and not grant.sites:
+                print(f"user {args.name} sees no site now", file=sys.stderr)
         elif args.action == "passwd":
             users.set_password(args.name, read_password("new password: "))
             print(f"password of {args.name} changed: tokens issued before no longer work")
@@ -110,9 +148,13 @@ def register(sub) -> None:
     p = sub.add_parser("serve", help="the REST API under gunicorn ([api] section)")
     p.set_defaults(func=cmd_serve)
 
-    p = sub.add_parser("user", help="users of the API: add NAME, passwd NAME, list, remove NAME")
-    p.add_argument("action", choices=["add", "passwd", "list", "remove"])
+    p = sub.add_parser("user", help="users of the API: add NAME [--role viewer --sites a,b], passwd NAME, list, "
+                                     "remove NAME, grant NAME --sites a,b [--role R], revoke NAME --sites a,b")
+    p.add_argument("action", choices=["add", "passwd", "list", "remove", "grant", "revoke"])
     p.add_argument("name", nargs="?", help="the user name")
+    p.add_argument("--role", choices=["installer", "viewer"],
+                   help="installer: every site (the default of `add`); viewer: the sites of --sites")
+    p.add_argument("--sites", help="comma-separated sites (`site` tags) a viewer sees: granted, or revoked")
     p.set_defaults(func=cmd_user)
 
     p = sub.add_parser("token", help="machine tokens of the API (a Prometheus scraper's): "

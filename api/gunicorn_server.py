@@ -2,7 +2,7 @@
 
 `build(cfg)` turns the validated config (`cfg.require_serve()` passed) into
 the factory's arguments (the sources in `[api] sources` order, the users in
-the store's file); `serve(cfg)` runs gunicorn programmatically: `[api]
+`[api] state_url`, default the store's file); `serve(cfg)` runs gunicorn programmatically: `[api]
 workers` processes of `THREADS` threads each (gthread: keep-alive, a slow
 client does not hold a worker).
 Each worker builds its own app after the fork, so no SQLite connection or
@@ -54,11 +54,12 @@ def build_sources(cfg):
 
 
 def build(cfg, *, metrics_dir: str | None = None):
-    """The WSGI app for `cfg` (the store's file holds the users; it must be migrated)."""
+    """The WSGI app for `cfg` (the state database holds the users; it must be migrated)."""
     from .app import Settings, create_app
+    from .commands import state_target
     from .users import Users
 
-    users = Users(cfg.store.path)
+    users = Users(state_target(cfg))
     try:
         users.connect()
     except StoreError as exc:  # answered 503 per request until the file can be read

@@ -6,7 +6,7 @@ raised later without invalidating older hashes. A login for a user that does
 not exist costs the same hash, so timing does not tell which users exist.
 
 Everything lives in the tables `users`, `revoked_tokens` and `login_failures`
-(edge_store/schema.py, migration 0004), reached through SQLAlchemy Core on an
+(edge_store/schema.py, migration 0004; roles and sites: `user_sites`, 0014, api/access.py), reached through SQLAlchemy Core on an
 engine URL: at the edge the store's SQLite file (the only rows the API
 writes), with the file's pragmas and `BEGIN IMMEDIATE` writes from
 edge_store/db.py; a cloud deployment may give a PostgreSQL URL. Every worker
@@ -32,7 +32,7 @@ from sqlalchemy.exc import IntegrityError
 
 from edge_store.db import core_reading, core_writing, engine_for, translated
 from edge_store.errors import KammthaarError, StoreError
-from edge_store.schema import login_failures, revoked_tokens, users
+from edge_store.schema import login_failures, revoked_tokens, user_sites, users
 from edge_store.store import now_ms
 
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2 ** 15, 8, 1
@@ -218,13 +218,16 @@ class Users:
     def list(self) -> list[User]:
         return [User(*r) for r in self._read(select(*_USER_COLUMNS).order_by(users.c.username))]
 
-    def add(self, username: str, password: str) -> User:
+    def add(self, username: str, password: str, *, role: str = "installer", sites: tuple[str, ...] = ()) -> User:
+        """A new user: an installer (every site) unless `role` says viewer of `sites` (api/access.py)."""
         check_username(username)
         hashed = hash_password(check_password(password))
         now = self._clock_ms()
+        statements = [insert(users).values(username=username, password_hash=hashed, token_version=0,
+                                           created_ms=now, password_changed_ms=now, role=role)]
+        statements += [insert(user_sites).values(username=username, site=site) for site in sites]
         try:
-            self._write([insert(users).values(username=username, password_hash=hashed, token_version=0,
-                                              created_ms=now, password_changed_ms=now)])
+            self._write(statements)
         except StoreError as exc:
             if isinstance(exc.__cause__, IntegrityError):  # the unique user name
                 raise UserError(f"user {username!r} exists already (change the password with `user passwd`)") from exc
@@ -240,8 +243,9 @@ class Users:
             raise UserError(f"no user {username!r}")
 
     def remove(self, username: str) -> None:
-        (count, _) = self._write([delete(users).where(users.c.username == username),
-                                  delete(login_failures).where(login_failures.c.key == f"user:{username}")])
+        (count, *_) = self._write([delete(users).where(users.c.username == username),
+                                   delete(user_sites).where(user_sites.c.username == username),
+                                   delete(login_failures).where(login_failures.c.key == f"user:{username}")])
         if not count:
             raise UserError(f"no user {username!r}")
 

@@ -240,6 +240,8 @@ users = Table(
            comment="carried by every token; a password change increments it, ending the earlier tokens"),
     Column("created_ms", MS, nullable=False),
     Column("password_changed_ms", MS, nullable=False),
+    Column("role", Text, nullable=False, server_default="installer",
+           comment="installer (every site) or viewer (the sites of user_sites); migration 0014"),
     Index("ux_users_username", "username", unique=True),
     sqlite_autoincrement=True,
     comment="Who may log in to the API (`kammthaar user add|passwd|list|remove`).",
@@ -264,6 +266,14 @@ login_failures = Table(
     Column("window_start_ms", MS, nullable=False),
     Column("blocked_until_ms", MS, comment="no login is tried for this key before then (429)"),
     comment="Failed logins per user, per client and per pair, for throttling; a successful login clears its pair.",
+)
+
+user_sites = Table(
+    "user_sites",
+    metadata,
+    Column("username", Text, primary_key=True),
+    Column("site", Text, primary_key=True, comment="a `site` tag the viewer may see"),
+    comment="The sites each viewer may see (`kammthaar user add|grant|revoke --sites`); installers see all.",
 )
 
 machine_tokens = Table(

@@ -189,6 +189,18 @@ class RollupsSection:
     gap_factor: float = _key(3.0, "Daily and monthly statistics integrate power and current between consecutive live samples; a gap longer than gap_factor × [modbus] interval_s adds nothing (no energy is invented across an outage) and shows as uncovered time.", minimum=1.0)
 
 
+STATE_SCHEMES = ("sqlite:///", "postgresql+psycopg://", "postgresql://")
+
+
+def _parse_state_url(value: str) -> str:
+    """Empty (the store's file), an SQLite file URL or a PostgreSQL URL (driven by psycopg 3)."""
+    if value and not value.startswith(STATE_SCHEMES):
+        raise ValueError("empty (the store's file), sqlite:////path/state.db or postgresql+psycopg://user@host/db")
+    if value.startswith("postgresql://"):
+        return "postgresql+psycopg://" + value[len("postgresql://"):]
+    return value
+
+
 @dataclass(frozen=True)
 class ApiSection:
     """[api]: `kammthaar serve`."""
@@ -202,6 +214,8 @@ class ApiSection:
     cookie_secure: bool = _key(True, "Send the token cookies over HTTPS only (browsers also keep them for http://localhost).")
     cookie_samesite: str = _key("LAX", "SameSite attribute of the token cookies: LAX, STRICT or NONE (NONE needs cookie_secure).", choices=("LAX", "STRICT", "NONE"))
     sources: tuple[str, ...] = _key(["local", "cloud"], "Where answers come from, in order: local (the SQLite store, read-only), cloud (InfluxDB through InfluxQL, the [cloud] section). The first source that is reachable and holds the window asked for answers; a cloud deployment says cloud.", check=_check_sources)
+    state_url: str = _key("", "Where the API keeps its state: users, their roles and sites, revoked tokens, login throttling, machine tokens. An SQLAlchemy URL: sqlite:////path/state.db, or postgresql+psycopg://user:password@host/db (the migrations run there too; several `kammthaar serve` on one PostgreSQL share one state). Empty: the store's file.", secret=True, parse=_parse_state_url)
+    stale_after_s: float = _key(900.0, "/sites and /fleet: a site whose newest point (data or heartbeat) is older than this, or whose heartbeat says a device is not fresh, is stale.", minimum=1.0)
 
 
 SECTION_TYPES: dict[str, type] = {"site": SiteSection, "store": StoreSection, "modbus": ModbusSection,

@@ -15,6 +15,8 @@ def run_migrations_online() -> None:
         # and transactions are edge_store/db.py's, as for `kammthaar db upgrade`.
         url = context.get_x_argument(as_dictionary=True).get("url") or config.get_main_option("sqlalchemy.url")
         engine = engine_for(url, create=True)
+        # Anything but SQLite is a state database: the API's tables only (migrations/scope.py).
+        config.attributes.setdefault("state_only", engine.dialect.name != "sqlite")
         try:
             with core_writing(engine, f"migration of {url} failed") as conn:
                 _run(conn)

@@ -15,6 +15,8 @@ from api.users import PAIR_LIMIT, CLIENT_LIMIT, Users
 from tests.fixtures_api import SECRET
 from tests.support import kammthaar
 
+INSTALLER = {"role": "installer", "sites": None}  # every user is an installer unless made a viewer
+
 
 @pytest.fixture(scope="module")
 def users(edge):
@@ -69,7 +71,7 @@ def test_every_protected_path_needs_a_token(local_api):
 
 def test_a_token_minted_like_ours_works_so_the_attacks_below_fail_for_their_own_reason(local_api, users):
     name, _ = new_user(users)
-    assert local_api.client().get("/user", token=mint(claims_for(name))).json() == {"username": name}
+    assert local_api.client().get("/user", token=mint(claims_for(name))).json() == {"username": name, **INSTALLER}
 
 
 def test_expired_token_is_401(local_api, users):
@@ -155,7 +157,7 @@ def test_logout_clears_the_cookies_and_revokes_the_refresh_token(local_api, user
     login(c, name, password)
     refresh = c.cookies[REFRESH_COOKIE]
     # Cookies alone carry the session, as in the browser.
-    assert c.get("/user").json() == {"username": name}
+    assert c.get("/user").json() == {"username": name, **INSTALLER}
     renewed = c.post("/refresh")
     assert renewed.status == 200 and renewed.json()["token_type"] == "Bearer"
     assert c.post("/refresh", json_body={"refresh_token": refresh}).status == 200  # the body works too

@@ -222,8 +222,8 @@ def test_serveur_infos_describes_the_collectors_machine(client, app):
 def test_server_time_user_and_check_auth(client, site):
     body = get_ok(client, "/server-time", None)
     assert ISO.match(body["server_time"]) and ms(body["server_time"]) == site.now_ms  # the app's clock
-    assert get_ok(client, "/user", None) == {"username": USER}
-    assert get_ok(client, "/check_auth", None) == {"authenticated": True}
+    assert get_ok(client, "/user", None) == {"username": USER, "role": "installer", "sites": None}
+    assert get_ok(client, "/check_auth", None) == {"authenticated": True, "role": "installer", "sites": None}
     resp = client.get("/check_auth")
     assert resp.status == 200 and resp.json() == {"authenticated": False}
 

@@ -15,6 +15,7 @@ from typing import Any
 import falcon
 
 from edge_store.registers import LIVE
+from ..access import site_for
 from ..errors import BadRequest, Unavailable
 from ..families import Family, Metric, Snapshot, iso, r2
 
@@ -70,6 +71,11 @@ def site_of(req: falcon.Request, default: str) -> str:
     return site
 
 
+def requested_site(api, req: falcon.Request) -> str:
+    """The site a data path answers for: `site_of`, when the user may see it (api/access.py), else 404."""
+    return site_for(api, req, site_of(req, api.settings.site))
+
+
 def answer(resp: falcon.Response, media: Any, source: str) -> None:
     resp.media = media
     resp.set_header(SOURCE_HEADER, source)
@@ -87,7 +93,7 @@ class ObjectResource:
         self.with_date = not realtime
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        site = site_of(req, self.api.settings.site)
+        site = requested_site(self.api, req)
         snap, source = self.api.sources.answer(site, lambda s: s.newest(site, self.family), what=self.family.name)
         if self.realtime:
             self.api.require_fresh(snap.ts_ms, self.family.primary.group)
@@ -149,7 +155,7 @@ class SeriesResource:
         self.metric = metric
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        site = site_of(req, self.api.settings.site)
+        site = requested_site(self.api, req)
         raw_param = req.get_param("raw")
         every_param = req.get_param("every")
         if raw_param is not None and raw_param.lower() not in ("true", "false"):
@@ -192,5 +198,6 @@ def stale(ts_ms: int, now: int, group: str, live_interval_s: float, slow_interva
                        retry_after_s=retry_after_s(interval))
 
 
-__all__ = ["Route", "ObjectResource", "SeriesResource", "object_routes", "series_route", "site_of", "answer",
+__all__ = ["Route", "ObjectResource", "SeriesResource", "object_routes", "series_route", "site_of", "requested_site",
+           "answer",
            "SITE_PARAM", "Snapshot"]

@@ -6,13 +6,15 @@ import falcon
 
 from edge_store.registers import LIVE
 
+from ..auth import identify
 from ..errors import NotFound, Unavailable
 from ..families import STRING, iso, obj
-from .base import SITE_PARAM, Route, answer, fresh_within_s, site_of
+from .base import SITE_PARAM, Route, answer, fresh_within_s, requested_site
 
 
 class StatusResource:
-    """Whether live data is available right now: the newest live sample is at most two poll intervals old."""
+    """Whether live data is available right now: the newest live sample is at most two poll intervals old.
+    No token needed for this server's own site; another `site` is answered to a user who may see it."""
 
     auth_required = False
 
@@ -20,9 +22,10 @@ class StatusResource:
         self.api = api
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        site = site_of(req, self.api.settings.site)
+        identify(self.api, req)
         limit_s = fresh_within_s(self.api.settings.interval_s)
         try:
+            site = requested_site(self.api, req)  # another site than ours: a user who may see it
             ts, source = self.api.sources.answer(site, lambda s: s.newest_ts(site, LIVE), what="live sample")
         except (NotFound, Unavailable) as exc:
             resp.media = {"status": False, "message": f"no live data: {exc}"}

@@ -106,8 +106,15 @@ class LogoutResource:
         resp.set_header("Cache-Control", "no-store")
 
 
+def _grant(api, username: str) -> dict:
+    """The user's role and sites (api/access.py); a user removed meanwhile sees nothing."""
+    grant = api.access.grant_of(username)
+    return grant.answer() if grant is not None else {"role": "viewer", "sites": []}
+
+
 class CheckAuthResource:
-    """Whether the request carries a valid access token (an expired or forged one is false)."""
+    """Whether the request carries a valid access token (an expired or forged one is false); when it does,
+    the user's role and sites (`sites` null for an installer: every site)."""
 
     auth_required = False
 
@@ -117,19 +124,23 @@ class CheckAuthResource:
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         try:
             token = access_token(req)
-            ok = token is not None and bool(self.api.tokens.check(token, ACCESS))
+            claims = self.api.tokens.check(token, ACCESS) if token is not None else None
         except Unauthorized:
-            ok = False
-        resp.media = {"authenticated": ok}
+            claims = None
+        resp.media = {"authenticated": claims is not None}
+        if claims is not None:
+            resp.media.update(_grant(self.api, claims["sub"]))
         resp.set_header("Cache-Control", "no-store")
 
 
 class UserResource:
+    """Who is logged in: the user name, the role and the sites they see (`sites` null for an installer)."""
+
     def __init__(self, api):
         self.api = api
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        resp.media = {"username": req.context.user}
+        resp.media = {"username": req.context.user, **_grant(self.api, req.context.user)}
 
 
 TOKEN_SCHEMA = obj({"message": STRING, "access_token": STRING, "token_type": {"type": "string", "enum": ["Bearer"]},
@@ -140,6 +151,9 @@ LOGIN_BODY = {"required": True, "content": {"application/json": {"schema": {
                    "password": {"type": "string", "maxLength": MAX_PASSWORD}}}}}}
 REFRESH_BODY = {"required": False, "content": {"application/json": {"schema": {
     "type": "object", "properties": {"refresh_token": {"type": "string"}}}}}}
+GRANT = {"role": {"type": "string", "enum": ["installer", "viewer"]},
+         "sites": {"type": "array", "items": STRING, "nullable": True,
+                   "description": "the sites a viewer sees; null for an installer (every site)"}}
 COOKIES = ("Sets the httpOnly cookies access_token_cookie and refresh_token_cookie.")
 
 
@@ -158,8 +172,9 @@ def routes(api) -> list:
         Route("/logout", LogoutResource(api), "Log out", obj({"message": STRING}), tag="auth", method="post",
               auth=False, errors=(400,), request_body=REFRESH_BODY, source_header=False,
               description=LogoutResource.__doc__),
-        Route("/check_auth", CheckAuthResource(api), "Is the token valid", obj({"authenticated": {"type": "boolean"}}),
+        Route("/check_auth", CheckAuthResource(api), "Is the token valid",
+              {**obj({"authenticated": {"type": "boolean"}, **GRANT}), "required": ["authenticated"]},
               tag="auth", auth=False, source_header=False, description=CheckAuthResource.__doc__),
-        Route("/user", UserResource(api), "Who is logged in", obj({"username": STRING}), tag="auth",
-              source_header=False),
+        Route("/user", UserResource(api), "Who is logged in", obj({"username": STRING, **GRANT}),
+              tag="auth", source_header=False, description=UserResource.__doc__),
     ]

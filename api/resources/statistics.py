@@ -15,7 +15,7 @@ from edge_store.catalogue.rollup_figures import FIGURES
 from ..errors import BadRequest
 from ..families import NULLABLE_NUMBER, family, obj, r3
 from ..sources import DAILY, MONTHLY
-from .base import SITE_PARAM, Route, answer, object_routes, site_of
+from .base import SITE_PARAM, Route, answer, object_routes, requested_site
 
 DAILY_DEVICE = family("daily statistics", "daily")
 ENERGY = family("energy statistics", "energy")
@@ -79,7 +79,7 @@ class PeriodsResource:
         return datetime.fromtimestamp(self.api.clock_ms() / 1000, tz).date()
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        site = site_of(req, self.api.settings.site)
+        site = requested_site(self.api, req)
         today = self.today()
         if self.kind == DAILY:
             last = _day_param(req, "to", today)
@@ -105,7 +105,7 @@ class SevenDaysResource:
         self.periods = PeriodsResource(api, DAILY)
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        site = site_of(req, self.api.settings.site)
+        site = requested_site(self.api, req)
         today = self.periods.today()
         days = [(today - timedelta(days=n)).isoformat() for n in range(6, -1, -1)]
         rows, source = self.api.sources.answer(site, lambda s: s.periods(site, DAILY, days[0], days[-1]),

@@ -7,6 +7,8 @@ Create Date: 2026-11-24
 import sqlalchemy as sa
 from alembic import op
 
+from migrations.scope import state_only
+
 revision = "0001"
 down_revision = None
 branch_labels = None
@@ -107,6 +109,8 @@ def _sample_table(name, columns):
 
 
 def upgrade() -> None:
+    if state_only():  # a state database: no store tables (migrations/scope.py)
+        return
     for name, columns in GROUPS.items():
         _sample_table(name, columns)
     op.create_table(
@@ -131,6 +135,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    if state_only():  # a state database: no store tables (migrations/scope.py)
+        return
     for name in VIEWS:
         op.execute(f"DROP VIEW IF EXISTS {name}")
     op.drop_table("counters")

@@ -7,6 +7,8 @@ Create Date: 2026-11-25
 import sqlalchemy as sa
 from alembic import op
 
+from migrations.scope import state_only
+
 revision = "0002"
 down_revision = "0001"
 branch_labels = None
@@ -78,6 +80,8 @@ VIEWS = {
 
 
 def upgrade() -> None:
+    if state_only():  # a state database: no store tables (migrations/scope.py)
+        return
     op.create_table("rollup_daily", *_period_columns("day"))
     op.create_index("ix_rollup_daily_version", "rollup_daily", ["version"])
     op.create_table("rollup_monthly", *_period_columns("month"))
@@ -100,6 +104,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    if state_only():  # a state database: no store tables (migrations/scope.py)
+        return
     for name in VIEWS:
         op.execute(f"DROP VIEW IF EXISTS {name}")
     op.drop_table("rollup_meta")

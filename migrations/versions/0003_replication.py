@@ -7,6 +7,8 @@ Create Date: 2026-11-25
 import sqlalchemy as sa
 from alembic import op
 
+from migrations.scope import state_only
+
 revision = "0003"
 down_revision = "0002"
 branch_labels = None
@@ -69,6 +71,8 @@ VIEWS = {
 
 
 def upgrade() -> None:
+    if state_only():  # a state database: no store tables (migrations/scope.py)
+        return
     op.create_table(
         "replication_watermarks",
         sa.Column("stream", sa.Text, primary_key=True),
@@ -105,6 +109,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    if state_only():  # a state database: no store tables (migrations/scope.py)
+        return
     for name in VIEWS:
         op.execute(f"DROP VIEW IF EXISTS {name}")
     op.drop_table("replication_state")

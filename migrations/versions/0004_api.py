@@ -12,6 +12,9 @@ down_revision = "0003"
 branch_labels = None
 depends_on = None
 
+# Millisecond times: INTEGER on SQLite (64 bits), BIGINT elsewhere (PostgreSQL's INTEGER is 32 bits).
+MS = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
 
 def upgrade() -> None:
     op.create_table(
@@ -20,8 +23,8 @@ def upgrade() -> None:
         sa.Column("username", sa.Text, nullable=False),
         sa.Column("password_hash", sa.Text, nullable=False),
         sa.Column("token_version", sa.Integer, nullable=False),
-        sa.Column("created_ms", sa.Integer, nullable=False),
-        sa.Column("password_changed_ms", sa.Integer, nullable=False),
+        sa.Column("created_ms", MS, nullable=False),
+        sa.Column("password_changed_ms", MS, nullable=False),
         sqlite_autoincrement=True,
     )
     op.create_index("ux_users_username", "users", ["username"], unique=True)
@@ -29,17 +32,19 @@ def upgrade() -> None:
         "revoked_tokens",
         sa.Column("jti", sa.Text, primary_key=True),
         sa.Column("username", sa.Text, nullable=False),
-        sa.Column("expires_ms", sa.Integer, nullable=False),
-        sa.Column("revoked_ms", sa.Integer, nullable=False),
+        sa.Column("expires_ms", MS, nullable=False),
+        sa.Column("revoked_ms", MS, nullable=False),
     )
     op.create_index("ix_revoked_tokens_expires", "revoked_tokens", ["expires_ms"])
     op.create_table(
         "login_failures",
         sa.Column("key", sa.Text, primary_key=True),
         sa.Column("failures", sa.Integer, nullable=False),
-        sa.Column("window_start_ms", sa.Integer, nullable=False),
-        sa.Column("blocked_until_ms", sa.Integer),
+        sa.Column("window_start_ms", MS, nullable=False),
+        sa.Column("blocked_until_ms", MS),
     )
+    if op.get_bind().dialect.name != "sqlite":  # the view is for the sqlite3 shell
+        return
     # Who can log in, without the hashes.
     op.execute("CREATE VIEW v_users AS SELECT username, token_version, "
                "datetime(created_ms / 1000, 'unixepoch', 'localtime') AS created, "

@@ -23,6 +23,8 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from alembic import op
 
+from migrations.scope import state_only
+
 revision = "0005"
 down_revision = "0004"
 branch_labels = None
@@ -116,6 +118,8 @@ def _month_bounds(zone: str, day: str) -> tuple[int, int]:
 
 
 def upgrade() -> None:
+    if state_only():  # a state database: no store tables (migrations/scope.py)
+        return
     bind = op.get_bind()
     for name, type_ in NEW_COLUMNS:
         op.add_column("rollup_daily", sa.Column(name, type_))
@@ -146,6 +150,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    if state_only():  # a state database: no store tables (migrations/scope.py)
+        return
     bind = op.get_bind()
     op.execute("DROP VIEW minute_buckets")
     # The open minutes join the closed ones.

@@ -28,6 +28,8 @@ import importlib
 
 from alembic import op
 
+from migrations.scope import state_only
+
 revision = "0006"
 down_revision = "0005"
 branch_labels = None
@@ -68,6 +70,8 @@ def _views(monthly: str) -> None:
 
 
 def upgrade() -> None:
+    if state_only():  # a state database: no store tables (migrations/scope.py)
+        return
     bind = op.get_bind()
     op.execute("CREATE INDEX ix_rollup_minute_minute ON rollup_minute (minute_ms)")
     op.execute("CREATE INDEX ix_rollup_daily_month ON rollup_daily (device, substr(day, 1, 7), device_stats_ts_ms)")
@@ -88,6 +92,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    if state_only():  # a state database: no store tables (migrations/scope.py)
+        return
     op.execute("DROP TABLE sample_id_gaps")
     for name in TRIGGERS:
         op.execute(f"DROP TRIGGER {name}")

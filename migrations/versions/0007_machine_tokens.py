@@ -12,6 +12,9 @@ down_revision = "0006"
 branch_labels = None
 depends_on = None
 
+# Millisecond times: INTEGER on SQLite (64 bits), BIGINT elsewhere (PostgreSQL's INTEGER is 32 bits).
+MS = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
 
 def upgrade() -> None:
     op.create_table(
@@ -20,8 +23,8 @@ def upgrade() -> None:
         sa.Column("name", sa.Text, nullable=False),
         sa.Column("scope", sa.Text, nullable=False),
         sa.Column("token_hash", sa.Text, nullable=False),
-        sa.Column("created_ms", sa.Integer, nullable=False),
-        sa.Column("last_used_ms", sa.Integer),
+        sa.Column("created_ms", MS, nullable=False),
+        sa.Column("last_used_ms", MS),
         sqlite_autoincrement=True,
     )
     op.create_index("ux_machine_tokens_name", "machine_tokens", ["name"], unique=True)
