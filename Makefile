@@ -58,11 +58,15 @@ constraints:
 # tests write to, on the v1 and v2 paths; each package is checked by its command.
 # systemd gives systemd-analyze, which verifies the units the Ansible role renders; python3-venv
 # lets Debian's python3 make the venv the role installs into (as on a Pi).
-SYSTEM_PACKAGES := socat sqlite3 influxdb victoria-metrics systemd python3-venv
+# postgresql: the throwaway cluster the state tests share between two `kammthaar serve` (its
+# initdb is not on PATH: checked by its directory); chromium: the fleet page's browser test.
+SYSTEM_PACKAGES := socat sqlite3 influxdb victoria-metrics systemd python3-venv postgresql chromium
 system-deps:
 	@missing=""; for pc in socat:socat sqlite3:sqlite3 influxdb:influxd victoria-metrics:victoria-metrics systemd:systemd-analyze; do \
 	  command -v $${pc#*:} >/dev/null || missing="$$missing $${pc%%:*}"; done; \
 	/usr/bin/python3 -c 'import ensurepip, venv' 2>/dev/null || missing="$$missing python3-venv"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_PACKAGES); \
 	  else echo "missing system packages:$$missing (sudo apt-get install$$missing)"; exit 1; fi; \

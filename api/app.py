@@ -25,13 +25,13 @@ from .machine_tokens import MachineTokens
 from .metrics import Metrics, MetricsMiddleware
 from .openapi import document
 from .resources import (battery, breadcrumb, charging, controller, discharging, docs, health, host, load, login,
-                        solar, statistics)
+                        sites, solar, statistics)
 from .resources.base import SOURCE_HEADER, stale
 from .sources import Sources
 from .users import Users
 
 FAMILIES = (battery, solar, load, controller, charging, discharging, statistics, breadcrumb, host, login, health,
-            docs)
+            docs, sites)
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,7 @@ class Settings:
     cors_origins: tuple[str, ...] = ()
     store_path: str | None = None  # the machine /serveur/infos describes is this one when set
     metrics_dir: str | None = None
+    stale_after_s: float = 900.0  # /sites, /fleet: a site older than this is stale
 
     @classmethod
     def from_config(cls, cfg, *, metrics_dir: str | None = None) -> "Settings":
@@ -61,7 +62,7 @@ class Settings:
             jwt_secret=a.jwt_secret, access_ttl_s=a.access_ttl_s, refresh_ttl_s=a.refresh_ttl_s,
             cookie_secure=a.cookie_secure, cookie_samesite=a.cookie_samesite,
             cors_origins=a.cors_origins, store_path=cfg.store.path if "local" in a.sources else None,
-            metrics_dir=metrics_dir,
+            metrics_dir=metrics_dir, stale_after_s=a.stale_after_s,
         )
 
 

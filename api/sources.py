@@ -187,6 +187,11 @@ class CloudSource:
             reader = self._local.reader = self._make_reader()
         return reader
 
+    def reader(self) -> InfluxQLReader:
+        """This thread's InfluxQL reader, once InfluxDB is known reachable (the fleet's queries: api/fleet.py)."""
+        self._ensure_reachable()
+        return self._reader()
+
     # -- reachability -------------------------------------------------------------------
 
     def _remembered(self) -> tuple[bool, float, str] | None:

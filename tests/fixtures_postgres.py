@@ -20,7 +20,8 @@ import pytest
 
 from tests.support import Process, free_port, port_open
 
-PG_BIN = Path(os.environ.get("KAMMTHAAR_PG_BIN", "/usr/lib/postgresql/15/bin"))
+# Debian's server binaries (not on PATH), the newest version installed (the Makefile's system-deps).
+PG_BIN = max(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: int(p.parent.name), default=Path("/nonexistent"))
 SYSTEM_USER = "postgres"
 
 
