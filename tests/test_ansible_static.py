@@ -86,3 +86,25 @@ def test_example_inventory_renders_configs_and_units_for_each_site(tmp_path):
                                      capture_output=True, text=True, check=True).stdout.strip()
         unit = (tmp_path / host / "etc/systemd/system/kammthaar-collect.service").read_text()
         assert f"\nBindsTo={device_unit}\n" in unit and f"\nDeviceAllow={cfg.modbus.port} rw\n" in unit, host
+
+
+def test_cloud_play_passes_the_syntax_check_and_renders_a_cloud_config(tmp_path):
+    """cloud.yml on the example's cloud host: the API alone, cloud-only, its state in PostgreSQL, users with roles."""
+    result = run([str(BIN / "ansible-playbook"), "-i", str(EXAMPLE), "--vault-password-file", str(EXAMPLE_VAULT_PASSWORD),
+                  "--syntax-check", "cloud.yml"], ansible_env(tmp_path))
+    assert result.returncode == 0 and "playbook: cloud.yml" in result.stdout, result.stdout + result.stderr
+    user, group = current_account()
+    extra = tmp_path / "local.yml"
+    extra.write_text(yaml.safe_dump({
+        "kammthaar_root": str(tmp_path / "{{ inventory_hostname }}"), "kammthaar_manage_system": False,
+        "kammthaar_user": user, "kammthaar_group": group, "kammthaar_admin_user": user, "kammthaar_admin_group": group,
+        "ansible_connection": "local", "ansible_python_interpreter": sys.executable, "ansible_become": False,
+    }))
+    result = run([str(BIN / "ansible-playbook"), "-i", str(EXAMPLE), "--vault-password-file", str(EXAMPLE_VAULT_PASSWORD),
+                  "-e", f"@{extra}", "--tags", "config,systemd", "cloud.yml"], ansible_env(tmp_path / "home"))
+    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-3000:]
+    hosts = yaml.safe_load((EXAMPLE / "hosts.yml").read_text())["kammthaar_cloud"]["hosts"]
+    for host in hosts:
+        cfg = config.load(str(tmp_path / host / "etc/kammthaar/kammthaar.toml"), environ={})
+        assert cfg.api.sources == ("cloud",) and cfg.cloud.url and cfg.cloud.token
+        assert cfg.api.state_url.startswith("postgresql+psycopg://kammthaar:") and len(cfg.api.jwt_secret) >= 32
