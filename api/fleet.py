@@ -133,7 +133,8 @@ def fleet(reader: InfluxQLReader, scope: Scope, *, now_ms: int, stale_after_s: f
         rules = firing.get(name, [])
         hb = healths.get(name)
         out.append({
-            "site": name, "known": name in known_names, "last_seen": iso(last) if last is not None else None, "age_s": age, "stale": stale,
+            "site": name, "known": name in known_names, "last_seen": iso(last) if last is not None else None,
+            "age_s": age, "stale": stale,
             "devices": site_devices,
             "heartbeat": {"time": iso(beats[name]), **hb} if hb is not None and name in beats else None,
             "alerts": {"active": len(rules), "critical": sum(r["severity"] == CRITICAL for r in rules),
@@ -177,7 +178,8 @@ def site_health(reader: InfluxQLReader, site: str, *, now_ms: int, days: int) ->
         f"max({ident('oldest_unsent_age_s')}) AS {ident('oldest_unsent_age_s')}, "
         f"max({ident('dead_letters')}) AS {ident('dead_letters')}, "
         f"max({ident('dropped_rows')}) AS {ident('dropped_rows')}, "
-        f"last({ident('completeness')}) AS {ident('completeness')}, min({ident('free_bytes')}) AS {ident('free_bytes')} "
+        f"last({ident('completeness')}) AS {ident('completeness')}, "
+        f"min({ident('free_bytes')}) AS {ident('free_bytes')} "
         f"FROM {ident(HEALTH)} WHERE {where} AND {no_device} GROUP BY time({bucket}) fill(none)",
         f"SELECT count({ident('errors')}) AS beats, max({ident('errors')}) - min({ident('errors')}) AS new_errors, "
         f"max({ident('newest_sample_age_s')}) AS worst_age_s FROM {ident(HEALTH)} WHERE {where} AND {a_device} "

@@ -6,7 +6,8 @@ raised later without invalidating older hashes. A login for a user that does
 not exist costs the same hash, so timing does not tell which users exist.
 
 Everything lives in the tables `users`, `revoked_tokens` and `login_failures`
-(edge_store/schema.py, migration 0004; roles and sites: `user_sites`, 0014, api/access.py), reached through SQLAlchemy Core on an
+(edge_store/schema.py, migration 0004; roles and sites: `user_sites`, 0014,
+api/access.py), reached through SQLAlchemy Core on an
 engine URL: at the edge the store's SQLite file (the only rows the API
 writes), with the file's pragmas and `BEGIN IMMEDIATE` writes from
 edge_store/db.py; a cloud deployment may give a PostgreSQL URL. Every worker

@@ -50,7 +50,8 @@ class Postgres:
                               capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stderr[-2000:]
         self.process = Process(_as_owner([str(PG_BIN / "postgres"), "-D", str(self.data), "-p", str(self.port),
-                                          "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={self.dir}",
+                                          "-c", "listen_addresses=127.0.0.1",
+                                          "-c", f"unix_socket_directories={self.dir}",
                                           "-c", "fsync=off", "-c", "max_connections=60"]),
                                self.log_dir / "postgres.log")
         self.process.start(ready=lambda: port_open(self.port) and self._accepts(), timeout_s=timeout_s)

@@ -72,7 +72,8 @@ def test_the_migration_makes_every_existing_user_an_installer(tmp_path):
     engine.dispose()
     migrate.upgrade(db)
     with sqlite3.connect(db) as conn:
-        assert conn.execute("SELECT role, sites FROM v_users WHERE username = 'old'").fetchall() == [("installer", None)]
+        rows = conn.execute("SELECT role, sites FROM v_users WHERE username = 'old'").fetchall()
+    assert rows == [("installer", None)]
     migrate.downgrade(db, "0007")
     migrate.upgrade(db)
 
