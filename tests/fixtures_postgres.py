@@ -33,7 +33,8 @@ class Postgres:
     """A PostgreSQL cluster of its own in a temp directory, on a free loopback port."""
 
     def __init__(self, log_dir: Path):
-        # Not under pytest's tmp dir: as root that is 0700 and the postgres user could not enter it.
+        # Not under pytest's tmp dir: as root that is 0700 and the postgres user could not enter it;
+        # the processes also run from here (a checkout under /root is not theirs to enter).
         self.dir = Path(tempfile.mkdtemp(prefix="kammthaar-pg-"))
         self.data = self.dir / "data"
         self.port = free_port()
@@ -47,13 +48,13 @@ class Postgres:
 
         done = subprocess.run(_as_owner([str(PG_BIN / "initdb"), "-D", str(self.data), "-A", "trust", "-U",
                                          "postgres", "--no-sync", "-E", "UTF8"]),
-                              capture_output=True, text=True, timeout=120)
+                              capture_output=True, text=True, timeout=120, cwd=self.dir)
         assert done.returncode == 0, done.stderr[-2000:]
         self.process = Process(_as_owner([str(PG_BIN / "postgres"), "-D", str(self.data), "-p", str(self.port),
                                           "-c", "listen_addresses=127.0.0.1",
                                           "-c", f"unix_socket_directories={self.dir}",
                                           "-c", "fsync=off", "-c", "max_connections=60"]),
-                               self.log_dir / "postgres.log")
+                               self.log_dir / "postgres.log", cwd=self.dir)
         self.process.start(ready=lambda: port_open(self.port) and self._accepts(), timeout_s=timeout_s)
         return self
 

@@ -10,6 +10,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import MetaData, create_engine, inspect, insert
 
+from api.access import Access, Grant
+from api.machine_tokens import MachineTokens
 from api.users import Users
 from edge_store import migrate, schema
 from edge_store.db import engine_for
@@ -46,10 +48,15 @@ def test_postgresql_gets_the_state_tables_alone_up_down_and_up_again(postgres):
         engine.dispose()
     users = Users(url)
     try:
-        users.add("ana", PASSWORD)
+        users.add("ana", PASSWORD, role="viewer", sites=("van-lisa",))
         far = 4_102_444_800_000  # 2100-01-01 in ms: beyond PostgreSQL's 32-bit INTEGER
         users.revoke("jti-1", "ana", far)
         assert users.is_revoked("jti-1") and users.authenticate("ana", PASSWORD, "c") is not None
+        assert Access(users.engine).grant_of("ana") == Grant("viewer", ("van-lisa",))
+        tokens = MachineTokens(users.engine)
+        assert tokens.check(tokens.create("scraper", "metrics")).name == "scraper"
+        users.remove("ana")
+        assert Access(users.engine).grant_of("ana") is None
     finally:
         users.close()
 
