@@ -3,8 +3,9 @@
 `build(cfg)` turns the validated config (`cfg.require_serve()` passed) into
 the factory's arguments (the sources in `[api] sources` order, the users in
 the store's file); `serve(cfg)` runs gunicorn programmatically: `[api]
-workers` processes of `THREADS` threads each (gthread: keep-alive, a slow
-client does not hold a worker).
+workers` processes of `THREADS` threads each (gthread: keep-alive), each
+request read within `[api] read_timeout_s` (api/gunicorn_worker.py: a slow
+client is disconnected instead of holding a thread).
 Each worker builds its own app after the fork, so no SQLite connection or
 HTTP pool crosses a fork. Request metrics are shared between workers through
 prometheus-client's multiprocess directory, wiped at start and when a
@@ -70,8 +71,11 @@ def serve(cfg, *, on_ready=None) -> None:
     """Run gunicorn until SIGTERM/SIGINT (graceful: requests in hand finish)."""
     from gunicorn.app.base import BaseApplication
 
+    from .gunicorn_worker import DeadlineWorker
+
     metrics_dir = tempfile.mkdtemp(prefix="kammthaar-metrics-")
     os.environ[MULTIPROC_ENV] = metrics_dir  # before any worker imports prometheus-client
+    DeadlineWorker.read_timeout_s = cfg.api.read_timeout_s  # the workers fork from here: they inherit it
 
     def child_exit(server, worker):
         from prometheus_client import multiprocess
@@ -87,7 +91,7 @@ def serve(cfg, *, on_ready=None) -> None:
     class Application(BaseApplication):
         def load_config(self):
             settings = {
-                "bind": str(cfg.api.listen), "workers": cfg.api.workers, "worker_class": "gthread",
+                "bind": str(cfg.api.listen), "workers": cfg.api.workers, "worker_class": "api.gunicorn_worker.DeadlineWorker",
                 "threads": THREADS, "graceful_timeout": GRACEFUL_TIMEOUT_S, "keepalive": 5,
                 "child_exit": child_exit, "when_ready": when_ready, "accesslog": None,
                 "errorlog": "-", "loglevel": logging.getLevelName(logging.getLogger().level).lower(),

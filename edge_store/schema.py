@@ -238,6 +238,8 @@ users = Table(
     Column("password_hash", Text, nullable=False, comment="scrypt$N$r$p$salt$hash (base64): salted and slow"),
     Column("token_version", Integer, nullable=False,
            comment="carried by every token; a password change increments it, ending the earlier tokens"),
+    Column("account_id", Text, nullable=False,
+           comment="random, per account, carried by every token: a user removed and added again is a new account"),
     Column("created_ms", MS, nullable=False),
     Column("password_changed_ms", MS, nullable=False),
     Index("ux_users_username", "username", unique=True),

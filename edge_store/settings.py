@@ -116,6 +116,17 @@ def _check_origins(value: tuple[str, ...]) -> str | None:
     return None
 
 
+def _check_proxies(value: tuple[str, ...]) -> str | None:
+    import ipaddress
+
+    for address in value:
+        try:
+            ipaddress.ip_network(address, strict=False)
+        except ValueError:
+            return "IP addresses or networks such as 127.0.0.1 or 10.0.0.0/8"
+    return None
+
+
 API_SOURCES = ("local", "cloud")
 
 
@@ -201,6 +212,8 @@ class ApiSection:
     refresh_ttl_s: int = _key(604800, "Seconds a refresh token is valid (logout or a password change ends it sooner).", minimum=60)
     cookie_secure: bool = _key(True, "Send the token cookies over HTTPS only (browsers also keep them for http://localhost).")
     cookie_samesite: str = _key("LAX", "SameSite attribute of the token cookies: LAX, STRICT or NONE (NONE needs cookie_secure).", choices=("LAX", "STRICT", "NONE"))
+    trusted_proxies: tuple[str, ...] = _key([], "Addresses (or networks) of the reverse proxies in front of the API: a request from one of them is attributed to the address its X-Forwarded-For names (the nearest hop that is not a trusted proxy), for login throttling, and its X-Forwarded-Proto gives the API's own origin. Nobody else's X-Forwarded-For is believed. Empty: none.", check=_check_proxies)
+    read_timeout_s: float = _key(10.0, "Seconds a client has to send a whole request (headers and body) to `kammthaar serve`; a slower one is disconnected (a reverse proxy in front buffers requests, so only it talks to slow clients).", minimum=1.0)
     sources: tuple[str, ...] = _key(["local", "cloud"], "Where answers come from, in order: local (the SQLite store, read-only), cloud (InfluxDB through InfluxQL, the [cloud] section). The first source that is reachable and holds the window asked for answers; a cloud deployment says cloud.", check=_check_sources)
 
 
@@ -212,7 +225,39 @@ SETTINGS: tuple[Setting, ...] = tuple(Setting(section, f.name, **f.metadata["set
 
 MIN_SECRET_CHARS = 32
 MIN_SECRET_DISTINCT = 12
+MIN_SECRET_BITS = 128
 WEAK_SECRETS = {"changeme", "secret", "password", "kammthaar", "jwt_secret", "your-secret-key"}
+_CHARACTER_CLASSES = ("abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ", "0123456789")
+_OTHER_CHARACTERS = 33  # printable ASCII that is neither a letter nor a digit
+_STEP = 3  # a run or a sequence: the third character on with the same difference, at most this
+_REPEAT = 3  # a character continuing an earlier run of this many characters repeats it
+
+
+def secret_bits(secret: str) -> float:
+    """An estimate of a secret's guessing entropy in bits, as a brute-force guesser who knows patterns sees it.
+
+    Each character is worth log2(alphabet) bits, the alphabet being the character classes the secret uses
+    (lower case, upper case, digits, others), except a predictable one, worth nothing: the third character on of a run or
+    a sequence (`aaaa`, `abcd`, `9753`: the same small difference as the pair before), or the continuation
+    of a block of four seen earlier (`k3Xqk3Xqk3Xq`). Random text loses a few
+    characters to chance (bench/secret_bits.py measures it: token_urlsafe(32) >= 240 bits, token_hex(16)
+    >= 130); `0123456789abcdefghijklmnopqrstuv` is worth 21.
+    """
+    import math
+
+    alphabet = sum(len(c) for c in _CHARACTER_CLASSES if any(ch in c for ch in secret))
+    alphabet += _OTHER_CHARACTERS if any(not any(ch in c for c in _CHARACTER_CLASSES) for ch in secret) else 0
+    per_char = math.log2(max(alphabet, 2))
+    free = 0
+    for i, ch in enumerate(secret):
+        if i >= 2:
+            step = ord(ch) - ord(secret[i - 1])
+            if abs(step) <= _STEP and step == ord(secret[i - 1]) - ord(secret[i - 2]):
+                continue
+        if i >= _REPEAT and secret[i - _REPEAT:i + 1] in secret[:i]:
+            continue
+        free += 1
+    return free * per_char
 
 
 def secret_problem(secret: str) -> str | None:
@@ -223,6 +268,10 @@ def secret_problem(secret: str) -> str | None:
         return f"[api] jwt_secret is too short: at least {MIN_SECRET_CHARS} characters"
     if len(set(secret)) < MIN_SECRET_DISTINCT or any(w in secret.lower() for w in WEAK_SECRETS):
         return "[api] jwt_secret is too easy to guess: use random characters"
+    bits = secret_bits(secret)
+    if bits < MIN_SECRET_BITS:
+        return (f"[api] jwt_secret is too easy to guess: runs, sequences or repeated blocks leave about "
+                f"{bits:.0f} bits, at least {MIN_SECRET_BITS} are needed: use random characters")
     return None
 
 
