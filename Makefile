@@ -57,11 +57,13 @@ constraints:
 # influxdb (InfluxDB 1.x, `influxd`) and victoria-metrics are the real servers the replicator
 # tests write to, on the v1 and v2 paths; each package is checked by its command.
 # systemd gives systemd-analyze, which verifies the units the Ansible role renders; python3-venv
-# lets Debian's python3 make the venv the role installs into (as on a Pi).
-SYSTEM_PACKAGES := socat sqlite3 influxdb victoria-metrics systemd python3-venv
+# lets Debian's python3 make the venv the role installs into (as on a Pi); nginx is the role's
+# reverse proxy, checked (`nginx -t`) and run by tests/test_proxy.py (in /usr/sbin: outside a user's PATH).
+SYSTEM_PACKAGES := socat sqlite3 influxdb victoria-metrics systemd python3-venv nginx
 system-deps:
 	@missing=""; for pc in socat:socat sqlite3:sqlite3 influxdb:influxd victoria-metrics:victoria-metrics systemd:systemd-analyze; do \
 	  command -v $${pc#*:} >/dev/null || missing="$$missing $${pc%%:*}"; done; \
+	command -v nginx >/dev/null || test -x /usr/sbin/nginx || missing="$$missing nginx"; \
 	/usr/bin/python3 -c 'import ensurepip, venv' 2>/dev/null || missing="$$missing python3-venv"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_PACKAGES); \

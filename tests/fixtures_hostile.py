@@ -139,6 +139,21 @@ http {{
 """
 
 
+def nginx_wrapper(site: Path, directory: Path) -> Path:
+    """A main nginx.conf including the role's rendered server block, everything else in `directory`."""
+    tmp = directory / "nginx"
+    tmp.mkdir(parents=True, exist_ok=True)
+    path = directory / "nginx.conf"
+    path.write_text(WRAPPER.format(tmp=tmp, site=site, user="user root;" if os.getuid() == 0 else ""))
+    return path
+
+
+def nginx_check(site: Path, directory: Path) -> subprocess.CompletedProcess:
+    """`nginx -t` on the role's rendered server block."""
+    return subprocess.run([nginx_binary(), "-t", "-c", str(nginx_wrapper(site, directory))], capture_output=True,
+                          text=True, timeout=60)
+
+
 class RoleProxy:
     """The role's nginx (its rendered server block and self-signed certificate) in front of `upstream`."""
 
@@ -173,16 +188,10 @@ class RoleProxy:
         return self.root / "etc/nginx/conf.d/kammthaar.conf"
 
     def wrapper(self) -> Path:
-        tmp = self.dir / "nginx"
-        tmp.mkdir(exist_ok=True)
-        path = self.dir / "nginx.conf"
-        path.write_text(WRAPPER.format(tmp=tmp, site=self.site, user="user root;" if os.getuid() == 0 else ""))
-        return path
+        return nginx_wrapper(self.site, self.dir)
 
     def check(self) -> subprocess.CompletedProcess:
-        """`nginx -t` on the rendered configuration."""
-        return subprocess.run([nginx_binary(), "-t", "-c", str(self.wrapper())], capture_output=True, text=True,
-                              timeout=60)
+        return nginx_check(self.site, self.dir)
 
     def start(self) -> "RoleProxy":
         self.process = Process([nginx_binary(), "-c", str(self.wrapper()), "-g", "daemon off;"],

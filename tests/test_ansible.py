@@ -30,6 +30,7 @@ import pytest
 import yaml
 
 from edge_store import config
+from tests.fixtures_hostile import nginx_check
 from tests.support import Process, Processes, free_port, port_open
 
 from tests.ansible_support import BIN, REPO, SKIPPED_LOCALLY, SKIPPED_ON_FIRST_INSTALL, \
@@ -196,6 +197,21 @@ def test_local_run_renders_hardened_units_and_the_udev_rule(deployment):
     for vendor, product in (("1a86", "7523"), ("0403", "6001"), ("04e2", "1410")):
         assert re.search(rf'^SUBSYSTEM=="tty", ATTRS{{idVendor}}=="{vendor}", ATTRS{{idProduct}}=="{product}", '
                          r'.*SYMLINK\+="epever".*TAG\+="systemd"', rule, re.M), (vendor, product)
+
+
+def test_local_run_bounds_every_unit_and_puts_nginx_in_front_of_a_loopback_api(deployment, tmp_path):
+    units = deployment.root / "etc/systemd/system"
+    for path in [*(units / name for name in UNITS), units / "nginx.service.d/kammthaar-limits.conf"]:
+        text = path.read_text()
+        assert re.search(r"^MemoryMax=\d+M$", text, re.M) and re.search(r"^TasksMax=\d+$", text, re.M), path.name
+    cfg = config.load(str(deployment.config_file), environ={})
+    assert str(cfg.api.listen).startswith("127.0.0.1:") and cfg.api.trusted_proxies == ("127.0.0.1",)
+    site = deployment.root / "etc/nginx/conf.d/kammthaar.conf"
+    key = deployment.root / "etc/kammthaar/tls/kammthaar.key"
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600 and key.read_text().startswith("-----BEGIN PRIVATE KEY")
+    assert "proxy_pass http://kammthaar_api;" in site.read_text() and "return 301 https://" in site.read_text()
+    checked = nginx_check(site, tmp_path)  # the deployed file as Debian's nginx.conf includes it
+    assert checked.returncode == 0, checked.stderr
 
 
 def test_local_run_skips_only_what_needs_the_running_system(deployment):
