@@ -64,7 +64,8 @@ class Settings:
             interval_s=cfg.modbus.interval_s, slow_interval_s=cfg.modbus.slow_interval_s,
             jwt_secret=a.jwt_secret, access_ttl_s=a.access_ttl_s, refresh_ttl_s=a.refresh_ttl_s,
             cookie_secure=a.cookie_secure, cookie_samesite=a.cookie_samesite,
-            cors_origins=a.cors_origins, trusted_proxies=a.trusted_proxies, store_path=cfg.store.path if "local" in a.sources else None,
+            cors_origins=a.cors_origins, trusted_proxies=a.trusted_proxies,
+            store_path=cfg.store.path if "local" in a.sources else None,
             metrics_dir=metrics_dir,
         )
 

@@ -91,7 +91,8 @@ def serve(cfg, *, on_ready=None) -> None:
     class Application(BaseApplication):
         def load_config(self):
             settings = {
-                "bind": str(cfg.api.listen), "workers": cfg.api.workers, "worker_class": "api.gunicorn_worker.DeadlineWorker",
+                "bind": str(cfg.api.listen), "workers": cfg.api.workers,
+                "worker_class": "api.gunicorn_worker.DeadlineWorker",
                 "threads": THREADS, "graceful_timeout": GRACEFUL_TIMEOUT_S, "keepalive": 5,
                 "child_exit": child_exit, "when_ready": when_ready, "accesslog": None,
                 "errorlog": "-", "loglevel": logging.getLevelName(logging.getLogger().level).lower(),

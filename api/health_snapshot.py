@@ -20,7 +20,7 @@ from .families import iso
 from .resources.base import fresh_within_s
 
 
-HIDDEN = "details need a token (also in the log)"
+HIDDEN = "details need a token (a user's, or a metrics machine token)"
 _ERRORS = (("store", "error"), ("collector", "error"), ("replicator", "last_error"), ("replicator", "blocked"))
 
 

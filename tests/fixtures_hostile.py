@@ -29,7 +29,7 @@ import yaml
 
 from edge_store import migrate
 from tests.ansible_support import BIN, ansible_env, current_account, run
-from tests.fixtures_api import ApiServer, add_user
+from tests.fixtures_api import add_user
 from tests.support import Process, free_port, wait_until
 
 READ_TIMEOUT_S = 2
@@ -201,7 +201,8 @@ class RoleProxy:
 
     def _answers(self) -> bool:
         try:
-            return send_raw(self.url, request_head("GET", "/health", host_of(self.url), {"Connection": "close"})).status > 0
+            head = request_head("GET", "/health", host_of(self.url), {"Connection": "close"})
+            return send_raw(self.url, head).status > 0
         except OSError:
             return False
 
