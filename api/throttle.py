@@ -6,7 +6,9 @@ one writing transaction that also decides whether the attempt may go on
 serialises them, on PostgreSQL the upserted rows stay locked until the
 commit). A refused attempt rolls its own counts back, so nothing above a
 limit is ever hashed, however many arrive together. A successful login takes
-its provisional failure back (and clears its pair).
+its provisional failure back (and clears its pair). A client refused already
+is refused on a read first, without taking the store's write lock: a flood
+from a blocked address costs no write.
 
 What is refused (429, Retry-After: until the key's window ends):
 - a pair with PAIR_LIMIT failures (one client guessing one user's password);
@@ -22,10 +24,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import case, delete, update
+from sqlalchemy import case, delete, select, update
 from sqlalchemy.engine import Engine
 
-from edge_store.db import core_writing
+from edge_store.db import core_reading, core_writing
 from edge_store.errors import KammthaarError
 from edge_store.schema import login_failures
 
@@ -73,24 +75,35 @@ class Throttle:
         now = self._clock_ms()
         k = keys(username, client)
         lf = login_failures
+        with core_reading(self._engine, "cannot read the failed logins") as conn:
+            rows = conn.execute(select(lf.c.key, lf.c.failures, lf.c.window_start_ms).where(
+                lf.c.key.in_([k.pair, k.client, k.user]), lf.c.window_start_ms > now - WINDOW_MS)).all()
+        seen = {key: (failures, start) for key, failures, start in rows}
+        self._decide(k, {key: (n + 1, start) for key, (n, start) in seen.items()}, now)
         with core_writing(self._engine, "cannot record the login attempt") as conn:
             # Old rows go first: the table stays small, and a window that ended starts again at 0.
             conn.execute(delete(lf).where(lf.c.window_start_ms <= now - WINDOW_MS))
             counted = {key: self._count(conn, key, now) for key in (k.pair, k.client, k.user)}
-            (pair, pair_start), (client_n, client_start), (user_n, user_start) = (
-                counted[k.pair], counted[k.client], counted[k.user])
-            # Each count includes this attempt: "before" is one less.
-            refused_until = None
-            if pair - 1 >= PAIR_LIMIT:
-                refused_until = pair_start
-            elif client_n - 1 >= CLIENT_LIMIT:
-                refused_until = client_start
-            elif user_n - 1 >= USER_LIMIT and pair - 1 >= 1:
-                refused_until = user_start
-            if refused_until is not None:  # raised inside: the transaction rolls this attempt back
-                raise Throttled("too many failed logins: try again later",
-                                retry_after_s=max(1, -(-(refused_until + WINDOW_MS - now) // 1000)))
+            self._decide(k, counted, now)  # raised inside: the transaction rolls this attempt back
         return k
+
+    @staticmethod
+    def _decide(k: Attempt, counted: dict[str, tuple[int, int]], now: int) -> None:
+        """Raise Throttled when the attempt may not go on; `counted`: (failures including this attempt,
+        window start) per key (a key without a row has had no failure)."""
+        pair, pair_start = counted.get(k.pair, (1, now))
+        client_n, client_start = counted.get(k.client, (1, now))
+        user_n, user_start = counted.get(k.user, (1, now))
+        refused_until = None
+        if pair - 1 >= PAIR_LIMIT:
+            refused_until = pair_start
+        elif client_n - 1 >= CLIENT_LIMIT:
+            refused_until = client_start
+        elif user_n - 1 >= USER_LIMIT and pair - 1 >= 1:
+            refused_until = user_start
+        if refused_until is not None:
+            raise Throttled("too many failed logins: try again later",
+                            retry_after_s=max(1, -(-(refused_until + WINDOW_MS - now) // 1000)))
 
     def _count(self, conn, key: str, now: int) -> tuple[int, int]:
         lf = login_failures
