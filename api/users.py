@@ -11,13 +11,14 @@ of the first are refused (its token_version starts again at 0, its account
 id does not come back).
 
 Everything lives in the tables `users`, `revoked_tokens` and `login_failures`
-(edge_store/schema.py, migrations 0004 and 0013; throttling: api/throttle.py), reached through SQLAlchemy Core on an
-engine URL: at the edge the store's SQLite file (the only rows the API
-writes), with the file's pragmas and `BEGIN IMMEDIATE` writes from
-edge_store/db.py; a cloud deployment may give a PostgreSQL URL. Every worker
-process of the server sees the same users, revocations and throttling. The
-engine keeps its connections open, so tokens stay checkable while the store's
-file is moved away (the data sources then answer 503).
+(edge_store/schema.py, migrations 0004 and 0013; the throttling is
+api/throttle.py's), reached through SQLAlchemy Core on an engine URL: at the
+edge the store's SQLite file (the only rows the API writes), with the file's
+pragmas and `BEGIN IMMEDIATE` writes from edge_store/db.py; a cloud
+deployment may give a PostgreSQL URL. Every worker process of the server sees
+the same users, revocations and throttling. The engine keeps its connections
+open, so tokens stay checkable while the store's file is moved away (the data
+sources then answer 503).
 """
 
 from __future__ import annotations

@@ -262,10 +262,12 @@ login_failures = Table(
     "login_failures",
     metadata,
     Column("key", Text, primary_key=True, comment="user:NAME, client:ADDRESS or pair:NAME@ADDRESS"),
-    Column("failures", Integer, nullable=False, comment="failed logins since window_start_ms"),
+    Column("failures", Integer, nullable=False, comment="failed (or ongoing) logins since window_start_ms"),
     Column("window_start_ms", MS, nullable=False),
-    Column("blocked_until_ms", MS, comment="no login is tried for this key before then (429)"),
-    comment="Failed logins per user, per client and per pair, for throttling; a successful login clears its pair.",
+    Column("blocked_until_ms", MS, comment="not written since issue 18: api/throttle.py decides from failures "
+                                           "and window_start_ms"),
+    comment="Attempted logins per user, per client and per pair, counted before the password is checked "
+            "(api/throttle.py); a successful login takes its attempt back and clears its pair.",
 )
 
 machine_tokens = Table(
