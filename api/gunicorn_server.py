@@ -14,6 +14,7 @@ worker exits.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import shutil
@@ -93,6 +94,10 @@ def serve(cfg, *, on_ready=None) -> None:
             settings = {
                 "bind": str(cfg.api.listen), "workers": cfg.api.workers,
                 "worker_class": "api.gunicorn_worker.DeadlineWorker",
+                # gunicorn's own X-Forwarded-Proto trust (wsgi.url_scheme): [api] trusted_proxies, not its
+                # default of every local client.
+                "forwarded_allow_ips": ",".join(str(ipaddress.ip_network(p, strict=False))
+                                                for p in cfg.api.trusted_proxies),
                 "threads": THREADS, "graceful_timeout": GRACEFUL_TIMEOUT_S, "keepalive": 5,
                 "child_exit": child_exit, "when_ready": when_ready, "accesslog": None,
                 "errorlog": "-", "loglevel": logging.getLevelName(logging.getLogger().level).lower(),

@@ -74,7 +74,7 @@ def test_the_api_answers_over_https_with_the_role_certificate(behind):
         resp = read_answer(tls)
     assert resp.status == 200 and resp.json()["store"]["reachable"] is True
     assert resp.headers["x-content-type-options"] == "nosniff"
-    assert resp.headers["strict-transport-security"].startswith("max-age=")
+    assert "strict-transport-security" not in resp.headers  # self-signed: the browser must be able to accept it
     assert "server" not in resp.headers or resp.headers["server"] == "nginx"  # no version
 
 
