@@ -13,6 +13,7 @@ from typing import Any, Callable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .ports import HostPort, ModbusPort
+from .secret_strength import secret_problem  # noqa: F401 (the check of [api] jwt_secret, used by config)
 
 ENV_PREFIX = "KAMMTHAAR_"
 
@@ -222,58 +223,6 @@ SECTION_TYPES: dict[str, type] = {"site": SiteSection, "store": StoreSection, "m
 SECTIONS = tuple(SECTION_TYPES)
 SETTINGS: tuple[Setting, ...] = tuple(Setting(section, f.name, **f.metadata["setting"])
                                       for section, kind in SECTION_TYPES.items() for f in fields(kind))
-
-MIN_SECRET_CHARS = 32
-MIN_SECRET_DISTINCT = 12
-MIN_SECRET_BITS = 128
-WEAK_SECRETS = {"changeme", "secret", "password", "kammthaar", "jwt_secret", "your-secret-key"}
-_CHARACTER_CLASSES = ("abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ", "0123456789")
-_OTHER_CHARACTERS = 33  # printable ASCII that is neither a letter nor a digit
-_STEP = 3  # a run or a sequence: the third character on with the same difference, at most this
-_REPEAT = 3  # a character continuing an earlier run of this many characters repeats it
-
-
-def secret_bits(secret: str) -> float:
-    """An estimate of a secret's guessing entropy in bits, as a brute-force guesser who knows patterns sees it.
-
-    Each character is worth log2(alphabet) bits, the alphabet being the character classes the secret uses
-    (lower case, upper case, digits, others), except a predictable one, worth nothing: the third character on of a run or
-    a sequence (`aaaa`, `abcd`, `9753`: the same small difference as the pair before), or the continuation
-    of a block of four seen earlier (`k3Xqk3Xqk3Xq`). Random text loses a few
-    characters to chance (bench/secret_bits.py measures it: token_urlsafe(32) >= 240 bits, token_hex(16)
-    >= 130); `0123456789abcdefghijklmnopqrstuv` is worth 21.
-    """
-    import math
-
-    alphabet = sum(len(c) for c in _CHARACTER_CLASSES if any(ch in c for ch in secret))
-    alphabet += _OTHER_CHARACTERS if any(not any(ch in c for c in _CHARACTER_CLASSES) for ch in secret) else 0
-    per_char = math.log2(max(alphabet, 2))
-    free = 0
-    for i, ch in enumerate(secret):
-        if i >= 2:
-            step = ord(ch) - ord(secret[i - 1])
-            if abs(step) <= _STEP and step == ord(secret[i - 1]) - ord(secret[i - 2]):
-                continue
-        if i >= _REPEAT and secret[i - _REPEAT:i + 1] in secret[:i]:
-            continue
-        free += 1
-    return free * per_char
-
-
-def secret_problem(secret: str) -> str | None:
-    """Why a token signing secret is not strong enough, or None."""
-    if not secret:
-        return "[api] jwt_secret is not set"
-    if len(secret) < MIN_SECRET_CHARS:
-        return f"[api] jwt_secret is too short: at least {MIN_SECRET_CHARS} characters"
-    if len(set(secret)) < MIN_SECRET_DISTINCT or any(w in secret.lower() for w in WEAK_SECRETS):
-        return "[api] jwt_secret is too easy to guess: use random characters"
-    bits = secret_bits(secret)
-    if bits < MIN_SECRET_BITS:
-        return (f"[api] jwt_secret is too easy to guess: runs, sequences or repeated blocks leave about "
-                f"{bits:.0f} bits, at least {MIN_SECRET_BITS} are needed: use random characters")
-    return None
-
 
 def toml_value(value: Any) -> str:
     """A value as TOML writes it (ports and addresses in their written form)."""
