@@ -159,13 +159,15 @@ class RoleProxy:
 
     def __init__(self, directory: Path, upstream: str):
         self.dir = Path(directory)
+        self.dir.mkdir(parents=True, exist_ok=True)
         self.root = self.dir / "root"
         self.https_port, self.http_port = free_port(), free_port()
         self.upstream = upstream  # the API's [api] listen, HOST:PORT
         self.process: Process | None = None
 
-    def render(self) -> subprocess.CompletedProcess:
-        """The role's proxy tasks, locally, into `root` (as test_ansible_static renders configs)."""
+    def render(self, **variables) -> subprocess.CompletedProcess:
+        """The role's proxy tasks, locally, into `root` (as test_ansible_static renders configs), with
+        `variables` added."""
         user, group = current_account()
         extra = self.dir / "proxy.yml"
         extra.write_text(yaml.safe_dump({
@@ -174,7 +176,7 @@ class RoleProxy:
             "kammthaar_admin_user": user, "kammthaar_admin_group": group,
             "kammthaar_api_listen": self.upstream, "kammthaar_proxy_server_name": "kammthaar.test",
             "kammthaar_proxy_https_port": self.https_port, "kammthaar_proxy_http_port": self.http_port,
-            "ansible_become": False,
+            "ansible_become": False, **variables,
         }))
         inventory = self.dir / "hosts.yml"
         inventory.write_text(yaml.safe_dump({"kammthaar": {"hosts": {"localhost": {

@@ -140,6 +140,14 @@ def test_a_slow_client_is_disconnected_after_the_read_timeout(bare_api):
     assert bare_api.client().get("/health", timeout_s=10).status == 200
 
 
+def test_a_body_that_stops_coming_is_408(bare_api):
+    """Headers complete, 10 of 100 announced bytes, then nothing: 408 once [api] read_timeout_s has passed."""
+    url = bare_api.url
+    stalled = send_raw(url, login_head(url, **{"Content-Length": 100}) + b'{"username"')
+    assert stalled.status == 408 and stalled.json()["error"] == "request_timeout", stalled.body
+    assert "Traceback" not in bare_api.process.log()
+
+
 # -- 2 and 3. throttling -------------------------------------------------------------------------------
 
 def test_concurrent_wrong_logins_never_overshoot_the_limit(bare_api):

@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import socket
 import ssl
+import stat
+import subprocess
 import time
 import uuid
 
@@ -134,3 +136,21 @@ def test_the_apis_own_https_origin_is_allowed_through_nginx(behind):
     own = f"https://{host_of(proxy.url)}"
     assert json_login(proxy, USER, PASSWORD, Origin=own).status == 200
     assert json_login(proxy, USER, PASSWORD, Origin=own.replace("https:", "http:")).status == 403
+
+
+def test_a_certificate_from_the_inventory_is_installed_and_announced_with_hsts(tmp_path):
+    key, certificate = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                    "-days", "2", "-subj", "/CN=fleet.example", "-keyout", str(key), "-out", str(certificate)],
+                   check=True, capture_output=True, timeout=60)
+    proxy = RoleProxy(tmp_path / "role", "127.0.0.1:8000")
+    done = proxy.render(kammthaar_proxy_tls_certificate=certificate.read_text(), kammthaar_proxy_tls_key=key.read_text())
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    tls = proxy.root / "etc/kammthaar/tls"
+    assert (tls / "kammthaar.crt").read_text() == certificate.read_text()
+    assert (tls / "kammthaar.key").read_text() == key.read_text()
+    assert stat.S_IMODE((tls / "kammthaar.key").stat().st_mode) == 0o600
+    assert "PRIVATE KEY" not in done.stdout + done.stderr  # no_log
+    assert 'add_header Strict-Transport-Security "max-age=31536000" always;' in proxy.site.read_text()
+    checked = proxy.check()
+    assert checked.returncode == 0, checked.stderr
