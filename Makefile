@@ -59,11 +59,14 @@ constraints:
 # systemd gives systemd-analyze, which verifies the units the Ansible role renders; python3-venv
 # lets Debian's python3 make the venv the role installs into (as on a Pi).
 # postgresql: the throwaway cluster the state tests share between two `kammthaar serve` (its
-# initdb is not on PATH: checked by its directory); chromium: the fleet page's browser test.
-SYSTEM_PACKAGES := socat sqlite3 influxdb victoria-metrics systemd python3-venv postgresql chromium
+# initdb is not on PATH: checked by its directory); chromium: the fleet page's browser test;
+# nginx is the role's reverse proxy, checked (`nginx -t`) and run by tests/test_proxy.py (in
+# /usr/sbin: outside a user's PATH).
+SYSTEM_PACKAGES := socat sqlite3 influxdb victoria-metrics systemd python3-venv postgresql chromium nginx
 system-deps:
 	@missing=""; for pc in socat:socat sqlite3:sqlite3 influxdb:influxd victoria-metrics:victoria-metrics systemd:systemd-analyze; do \
 	  command -v $${pc#*:} >/dev/null || missing="$$missing $${pc%%:*}"; done; \
+	command -v nginx >/dev/null || test -x /usr/sbin/nginx || missing="$$missing nginx"; \
 	/usr/bin/python3 -c 'import ensurepip, venv' 2>/dev/null || missing="$$missing python3-venv"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \

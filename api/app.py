@@ -4,7 +4,10 @@ Everything the app needs arrives as arguments: plain settings (built once
 from the config at the entry point: `Settings.from_config`), the ordered data
 sources (api/sources.py) and the users (api/users.py). Resources are plain
 classes with `on_get`/`on_post`; auth is middleware; errors are mapped in one
-place (api/errors.py). The route table (one module per family in
+place (api/errors.py). Before any resource: bodies are bounded (api/bodies.py)
+and a state-changing request from a browser page must come from an allowed
+origin (api/clients.py). Every answer says `X-Content-Type-Options: nosniff`,
+every authenticated one `Cache-Control: no-store`. The route table (one module per family in
 api/resources/) also builds /openapi.json.
 """
 
@@ -17,9 +20,10 @@ import falcon
 
 from edge_store.store import now_ms
 
-from . import errors
+from . import bodies, errors
 from .access import Access
-from .auth import AuthMiddleware, Cookies, Tokens
+from .auth import ACCESS_COOKIE, REFRESH_COOKIE, AuthMiddleware, Cookies, Tokens
+from .clients import Clients, OriginCheck
 from .machine import Machine
 from .machine_tokens import MachineTokens
 from .metrics import Metrics, MetricsMiddleware
@@ -49,6 +53,7 @@ class Settings:
     cookie_secure: bool = True
     cookie_samesite: str = "LAX"
     cors_origins: tuple[str, ...] = ()
+    trusted_proxies: tuple[str, ...] = ()
     store_path: str | None = None  # the machine /serveur/infos describes is this one when set
     metrics_dir: str | None = None
     stale_after_s: float = 900.0  # /sites, /fleet: a site older than this is stale
@@ -61,7 +66,8 @@ class Settings:
             interval_s=cfg.modbus.interval_s, slow_interval_s=cfg.modbus.slow_interval_s,
             jwt_secret=a.jwt_secret, access_ttl_s=a.access_ttl_s, refresh_ttl_s=a.refresh_ttl_s,
             cookie_secure=a.cookie_secure, cookie_samesite=a.cookie_samesite,
-            cors_origins=a.cors_origins, store_path=cfg.store.path if "local" in a.sources else None,
+            cors_origins=a.cors_origins, trusted_proxies=a.trusted_proxies,
+            store_path=cfg.store.path if "local" in a.sources else None,
             metrics_dir=metrics_dir, stale_after_s=a.stale_after_s,
         )
 
@@ -83,6 +89,7 @@ class Api:
                                access_ttl_s=settings.access_ttl_s, refresh_ttl_s=settings.refresh_ttl_s)
         self.machine = Machine(settings.store_path) if settings.store_path else None
         self.metrics = Metrics(settings.metrics_dir)
+        self.clients = Clients(settings.trusted_proxies)
         self.openapi: dict = {}
 
     def require_fresh(self, ts_ms: int, group: str) -> None:
@@ -105,21 +112,36 @@ class _Preflight:
             resp.append_header("Vary", "Origin")
 
 
+class _SecurityHeaders:
+    """nosniff on every answer; no-store on every answer to a request that carried credentials or needed
+    them (a shared cache or the browser's history must not keep it)."""
+
+    def process_response(self, req: falcon.Request, resp: falcon.Response, resource, req_succeeded: bool) -> None:
+        resp.set_header("X-Content-Type-Options", "nosniff")
+        credentials = req.get_header("Authorization") is not None or any(
+            req.get_cookie_values(name) for name in (ACCESS_COOKIE, REFRESH_COOKIE))
+        if credentials or (resource is not None and getattr(resource, "auth_required", True)):
+            resp.set_header("Cache-Control", "no-store")
+
+
 def create_app(settings: Settings, sources: Sources, users: Users, *,
                clock_ms: Callable[[], int] = now_ms) -> falcon.App:
     """The WSGI app serving every path of the contract."""
     api = Api(settings, sources, users, clock_ms)
-    middleware: list = [MetricsMiddleware(api.metrics)]
+    middleware: list = [MetricsMiddleware(api.metrics), _SecurityHeaders(), bodies.BodyLimit()]
     if settings.cors_origins:
         middleware.append(falcon.CORSMiddleware(allow_origins=list(settings.cors_origins),
                                                 allow_credentials=list(settings.cors_origins),
                                                 expose_headers=[SOURCE_HEADER, "Retry-After"]))
-    middleware += [_Preflight(bool(settings.cors_origins)), AuthMiddleware(api.tokens, api.machine_tokens)]
+    middleware += [_Preflight(bool(settings.cors_origins)), OriginCheck(api.clients, settings.cors_origins),
+                   AuthMiddleware(api.tokens, api.machine_tokens)]
     app = falcon.App(middleware=middleware)
     app.req_options.strip_url_path_trailing_slash = True
     errors.install(app)
+    bodies.install(app)
     routes = [route for family in FAMILIES for route in family.routes(api)]
     for route in routes:
         app.add_route(route.path, route.resource)
+    api.metrics.routes = frozenset(route.path for route in routes)
     api.openapi = document(routes, site=settings.site)
     return app

@@ -3,9 +3,13 @@
 Two token types, told apart by the `type` claim and never accepted for each
 other: short-lived access tokens (every data path) and refresh tokens
 (`/refresh` only). Every token carries `iss`, `sub` (the user), `iat`, `exp`,
-a random `jti` and `ver`, the user's token version: a password change
-increments it, so every token issued before is refused from then on. Logout
-records the refresh token's `jti` as revoked until it would have expired.
+a random `jti`, `ver`, the user's token version (a password change
+increments it, so every token issued before is refused from then on) and
+`aid`, the account's random id (a user removed and added again is another
+account: the first one's tokens never come back). A token whose `exp - iat`
+is longer than the configured lifetime of its type is refused, whoever
+signed it. Logout records the refresh token's `jti` as revoked until it
+would have expired.
 
 Tokens come from `Authorization: Bearer <token>` or, for the browser
 dashboard, from the httpOnly cookies `access_token_cookie` and
@@ -33,7 +37,7 @@ ALGORITHM = "HS256"
 ISSUER = "kammthaar"
 ACCESS, REFRESH = "access", "refresh"
 ACCESS_COOKIE, REFRESH_COOKIE = "access_token_cookie", "refresh_token_cookie"
-REQUIRED_CLAIMS = ["iss", "sub", "iat", "exp", "jti", "type", "ver"]
+REQUIRED_CLAIMS = ["iss", "sub", "iat", "exp", "jti", "type", "ver", "aid"]
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
@@ -59,12 +63,14 @@ class Tokens:
         self.users = users
         self._clock_s = clock_s or (lambda: now_ms() / 1000)
 
-    def issue(self, username: str, token_version: int, kind: str) -> Issued:
+    def issue(self, username: str, token_version: int, account_id: str, kind: str) -> Issued:
         now = int(self._clock_s())
-        ttl = self.access_ttl_s if kind == ACCESS else self.refresh_ttl_s
-        claims = {"iss": ISSUER, "sub": username, "iat": now, "exp": now + ttl, "jti": uuid.uuid4().hex,
-                  "type": kind, "ver": token_version}
+        claims = {"iss": ISSUER, "sub": username, "iat": now, "exp": now + self._ttl_s(kind),
+                  "jti": uuid.uuid4().hex, "type": kind, "ver": token_version, "aid": account_id}
         return Issued(jwt.encode(claims, self._secret, algorithm=ALGORITHM), claims)
+
+    def _ttl_s(self, kind: str) -> int:
+        return self.access_ttl_s if kind == ACCESS else self.refresh_ttl_s
 
     def check(self, token: str, kind: str) -> dict:
         """The claims of a valid token of `kind`; raises Unauthorized saying what is wrong."""
@@ -79,11 +85,17 @@ class Tokens:
         if claims.get("type") != kind:
             raise Unauthorized(f"a {claims.get('type')} token is not an {kind} token"
                                if kind == ACCESS else f"a {claims.get('type')} token is not a {kind} token")
-        if not isinstance(claims.get("jti"), str) or not isinstance(claims.get("ver"), int):
-            raise Unauthorized("the token is not valid: malformed jti or ver")
-        version = self.users.token_version(str(claims["sub"]))
-        if version is None:
+        if not isinstance(claims.get("jti"), str) or not isinstance(claims.get("ver"), int) \
+                or not isinstance(claims.get("aid"), str):
+            raise Unauthorized("the token is not valid: malformed jti, ver or aid")
+        if claims["exp"] - claims["iat"] > self._ttl_s(kind):
+            raise Unauthorized(f"the token is not valid: it lives longer than {self._ttl_s(kind)} s")
+        identity = self.users.identity(str(claims["sub"]))
+        if identity is None:
             raise Unauthorized("the token's user no longer exists")
+        version, account_id = identity
+        if claims["aid"] != account_id:
+            raise Unauthorized("the token's user no longer exists (the name was given to a new account)")
         if claims["ver"] != version:
             raise Unauthorized("the token was issued before the password changed: log in again")
         if kind == REFRESH and self.users.is_revoked(claims["jti"]):

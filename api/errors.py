@@ -22,7 +22,8 @@ import falcon
 
 from edge_store.errors import KammthaarError, StoreError
 
-from .users import Throttled, UserError
+from .throttle import Throttled
+from .users import UserError
 
 log = logging.getLogger("kammthaar.api")
 

@@ -3,8 +3,9 @@
 `build(cfg)` turns the validated config (`cfg.require_serve()` passed) into
 the factory's arguments (the sources in `[api] sources` order, the users in
 `[api] state_url`, default the store's file); `serve(cfg)` runs gunicorn programmatically: `[api]
-workers` processes of `THREADS` threads each (gthread: keep-alive, a slow
-client does not hold a worker).
+workers` processes of `THREADS` threads each (gthread: keep-alive), each
+request read within `[api] read_timeout_s` (api/gunicorn_worker.py: a slow
+client is disconnected instead of holding a thread).
 Each worker builds its own app after the fork, so no SQLite connection or
 HTTP pool crosses a fork. Request metrics are shared between workers through
 prometheus-client's multiprocess directory, wiped at start and when a
@@ -13,6 +14,7 @@ worker exits.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import shutil
@@ -71,8 +73,11 @@ def serve(cfg, *, on_ready=None) -> None:
     """Run gunicorn until SIGTERM/SIGINT (graceful: requests in hand finish)."""
     from gunicorn.app.base import BaseApplication
 
+    from .gunicorn_worker import DeadlineWorker
+
     metrics_dir = tempfile.mkdtemp(prefix="kammthaar-metrics-")
     os.environ[MULTIPROC_ENV] = metrics_dir  # before any worker imports prometheus-client
+    DeadlineWorker.read_timeout_s = cfg.api.read_timeout_s  # the workers fork from here: they inherit it
 
     def child_exit(server, worker):
         from prometheus_client import multiprocess
@@ -88,7 +93,12 @@ def serve(cfg, *, on_ready=None) -> None:
     class Application(BaseApplication):
         def load_config(self):
             settings = {
-                "bind": str(cfg.api.listen), "workers": cfg.api.workers, "worker_class": "gthread",
+                "bind": str(cfg.api.listen), "workers": cfg.api.workers,
+                "worker_class": "api.gunicorn_worker.DeadlineWorker",
+                # gunicorn's own X-Forwarded-Proto trust (wsgi.url_scheme): [api] trusted_proxies, not its
+                # default of every local client.
+                "forwarded_allow_ips": ",".join(str(ipaddress.ip_network(p, strict=False))
+                                                for p in cfg.api.trusted_proxies),
                 "threads": THREADS, "graceful_timeout": GRACEFUL_TIMEOUT_S, "keepalive": 5,
                 "child_exit": child_exit, "when_ready": when_ready, "accesslog": None,
                 "errorlog": "-", "loglevel": logging.getLevelName(logging.getLogger().level).lower(),

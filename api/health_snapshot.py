@@ -20,6 +20,24 @@ from .families import iso
 from .resources.base import fresh_within_s
 
 
+HIDDEN = "details need a token (a user's, or a metrics machine token)"
+_ERRORS = (("store", "error"), ("collector", "error"), ("replicator", "last_error"), ("replicator", "blocked"))
+
+
+def public(snap: dict[str, Any]) -> dict[str, Any]:
+    """What /health tells anybody: states and ages, no file path, URL or error text (those say where
+    things are and how they fail). An error that is there reads `HIDDEN`; an absent one stays null."""
+    out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in snap.items()}
+    out["store"].pop("path", None)
+    writes = out["store"].get("writes")
+    if writes is not None:
+        out["store"]["writes"] = {**writes, "last_error": HIDDEN if writes.get("last_error") else None}
+    for part, key in _ERRORS:
+        if out.get(part) is not None and out[part].get(key):
+            out[part][key] = HIDDEN
+    return out
+
+
 def _iso(ms: int | None) -> str | None:
     return None if ms is None else iso(ms)
 

@@ -6,6 +6,11 @@ prometheus-client keeps them in files there and /metrics adds up every
 worker's, whichever worker answers the scrape. The store's figures (collector
 freshness, Modbus errors, rows stored, replicator backlog and lag, cloud
 reachability) are read when /metrics is asked, from `health_snapshot.snapshot()`.
+
+Every label value comes from a fixed set, whatever a client sends: the HTTP
+methods, the app's route templates (`unmatched` for any other path) and the
+statuses the API answers (any other as its class, `4xx`); anything else is
+`other`. A client inventing methods or paths cannot grow /metrics.
 """
 
 from __future__ import annotations
@@ -19,6 +24,9 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from . import health_snapshot
 
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+STATUSES = frozenset({200, 201, 204, 301, 304, 400, 401, 403, 404, 405, 408, 411, 413, 415, 429, 431, 500, 503})
+OTHER = "other"
 LATENCY_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 PREFIX = "kammthaar"
 
@@ -28,14 +36,18 @@ class Metrics:
 
     def __init__(self, multiprocess_dir: str | None = None):
         self.multiprocess_dir = multiprocess_dir
+        self.routes: frozenset[str] = frozenset()  # the app's route templates (create_app sets them)
         self._own = CollectorRegistry(auto_describe=True)
         self.requests = Counter(f"{PREFIX}_http_requests", "HTTP requests answered",
                                 ("method", "route", "status"), registry=self._own)
         self.latency = Histogram(f"{PREFIX}_http_request_duration_seconds", "Time to answer an HTTP request",
                                  ("method", "route"), buckets=LATENCY_BUCKETS_S, registry=self._own)
 
-    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
-        self.requests.labels(method, route, str(status)).inc()
+    def observe(self, method: str, route: str | None, status: int, seconds: float) -> None:
+        method = method if method in METHODS else OTHER
+        route = "unmatched" if route is None else route if route in self.routes else OTHER
+        status_label = str(status) if status in STATUSES else f"{status // 100}xx" if 100 <= status < 600 else OTHER
+        self.requests.labels(method, route, status_label).inc()
         self.latency.labels(method, route).observe(seconds)
 
     def render(self, api) -> bytes:
@@ -147,8 +159,7 @@ class MetricsMiddleware:
         started = getattr(req.context, "started", None)
         if started is None:
             return
-        route = req.uri_template or "unmatched"
-        self.metrics.observe(req.method, route, resp.status_code, time.perf_counter() - started)
+        self.metrics.observe(req.method, req.uri_template, resp.status_code, time.perf_counter() - started)
 
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST

@@ -5,15 +5,20 @@ slow on purpose), with their parameters in the stored text so they can be
 raised later without invalidating older hashes. A login for a user that does
 not exist costs the same hash, so timing does not tell which users exist.
 
+Every account has a random `account_id` (migration 0013), carried by its
+tokens: a user removed and added again is another account, and the tokens
+of the first are refused (its token_version starts again at 0, its account
+id does not come back).
+
 Everything lives in the tables `users`, `revoked_tokens` and `login_failures`
-(edge_store/schema.py, migration 0004; roles and sites: `user_sites`, 0014,
-api/access.py), reached through SQLAlchemy Core on an
-engine URL: at the edge the store's SQLite file (the only rows the API
-writes), with the file's pragmas and `BEGIN IMMEDIATE` writes from
-edge_store/db.py; a cloud deployment may give a PostgreSQL URL. Every worker
-process of the server sees the same users, revocations and throttling. The
-engine keeps its connections open, so tokens stay checkable while the store's
-file is moved away (the data sources then answer 503).
+(edge_store/schema.py, migrations 0004 and 0013; roles and sites: `user_sites`,
+0014, api/access.py; the throttling is api/throttle.py's), reached through
+SQLAlchemy Core on an engine URL: at the edge the store's SQLite file (the
+only rows the API writes), with the file's pragmas and `BEGIN IMMEDIATE`
+writes from edge_store/db.py; a cloud deployment may give a PostgreSQL URL.
+Every worker process of the server sees the same users, revocations and
+throttling. The engine keeps its connections open, so tokens stay checkable
+while the store's file is moved away (the data sources then answer 503).
 """
 
 from __future__ import annotations
@@ -27,14 +32,16 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import bindparam, case, delete, func, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from edge_store.db import core_reading, core_writing, engine_for, translated
 from edge_store.errors import KammthaarError, StoreError
-from edge_store.schema import login_failures, revoked_tokens, user_sites, users
+from edge_store.schema import revoked_tokens, user_sites, users
 from edge_store.store import now_ms
+
+from .throttle import CLIENT_LIMIT, PAIR_LIMIT, USER_LIMIT, Throttle, Throttled  # noqa: F401 (re-exported)
 
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2 ** 15, 8, 1
 SCRYPT_MAXMEM = 64 * 1024 * 1024
@@ -43,26 +50,8 @@ HASH_BYTES = 32
 MIN_PASSWORD = 8
 USERNAME = re.compile(r"^[A-Za-z0-9._@-]{1,64}$")
 
-# Failed logins: (key kind, failures allowed in the window). A key reaching its
-# limit is blocked until its window ends; a success clears its pair.
-THROTTLE_WINDOW_MS = 15 * 60 * 1000
-PAIR_LIMIT = 5      # one user from one client: guessing one password
-CLIENT_LIMIT = 20   # one client, any users: password spraying
-USER_LIMIT = 50     # one user, any clients: a distributed guess
-
-
 class UserError(KammthaarError):
     """A user name or password that cannot be used (the message says why)."""
-
-
-class Throttled(KammthaarError):
-    """Too many failed logins for a user or a client: try again in `retry_after_s`."""
-
-    retryable = True
-
-    def __init__(self, message: str, *, retry_after_s: int):
-        super().__init__(message)
-        self.retry_after_s = retry_after_s
 
 
 # -- hashing --------------------------------------------------------------------------
@@ -117,14 +106,16 @@ class User:
     token_version: int
     created_ms: int
     password_changed_ms: int
+    account_id: str
 
 
 _UPSERTING_INSERT = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
-_USER_COLUMNS = (users.c.username, users.c.token_version, users.c.created_ms, users.c.password_changed_ms)
+_USER_COLUMNS = (users.c.username, users.c.token_version, users.c.created_ms, users.c.password_changed_ms,
+                 users.c.account_id)
 
 
 # The reads every authenticated request makes: compiled once per dialect (see `Prepared`).
-_TOKEN_VERSION = select(users.c.token_version).where(users.c.username == bindparam("username"))
+_IDENTITY = select(users.c.token_version, users.c.account_id).where(users.c.username == bindparam("username"))
 _REVOKED = select(revoked_tokens.c.jti).where(revoked_tokens.c.jti == bindparam("jti"))
 
 
@@ -178,7 +169,8 @@ class Users:
         if self._insert is None:
             self._engine.dispose()
             raise StoreError(f"the users need SQLite or PostgreSQL, not {self._engine.dialect.name}")
-        self._token_version = Prepared(_TOKEN_VERSION, self._engine)
+        self._identity = Prepared(_IDENTITY, self._engine)
+        self._throttle = Throttle(self._engine, self._insert, clock_ms)
         self._revoked = Prepared(_REVOKED, self._engine)
 
     # -- connections ------------------------------------------------------------------
@@ -211,10 +203,10 @@ class Users:
         rows = self._read(select(*_USER_COLUMNS).where(users.c.username == username))
         return User(*rows[0]) if rows else None
 
-    def token_version(self, username: str) -> int | None:
-        """The version every valid token of the user carries, or None when the user is gone."""
-        rows = self._token_version.rows("cannot read the users", username=username)
-        return rows[0][0] if rows else None
+    def identity(self, username: str) -> tuple[int, str] | None:
+        """(token version, account id) that every valid token of the user carries, or None when the user is gone."""
+        rows = self._identity.rows("cannot read the users", username=username)
+        return (rows[0][0], rows[0][1]) if rows else None
 
     def list(self) -> list[User]:
         return [User(*r) for r in self._read(select(*_USER_COLUMNS).order_by(users.c.username))]
@@ -224,8 +216,10 @@ class Users:
         check_username(username)
         hashed = hash_password(check_password(password))
         now = self._clock_ms()
+        account_id = secrets.token_hex(16)
         statements = [insert(users).values(username=username, password_hash=hashed, token_version=0,
-                                           created_ms=now, password_changed_ms=now, role=role)]
+                                           created_ms=now, password_changed_ms=now, role=role,
+                                           account_id=account_id)]
         statements += [insert(user_sites).values(username=username, site=site) for site in sites]
         try:
             self._write(statements)
@@ -233,7 +227,7 @@ class Users:
             if isinstance(exc.__cause__, IntegrityError):  # the unique user name
                 raise UserError(f"user {username!r} exists already (change the password with `user passwd`)") from exc
             raise
-        return User(username, 0, now, now)
+        return User(username, 0, now, now, account_id)
 
     def set_password(self, username: str, password: str) -> None:
         """New password; every token issued before is no longer accepted."""
@@ -246,62 +240,24 @@ class Users:
     def remove(self, username: str) -> None:
         (count, *_) = self._write([delete(users).where(users.c.username == username),
                                    delete(user_sites).where(user_sites.c.username == username),
-                                   delete(login_failures).where(login_failures.c.key == f"user:{username}")])
+                                   self._throttle.forget_user(username)])
         if not count:
             raise UserError(f"no user {username!r}")
 
     def authenticate(self, username: str, password: str, client: str) -> User | None:
         """The user when both name and password are right, else None; raises Throttled.
 
-        Every key (pair, client, user) is checked before any hash is computed,
-        so a blocked guesser costs no CPU; a failure counts against all three.
+        The attempt is counted and the throttling decided (api/throttle.py) before
+        any hash is computed, so a refused guesser costs no CPU; a wrong name
+        costs the same hash as a wrong password.
         """
-        keys = self._throttle_keys(username, client)
-        self._check_throttle(keys)
+        attempt = self._throttle.attempt(username, client)
         rows = self._read(select(users.c.password_hash, *_USER_COLUMNS).where(users.c.username == username))
         ok = verify_password(password, rows[0][0] if rows else _dummy_hash()) and bool(rows)
-        if ok:
-            self._write([delete(login_failures).where(login_failures.c.key == keys[0][0])])
-            return User(*rows[0][1:])
-        self._record_failure(keys)
-        return None
-
-    # -- throttling -------------------------------------------------------------------
-
-    @staticmethod
-    def _throttle_keys(username: str, client: str) -> list[tuple[str, int]]:
-        name = username[:128]
-        return [(f"pair:{name}@{client}", PAIR_LIMIT), (f"client:{client}", CLIENT_LIMIT),
-                (f"user:{name}", USER_LIMIT)]
-
-    def _check_throttle(self, keys: list[tuple[str, int]]) -> None:
-        now = self._clock_ms()
-        lf = login_failures
-        rows = self._read(select(lf.c.key, lf.c.blocked_until_ms).where(
-            lf.c.key.in_([k for k, _ in keys]), lf.c.blocked_until_ms > now))
-        if rows:
-            until = max(r[1] for r in rows)
-            raise Throttled("too many failed logins: try again later",
-                            retry_after_s=max(1, -(-(until - now) // 1000)))
-
-    def _record_failure(self, keys: list[tuple[str, int]]) -> None:
-        now = self._clock_ms()
-        window = THROTTLE_WINDOW_MS
-        lf = login_failures
-        expired = lf.c.window_start_ms <= now - window  # the key's window is over: a new one starts now
-        statements = []
-        for key, limit in keys:
-            upsert = self._insert(lf).values(key=key, failures=1, window_start_ms=now, blocked_until_ms=None)
-            statements.append(upsert.on_conflict_do_update(index_elements=[lf.c.key], set_={
-                "failures": case((expired, 1), else_=lf.c.failures + 1),
-                "window_start_ms": case((expired, now), else_=lf.c.window_start_ms),
-            }))
-            statements.append(update(lf).where(lf.c.key == key, lf.c.failures >= limit)
-                              .values(blocked_until_ms=lf.c.window_start_ms + window))
-        # Old rows go with the next failure: the table stays small.
-        statements.append(delete(lf).where(lf.c.window_start_ms <= now - window,
-                                           func.coalesce(lf.c.blocked_until_ms, 0) <= now))
-        self._write(statements)
+        if not ok:
+            return None
+        self._throttle.succeeded(attempt)
+        return User(*rows[0][1:])
 
     # -- revoked refresh tokens ----------------------------------------------------------
 

@@ -238,6 +238,8 @@ users = Table(
     Column("password_hash", Text, nullable=False, comment="scrypt$N$r$p$salt$hash (base64): salted and slow"),
     Column("token_version", Integer, nullable=False,
            comment="carried by every token; a password change increments it, ending the earlier tokens"),
+    Column("account_id", Text, nullable=False,
+           comment="random, per account, carried by every token: a user removed and added again is a new account"),
     Column("created_ms", MS, nullable=False),
     Column("password_changed_ms", MS, nullable=False),
     Column("role", Text, nullable=False, server_default="installer",
@@ -262,10 +264,12 @@ login_failures = Table(
     "login_failures",
     metadata,
     Column("key", Text, primary_key=True, comment="user:NAME, client:ADDRESS or pair:NAME@ADDRESS"),
-    Column("failures", Integer, nullable=False, comment="failed logins since window_start_ms"),
+    Column("failures", Integer, nullable=False, comment="failed (or ongoing) logins since window_start_ms"),
     Column("window_start_ms", MS, nullable=False),
-    Column("blocked_until_ms", MS, comment="no login is tried for this key before then (429)"),
-    comment="Failed logins per user, per client and per pair, for throttling; a successful login clears its pair.",
+    Column("blocked_until_ms", MS, comment="not written since issue 18: api/throttle.py decides from failures "
+                                           "and window_start_ms"),
+    comment="Attempted logins per user, per client and per pair, counted before the password is checked "
+            "(api/throttle.py); a successful login takes its attempt back and clears its pair.",
 )
 
 user_sites = Table(

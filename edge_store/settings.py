@@ -13,6 +13,7 @@ from typing import Any, Callable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .ports import HostPort, ModbusPort
+from .secret_strength import secret_problem  # noqa: F401 (the check of [api] jwt_secret, used by config)
 
 ENV_PREFIX = "KAMMTHAAR_"
 
@@ -116,6 +117,17 @@ def _check_origins(value: tuple[str, ...]) -> str | None:
     return None
 
 
+def _check_proxies(value: tuple[str, ...]) -> str | None:
+    import ipaddress
+
+    for address in value:
+        try:
+            ipaddress.ip_network(address, strict=False)
+        except ValueError:
+            return "IP addresses or networks such as 127.0.0.1 or 10.0.0.0/8"
+    return None
+
+
 API_SOURCES = ("local", "cloud")
 
 
@@ -213,6 +225,8 @@ class ApiSection:
     refresh_ttl_s: int = _key(604800, "Seconds a refresh token is valid (logout or a password change ends it sooner).", minimum=60)
     cookie_secure: bool = _key(True, "Send the token cookies over HTTPS only (browsers also keep them for http://localhost).")
     cookie_samesite: str = _key("LAX", "SameSite attribute of the token cookies: LAX, STRICT or NONE (NONE needs cookie_secure).", choices=("LAX", "STRICT", "NONE"))
+    trusted_proxies: tuple[str, ...] = _key([], "Addresses (or networks) of the reverse proxies in front of the API: a request from one of them is attributed to the address its X-Forwarded-For names (the nearest hop that is not a trusted proxy), for login throttling, and its X-Forwarded-Proto gives the API's own origin. Nobody else's X-Forwarded-For is believed. Empty: none.", check=_check_proxies)
+    read_timeout_s: float = _key(10.0, "Seconds a client has to send a whole request (headers and body) to `kammthaar serve`; a slower one is disconnected (a reverse proxy in front buffers requests, so only it talks to slow clients).", minimum=1.0)
     sources: tuple[str, ...] = _key(["local", "cloud"], "Where answers come from, in order: local (the SQLite store, read-only), cloud (InfluxDB through InfluxQL, the [cloud] section). The first source that is reachable and holds the window asked for answers; a cloud deployment says cloud.", check=_check_sources)
     state_url: str = _key("", "Where the API keeps its state: users, their roles and sites, revoked tokens, login throttling, machine tokens. An SQLAlchemy URL: sqlite:////path/state.db, or postgresql+psycopg://user:password@host/db (the migrations run there too; several `kammthaar serve` on one PostgreSQL share one state). Empty: the store's file.", secret=True, parse=_parse_state_url)
     stale_after_s: float = _key(900.0, "/sites and /fleet: a site whose newest point (data or heartbeat) is older than this, or whose heartbeat says a device is not fresh, is stale.", minimum=1.0)
@@ -223,22 +237,6 @@ SECTION_TYPES: dict[str, type] = {"site": SiteSection, "store": StoreSection, "m
 SECTIONS = tuple(SECTION_TYPES)
 SETTINGS: tuple[Setting, ...] = tuple(Setting(section, f.name, **f.metadata["setting"])
                                       for section, kind in SECTION_TYPES.items() for f in fields(kind))
-
-MIN_SECRET_CHARS = 32
-MIN_SECRET_DISTINCT = 12
-WEAK_SECRETS = {"changeme", "secret", "password", "kammthaar", "jwt_secret", "your-secret-key"}
-
-
-def secret_problem(secret: str) -> str | None:
-    """Why a token signing secret is not strong enough, or None."""
-    if not secret:
-        return "[api] jwt_secret is not set"
-    if len(secret) < MIN_SECRET_CHARS:
-        return f"[api] jwt_secret is too short: at least {MIN_SECRET_CHARS} characters"
-    if len(set(secret)) < MIN_SECRET_DISTINCT or any(w in secret.lower() for w in WEAK_SECRETS):
-        return "[api] jwt_secret is too easy to guess: use random characters"
-    return None
-
 
 def toml_value(value: Any) -> str:
     """A value as TOML writes it (ports and addresses in their written form)."""

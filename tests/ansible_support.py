@@ -33,6 +33,14 @@ SKIPPED_LOCALLY = {
     "Reload the udev rules",
     "Apply the udev rules to the serial devices present",
     "Restart the kammthaar services",
+    "Enable and start nginx",  # nginx under systemd
+    "Check the nginx configuration",  # handlers: the system's nginx (tests/test_proxy.py checks the rendered file)
+    "Reload nginx",
+}
+# Skipped when the inventory gives no certificate: a self-signed one is made instead.
+SKIPPED_WITH_A_SELF_SIGNED_CERTIFICATE = {
+    "Install the TLS certificate from the inventory",
+    "Install the TLS key from the inventory (ansible-vault)",
 }
 # Skipped in a first install on any system: no earlier install to replace, no older wheel.
 SKIPPED_ON_FIRST_INSTALL = {

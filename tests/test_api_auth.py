@@ -25,9 +25,12 @@ def users(edge):
     u.close()
 
 
+ACCOUNTS: dict[str, str] = {}  # user name -> account id, for tokens minted like ours
+
+
 def new_user(users, password: str = "correct horse battery") -> tuple[str, str]:
     name = f"u-{uuid.uuid4().hex[:10]}"
-    users.add(name, password)
+    ACCOUNTS[name] = users.add(name, password).account_id
     return name, password
 
 
@@ -51,7 +54,7 @@ def mint(claims: dict, key: str = SECRET, algorithm: str = "HS256") -> str:
 def claims_for(name: str, kind: str = "access", **overrides) -> dict:
     now = int(time.time())
     out = {"iss": "kammthaar", "sub": name, "iat": now, "exp": now + 600, "jti": uuid.uuid4().hex, "type": kind,
-           "ver": 0}
+           "ver": 0, "aid": ACCOUNTS.get(name, "unknown")}
     out.update(overrides)
     return out
 
@@ -108,7 +111,7 @@ def test_alg_none_and_other_algorithms_are_401(local_api, users):
 def test_missing_claims_and_future_iat_are_401(local_api, users):
     name, _ = new_user(users)
     c = local_api.client()
-    for claim in ("exp", "iat", "jti", "type", "ver"):
+    for claim in ("exp", "iat", "jti", "type", "ver", "aid"):
         claims = claims_for(name)
         del claims[claim]
         assert_401(c.get("/battery/last", token=mint(claims)))

@@ -81,7 +81,9 @@ def test_metrics_add_up_every_worker_and_carry_the_store_figures(client, local_a
 # -- the command line ----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("secret,why", [(None, "not set"), ("short", "too short"),
-                                        ("changeme" * 5, "too easy"), ("a" * 40, "too easy")])
+                                        ("changeme" * 5, "too easy"), ("a" * 40, "too easy"),
+                                        ("0123456789abcdefghijklmnopqrstuv", "bits"),  # issue 18's patterned one
+                                        ("qwertyuiopasdfghjklzxcvbnm123456", "bits")])
 def test_serve_refuses_to_start_without_a_strong_secret(tmp_path, secret, why):
     settings = dict(store_path=tmp_path / "k.db", api_listen=f"127.0.0.1:{free_port()}")
     if secret is not None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import falcon
 
 from .. import health_snapshot
-from ..errors import RETRY_AFTER_S
+from ..auth import ACCESS, access_token
+from ..errors import RETRY_AFTER_S, Unauthorized
+from ..machine_tokens import is_machine_token
 from ..metrics import CONTENT_TYPE
 from .base import Route
 
@@ -50,7 +52,8 @@ HEALTH_SCHEMA = {
 
 class HealthResource:
     """The store, the collector (age of the newest sample), the replicator, the cloud; 503 when no source
-    can answer."""
+    can answer. Without a token: states and ages only; a user's access token or a `metrics` machine token
+    adds the details (the store's path, error texts)."""
 
     auth_required = False
 
@@ -59,10 +62,23 @@ class HealthResource:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         snap = health_snapshot.snapshot(self.api)
-        resp.media = snap
+        resp.media = snap if self._entitled(req) else health_snapshot.public(snap)
         if snap["status"] == "down":
             resp.status = falcon.HTTP_503
             resp.set_header("Retry-After", str(RETRY_AFTER_S))
+
+    def _entitled(self, req: falcon.Request) -> bool:
+        """Whether the request carries a token that opens the details (a bad one is no token here)."""
+        try:
+            token = access_token(req)
+            if token is None:
+                return False
+            if is_machine_token(token):
+                return self.api.machine_tokens.check(token).scope in MetricsResource.scopes
+            self.api.tokens.check(token, ACCESS)
+        except Unauthorized:
+            return False
+        return True
 
 
 class MetricsResource:

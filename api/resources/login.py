@@ -48,11 +48,11 @@ class LoginResource:
             raise BadRequest("the body must be {\"username\": string, \"password\": string}")
         if not 0 < len(username) <= MAX_USERNAME or len(password) > MAX_PASSWORD:
             raise BadRequest(f"username: 1 to {MAX_USERNAME} characters; password: at most {MAX_PASSWORD}")
-        user = self.api.users.authenticate(username, password, req.remote_addr or "unknown")
+        user = self.api.users.authenticate(username, password, self.api.clients.address(req))
         if user is None:
             raise Unauthorized("wrong user name or password")
-        access = self.api.tokens.issue(user.username, user.token_version, ACCESS)
-        refresh = self.api.tokens.issue(user.username, user.token_version, REFRESH)
+        access = self.api.tokens.issue(user.username, user.token_version, user.account_id, ACCESS)
+        refresh = self.api.tokens.issue(user.username, user.token_version, user.account_id, REFRESH)
         self.api.cookies.set(resp, ACCESS_COOKIE, access.token)
         self.api.cookies.set(resp, REFRESH_COOKIE, refresh.token)
         _token_answer(self.api, resp, "Login successful", access.token)
@@ -79,7 +79,7 @@ class RefreshResource:
         if not token:
             raise Unauthorized("a refresh token is needed: the refresh_token_cookie cookie or {\"refresh_token\"}")
         claims = self.api.tokens.check(token, REFRESH)
-        access = self.api.tokens.issue(claims["sub"], claims["ver"], ACCESS)
+        access = self.api.tokens.issue(claims["sub"], claims["ver"], claims["aid"], ACCESS)
         self.api.cookies.set(resp, ACCESS_COOKIE, access.token)
         _token_answer(self.api, resp, "Token refreshed", access.token)
 
@@ -161,16 +161,17 @@ def routes(api) -> list:
     login = LoginResource(api)
     return [
         Route("/login", login, "Log in", TOKEN_SCHEMA, tag="auth", method="post", auth=False,
-              errors=(400, 401, 429), request_body=LOGIN_BODY, source_header=False,
+              errors=(400, 401, 403, 413, 415, 429), request_body=LOGIN_BODY, source_header=False,
               description=f"{LoginResource.__doc__} {COOKIES}"),
         Route("/authentification/login", login, "Log in (path of older edge clients)", TOKEN_SCHEMA, tag="auth",
-              method="post", auth=False, errors=(400, 401, 429), request_body=LOGIN_BODY, source_header=False,
+              method="post", auth=False, errors=(400, 401, 403, 413, 415, 429), request_body=LOGIN_BODY,
+              source_header=False,
               description=f"Same as /login. {COOKIES}"),
         Route("/refresh", RefreshResource(api), "New access token", TOKEN_SCHEMA, tag="auth", method="post",
-              auth=False, errors=(400, 401), request_body=REFRESH_BODY, source_header=False,
+              auth=False, errors=(400, 401, 403, 413, 415), request_body=REFRESH_BODY, source_header=False,
               description=RefreshResource.__doc__),
         Route("/logout", LogoutResource(api), "Log out", obj({"message": STRING}), tag="auth", method="post",
-              auth=False, errors=(400,), request_body=REFRESH_BODY, source_header=False,
+              auth=False, errors=(400, 403, 413, 415), request_body=REFRESH_BODY, source_header=False,
               description=LogoutResource.__doc__),
         Route("/check_auth", CheckAuthResource(api), "Is the token valid",
               {**obj({"authenticated": {"type": "boolean"}, **GRANT}), "required": ["authenticated"]},
