@@ -162,7 +162,7 @@ def register(sub) -> None:
     p.add_argument("--once", action="store_true", help="one poll of every group, live and slow, then exit")
     p.set_defaults(func=cmd_collect)
 
-    p = sub.add_parser("simulate", help="an EPEVER Tracer simulator on a serial port or TCP")
+    p = sub.add_parser("simulate", help="simulated controllers (EPEVER Tracer, Renogy Rover) on a serial port or TCP")
     add_arguments(p)
     # The parser goes along so that a bad flag value ends in its usage line, naming the flag.
     p.set_defaults(func=functools.partial(cmd_simulate, parser=p))
