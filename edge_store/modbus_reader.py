@@ -71,6 +71,7 @@ class Reader:
         self._sleep = sleep
         self._client = None
         self._rx_bytes = 0
+        self.requests_sent = 0  # frames put on the bus (a scan's cost, a bus's load)
         self._split: set[str] = set()          # blocks the firmware rejected whole: read per register
         self._unsupported: set[str] = set()    # optional registers the device does not have
         self._plans: dict[str, list[Block]] = {}
@@ -78,7 +79,9 @@ class Reader:
     # -- connection ------------------------------------------------------------
 
     def _trace(self, sending: bool, data: bytes) -> bytes:
-        if not sending:
+        if sending:
+            self.requests_sent += 1
+        else:
             self._rx_bytes += len(data)
         return data
 
