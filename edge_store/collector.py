@@ -74,7 +74,11 @@ class Collector:
                                             clock_ms=clock_ms)
         self._space_pruned = 0
         self._space_logged: float | None = None
-        self.slow_groups = tuple(g for g in SLOW_GROUPS if g in reader.groups)  # the Rover has no clock
+
+    @property
+    def slow_groups(self) -> tuple[str, ...]:
+        """The slow groups the device's model has (a Renogy Rover has no clock)."""
+        return tuple(g for g in SLOW_GROUPS if g in self.reader.groups)
 
     # -- one pass --------------------------------------------------------------
 
