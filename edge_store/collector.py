@@ -75,6 +75,11 @@ class Collector:
         self._space_pruned = 0
         self._space_logged: float | None = None
 
+    @property
+    def slow_groups(self) -> tuple[str, ...]:
+        """The slow groups the device's model has (a Renogy Rover has no clock)."""
+        return tuple(g for g in SLOW_GROUPS if g in self.reader.groups)
+
     # -- one pass --------------------------------------------------------------
 
     def poll_once(self, group: str) -> int | None:
@@ -104,7 +109,7 @@ class Collector:
 
     def poll_all_once(self) -> dict[str, int | None]:
         """One poll of every group, live and slow (what `collect --once` does)."""
-        return {group: self.poll_once(group) for group in (LIVE, *SLOW_GROUPS)}
+        return {group: self.poll_once(group) for group in (LIVE, *self.slow_groups)}
 
     def prune_once(self) -> int:
         """Delete rows older than the retention period, then keep the file under max_size_mb.
@@ -225,7 +230,7 @@ class Collector:
                         next_live = mono() + self._backoff_s()
                 if now >= next_slow and not self.stop_event.is_set():
                     if self.failures_in_a_row == 0:
-                        for group in SLOW_GROUPS:
+                        for group in self.slow_groups:
                             if self.stop_event.is_set():
                                 break
                             self._guarded(group)

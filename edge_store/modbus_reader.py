@@ -6,6 +6,9 @@ exponential backoff, falls back to one read per register when the firmware
 rejects a block that spans unused addresses (exception 2) and remembers it,
 and decodes. It never invents a value: a group with a block that could not be
 read, or a value the device cannot physically report, yields no values.
+It reads whichever device model it is given (edge_store/catalogue/: its
+registers, function codes and block planning); a group read whole also gets
+the model's derived columns, and NULL for the columns other models have.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from tenacity import RetryError, Retrying, retry_if_exception, stop_after_attemp
 
 from .errors import DecodeError, IllegalAddressError, KammthaarError, ModbusError
 from .ports import SERIAL, ModbusPort
-from .catalogue.epever_tracer import REGISTERS as EPEVER_TRACER
+from .catalogue import EPEVER_TRACER, Catalogue, absent
 from .registers import DISCRETE, HOLDING, INPUT, Block, Register, decode_register, plan_blocks, registers_of
 
 log = logging.getLogger(__name__)
@@ -51,21 +54,25 @@ class GroupRead:
 
 
 class Reader:
-    """Reads register groups from one controller. Not thread-safe: one process owns the bus."""
+    """Reads register groups from one controller of a model. Not thread-safe: one process owns the bus."""
 
     def __init__(self, port: ModbusPort | str, *, unit: int = 1, baudrate: int = 115200, timeout_s: float = 1.0,
-                 retries: int = 2, registers: tuple[Register, ...] = EPEVER_TRACER,
+                 retries: int = 2, model: Catalogue = EPEVER_TRACER,
                  backoff_s: float = 0.05, sleep: Callable[[float], None] | None = None):
         self.port = port if isinstance(port, ModbusPort) else ModbusPort.parse(port)
         self.unit = unit
         self.baudrate = baudrate
         self.timeout_s = timeout_s
         self.retries = retries
-        self.registers = registers
+        self.model = model
+        self.registers: tuple[Register, ...] = model.registers
+        self.groups = model.groups()  # a group the model does not have (the Rover's clock) is never read
+        self._absent = {group: absent(model, group) for group in self.groups}  # NULL in its rows
         self.backoff_s = backoff_s
         self._sleep = sleep
         self._client = None
         self._rx_bytes = 0
+        self.requests_sent = 0  # frames put on the bus (a scan's cost, a bus's load)
         self._split: set[str] = set()          # blocks the firmware rejected whole: read per register
         self._unsupported: set[str] = set()    # optional registers the device does not have
         self._plans: dict[str, list[Block]] = {}
@@ -73,7 +80,9 @@ class Reader:
     # -- connection ------------------------------------------------------------
 
     def _trace(self, sending: bool, data: bytes) -> bytes:
-        if not sending:
+        if sending:
+            self.requests_sent += 1
+        else:
             self._rx_bytes += len(data)
         return data
 
@@ -113,7 +122,7 @@ class Reader:
     def plan(self, group: str) -> list[Block]:
         """The blocks a group is read in, honouring remembered splits."""
         if group not in self._plans:
-            self._plans[group] = plan_blocks(registers_of(group, self.registers))
+            self._plans[group] = plan_blocks(registers_of(group, self.registers), self.model.max_gap)
         out: list[Block] = []
         for block in self._plans[group]:
             out.extend(self._singles(block) if block.label in self._split else [block])
@@ -223,7 +232,8 @@ class Reader:
             except ModbusError as exc:
                 result.errors.append(exc)
                 return result
-        values: dict[str, Any] = {r.name: None for r in registers_of(group, self.registers) if r.optional}
+        values: dict[str, Any] = dict.fromkeys(self._absent[group])
+        values.update((r.name, None) for r in registers_of(group, self.registers) if r.optional)
         rejected = False
         for block, words in raw:
             for reg in block.registers:
@@ -235,5 +245,5 @@ class Reader:
                     result.errors.append(exc)
                     rejected = True
         if not rejected:
-            result.values = values
+            result.values = self.model.derive(group, values)
         return result
