@@ -21,7 +21,8 @@ from .ports import ModbusPort
 NAME_RE = re.compile(r"^[a-z0-9_-]{1,64}$")
 DEFAULT_MODEL = "epever-tracer"
 # The [modbus] keys a device may set for itself; the others (inter_request_ms, probe_max_s) are the bus's.
-DEVICE_KEYS = ("port", "baudrate", "interval_s", "slow_interval_s", "timeout_s", "retries")
+# timeout_s stays the bus's: one port, one client, one timeout.
+DEVICE_KEYS = ("port", "baudrate", "interval_s", "slow_interval_s", "retries")
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,6 @@ class DeviceConfig:
     baudrate: int
     interval_s: float
     slow_interval_s: float
-    timeout_s: float
     retries: int
 
 
@@ -103,12 +103,17 @@ def _check_together(devices: list[DeviceConfig]) -> None:
                               f"the {baud} of {first!r} on the same port {port}: one bus has one speed")
 
 
+def group_by(items, key: Callable[[Any], str]) -> dict[str, list]:
+    """Items grouped by `key`, groups and items in their first order."""
+    out: dict[str, list] = {}
+    for item in items:
+        out.setdefault(key(item), []).append(item)
+    return out
+
+
 def buses(devices: tuple[DeviceConfig, ...]) -> dict[str, tuple[DeviceConfig, ...]]:
     """Devices grouped by port, in config order: each group is one bus, polled by one owner."""
-    out: dict[str, list[DeviceConfig]] = {}
-    for d in devices:
-        out.setdefault(str(d.port), []).append(d)
-    return {port: tuple(group) for port, group in out.items()}
+    return {port: tuple(group) for port, group in group_by(devices, lambda d: str(d.port)).items()}
 
 
 def show(devices: tuple[DeviceConfig, ...], toml_value: Callable[[Any], str]) -> str:

@@ -40,13 +40,13 @@ def write(tmp_path, text):
 
 
 def test_devices_are_read_in_order_with_the_bus_defaults(tmp_path):
-    cfg = config.load(write(tmp_path, THREE), environ={"KAMMTHAAR_MODBUS_TIMEOUT_S": "0.3"})
+    cfg = config.load(write(tmp_path, THREE), environ={"KAMMTHAAR_MODBUS_RETRIES": "5"})
     roof, side, rover = cfg.devices
     assert [d.name for d in cfg.devices] == ["roof", "side", "rover"]
     assert (str(roof.port), roof.unit, roof.baudrate, roof.interval_s) == ("/dev/epever", 1, 115200, 5.0)
     assert (side.unit, side.interval_s) == (2, 2.5)
     assert (str(rover.port), rover.baudrate) == ("/dev/ttyUSB1", 9600)
-    assert all(d.timeout_s == 0.3 for d in cfg.devices)  # an environment override reaches every device
+    assert all(d.retries == 5 for d in cfg.devices)  # an environment override reaches every device
     assert cfg.modbus.inter_request_ms == 30 and cfg.modbus.probe_max_s == 20
     assert {port: [d.name for d in group] for port, group in buses(cfg.devices).items()} == {
         "/dev/epever": ["roof", "side"], "/dev/ttyUSB1": ["rover"]}
