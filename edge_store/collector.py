@@ -89,7 +89,8 @@ class Collector:
 
     def poll_all_once(self) -> dict[tuple[str, str], int | None]:
         """One poll of every group of every device, live and slow (what `collect --once` does)."""
-        return {(d.name, group): self.poll_once(group, d.name) for d in self.devices for group in (LIVE, *SLOW_GROUPS)}
+        return {(d.name, group): self.poll_once(group, d.name) for d in self.devices
+                for group in (LIVE, *d.slow_groups)}
 
     def store_readings(self, readings: list[Reading]) -> list[int | None]:
         """Store what the readings gave and record their errors; the row id of each (None: nothing stored).
