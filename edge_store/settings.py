@@ -188,7 +188,7 @@ class CloudSection:
 class RollupsSection:
     """[rollups]: the daily and monthly statistics."""
 
-    gap_factor: float = _key(3.0, "Daily and monthly statistics integrate power and current between consecutive live samples; a gap longer than gap_factor × [modbus] interval_s adds nothing (no energy is invented across an outage) and shows as uncovered time.", minimum=1.0)
+    gap_factor: float = _key(3.0, "Daily and monthly statistics integrate power and current between consecutive live samples; a gap longer than gap_factor × [modbus] interval_s (with [[devices]]: the longest interval_s of the devices) adds nothing (no energy is invented across an outage) and shows as uncovered time.", minimum=1.0)
 
 
 @dataclass(frozen=True)
