@@ -1,17 +1,19 @@
 """End to end: the real collector over two socat pty pairs against the simulator, two EPEVER units on one bus
-and a Renogy Rover on a second bus at 9600 baud: every stored row per device equals what that unit served, and
-the API answers per device."""
+and a Renogy Rover on a second bus at 9600 baud: every stored row per device equals what that unit served; the
+replicator tags each point with its device's name, and the API answers per device from the store and the cloud."""
 
 from __future__ import annotations
 
 import pytest
 
 from api.app import Settings, create_app
-from api.sources import LocalSource, Sources
+from api.sources import CloudSource, LocalSource, Sources
 from api.users import Users
 from edge_store import config
 from edge_store.catalogue import MODELS, absent
 from edge_store.store import Store
+from replicator.commands import build_replicator
+from replicator.influxql import InfluxQLReader
 from tests.fixtures_api import SECRET, SITE, add_user, get_ok
 from tests.fixtures_app import AppClient
 from tests.fixtures_serial import collector_env
@@ -27,7 +29,7 @@ def served(model: str, unit: int, simulated_unit: int) -> dict:
 
 
 def test_two_buses_three_devices_every_row_is_what_its_unit_served(
-        serial_pair, second_serial_pair, start_simulator, start_kammthaar, tmp_path):
+        serial_pair, second_serial_pair, start_simulator, start_kammthaar, tmp_path, influxd):
     start_simulator("--port", serial_pair.device, *FROZEN, "--device", "unit=1,model=epever-tracer",
                     "--device", "unit=2,model=epever-tracer")
     start_simulator("--port", second_serial_pair.device, *FROZEN, "--baudrate", "9600",
@@ -66,8 +68,19 @@ def test_two_buses_three_devices_every_row_is_what_its_unit_served(
                 assert not [r for r in store.rows("clock") if r["device"] == name]
     assert checked >= 15
 
-    # The API answers per device, from the store the collector wrote.
-    cfg = config.load(str(cfg_path), environ={"KAMMTHAAR_STORE_PATH": str(db), "KAMMTHAAR_API_JWT_SECRET": SECRET})
+    # The replicator tags each point with its device's name, each device's model's measurements.
+    database = influxd.create_database()
+    cfg = config.load(str(cfg_path), environ={"KAMMTHAAR_STORE_PATH": str(db), "KAMMTHAAR_API_JWT_SECRET": SECRET,
+                                              "KAMMTHAAR_CLOUD_URL": influxd.url, "KAMMTHAAR_CLOUD_API": "v1",
+                                              "KAMMTHAAR_CLOUD_DATABASE": database})
+    replicator = build_replicator(cfg)
+    try:
+        assert replicator.drain().error is None
+    finally:
+        replicator.close()
+    reader = InfluxQLReader(influxd.url, database=database, timeout_s=5.0)
+    tags = reader.query('SHOW TAG VALUES WITH KEY = "device"')
+    assert sorted({v[1] for s in tags for v in s["values"]}) == ["roof", "rover", "side"]
     add_user(db)
     users = Users(db)
     users.connect()
@@ -76,11 +89,17 @@ def test_two_buses_three_devices_every_row_is_what_its_unit_served(
         client = AppClient(create_app(settings, Sources([LocalSource(
             str(db), site=SITE, device=cfg.default_device, models={d.name: d.model for d in cfg.devices})]), users))
         client.token = client.login()
+        cloud = AppClient(create_app(settings, Sources([CloudSource(
+            lambda: InfluxQLReader(influxd.url, database=database, timeout_s=5.0), device=cfg.default_device,
+            timezone_name=ZONE, models={d.name: d.model for d in cfg.devices})]), users))
+        cloud.token = cloud.login()
         for name, model, _ in DEVICES:
             solar = get_ok(client, f"/solarData/last?device={name}", "local")
             assert solar["power"] == pytest.approx(want[name]["pv_power"]), name
             battery = get_ok(client, f"/battery/last?device={name}", "local")
             assert battery["voltage"] == pytest.approx(want[name]["battery_voltage"]), name
+            # The cloud answers per device too, with the same object.
+            assert get_ok(cloud, f"/solarData/last?device={name}", "cloud") == solar, name
         assert get_ok(client, "/solarData/last", "local")["power"] == pytest.approx(want["roof"]["pv_power"])
         listed = {d["name"]: d for d in get_ok(client, "/devices", "local")}
         assert listed["rover"]["reported_model"] == want["rover"]["device_model"] == "RNG-CTRL-RVR40"
