@@ -28,14 +28,26 @@ from .machine import Machine
 from .machine_tokens import MachineTokens
 from .metrics import Metrics, MetricsMiddleware
 from .openapi import document
-from .resources import (battery, breadcrumb, charging, controller, discharging, docs, health, host, load, login,
-                        sites, solar, statistics)
+from .resources import (battery, breadcrumb, charging, controller, devices, discharging, docs, health, host, load,
+                        login, sites, solar, statistics)
 from .resources.base import SOURCE_HEADER, stale
 from .sources import Sources
 from .users import Users
 
-FAMILIES = (battery, solar, load, controller, charging, discharging, statistics, breadcrumb, host, login, health,
-            docs, sites)
+FAMILIES = (battery, solar, load, controller, charging, discharging, statistics, breadcrumb, host, devices, login,
+            health, docs, sites)
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    """A configured device as the API describes it (GET /devices) and judges its freshness."""
+
+    name: str
+    model: str
+    unit: int
+    port: str
+    interval_s: float
+    slow_interval_s: float
 
 
 @dataclass(frozen=True)
@@ -43,7 +55,7 @@ class Settings:
     """What the API needs from the configuration, as plain values."""
 
     site: str
-    device: str
+    device: str  # the default device: data paths answer for it without ?device=
     timezone: str
     interval_s: float
     slow_interval_s: float
@@ -57,18 +69,29 @@ class Settings:
     store_path: str | None = None  # the machine /serveur/infos describes is this one when set
     metrics_dir: str | None = None
     stale_after_s: float = 900.0  # /sites, /fleet: a site older than this is stale
+    devices: tuple[DeviceInfo, ...] = ()  # empty: the one EPEVER `device`
+
+    def __post_init__(self):
+        if not self.devices:
+            object.__setattr__(self, "devices", (DeviceInfo(self.device, "epever-tracer", 1, "", self.interval_s,
+                                                            self.slow_interval_s),))
+
+    def device_info(self, name: str) -> DeviceInfo | None:
+        return next((d for d in self.devices if d.name == name), None)
 
     @classmethod
     def from_config(cls, cfg, *, metrics_dir: str | None = None) -> "Settings":
         a = cfg.api
         return cls(
-            site=cfg.site.id, device=cfg.modbus.device, timezone=cfg.site.timezone,
+            site=cfg.site.id, device=cfg.default_device, timezone=cfg.site.timezone,
             interval_s=cfg.modbus.interval_s, slow_interval_s=cfg.modbus.slow_interval_s,
             jwt_secret=a.jwt_secret, access_ttl_s=a.access_ttl_s, refresh_ttl_s=a.refresh_ttl_s,
             cookie_secure=a.cookie_secure, cookie_samesite=a.cookie_samesite,
             cors_origins=a.cors_origins, trusted_proxies=a.trusted_proxies,
             store_path=cfg.store.path if "local" in a.sources else None,
             metrics_dir=metrics_dir, stale_after_s=a.stale_after_s,
+            devices=tuple(DeviceInfo(d.name, d.model, d.unit, str(d.port), d.interval_s, d.slow_interval_s)
+                          for d in cfg.devices),
         )
 
 
@@ -92,9 +115,13 @@ class Api:
         self.clients = Clients(settings.trusted_proxies)
         self.openapi: dict = {}
 
-    def require_fresh(self, ts_ms: int, group: str) -> None:
-        """Raise the 503 of `realtime` when the newest row of `group` is older than two poll intervals."""
-        error = stale(ts_ms, self.clock_ms(), group, self.settings.interval_s, self.settings.slow_interval_s)
+    def require_fresh(self, ts_ms: int, group: str, device: str | None = None) -> None:
+        """Raise the 503 of `realtime` when the newest row of `group` is older than two of the device's poll
+        intervals."""
+        d = self.settings.device_info(device or self.settings.device)
+        live_s, slow_s = (d.interval_s, d.slow_interval_s) if d else (self.settings.interval_s,
+                                                                       self.settings.slow_interval_s)
+        error = stale(ts_ms, self.clock_ms(), group, live_s, slow_s)
         if error is not None:
             raise error
 

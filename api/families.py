@@ -21,6 +21,7 @@ every row of that group.
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
@@ -45,10 +46,18 @@ class Family:
     from_rows: Callable[[Mapping[str, Mapping[str, Any] | None]], dict]
     from_records: Callable[[Mapping[str, Mapping[str, Any] | None]], dict]
     schema: dict = field(default_factory=dict)  # the object's OpenAPI schema
+    api_object: str = ""
+    model: str = ""
 
     @property
     def primary(self) -> Part:
         return self.parts[0]
+
+    def for_model(self, model: str) -> "Family":
+        """The same object for a device of another model (itself for its own)."""
+        if model == self.model or not self.api_object:
+            return self
+        return _for_model(self.name, self.api_object, model)
 
 
 @dataclass(frozen=True)
@@ -171,7 +180,13 @@ def family(name: str, api_object: str, catalogue: Catalogue = EPEVER_TRACER) -> 
             return None if read is None else read[2](get(records[read[0]], read[1]))
         return Catalogue.nest(fields, value)
 
-    return Family(name, parts, from_rows, from_records, _object_schema(api_object, parts[0].group))
+    return Family(name, parts, from_rows, from_records, _object_schema(api_object, parts[0].group), api_object,
+                  catalogue.model)
+
+
+@functools.lru_cache(maxsize=None)
+def _for_model(name: str, api_object: str, model: str) -> Family:
+    return family(name, api_object, cat.MODELS[model])
 
 
 def families(name: str, api_object: str) -> dict[str, Family]:

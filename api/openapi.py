@@ -16,7 +16,7 @@ ERROR_TEXT = {400: "A parameter or body that cannot be used; the message says wh
               401: "No access token, or one that is forged, expired, revoked, of the wrong type or outdated",
               403: "A machine token whose scope does not open this path (a metrics token opens /metrics), or a "
                    "POST from a web page whose Origin is not allowed ([api] cors_origins, the API's own)",
-              404: "No data for this site (none stored yet, or the site is not served here)",
+              404: "No data for this site or device (none stored yet, a device not configured, or the site is not served here)",
               408: "The body did not arrive within [api] read_timeout_s",
               413: "A body larger than 64 KiB",
               415: "A body that is not application/json",

@@ -1,115 +1,118 @@
-"""The collector: polls the controller and stores every sample.
+"""The collector: polls every configured device and stores every sample.
 
-`poll_once(group)` does one read of one register group and stores what it
-got, or records why it got nothing; `run()` schedules it (live values every
-`interval_s`, slow groups every `slow_interval_s`), backs off while the port
-or the device is gone, prunes old rows, keeps the file under `max_size_mb` and
-the filesystem above `min_free_mb` free, and stops cleanly on SIGTERM/SIGINT:
-the write in hand finishes, the port is closed, the exit code is 0. A store
-that cannot write is logged sparingly (edge_store/write_failures.py).
+Each bus (the devices on one port) is owned by one thread (edge_store/bus.py:
+one device after the other, a silent one backed off by its circuit breaker),
+ports in parallel; this loop alone writes the store: each pass of a bus is
+handed over and stored here (`store_readings`), errors counted per device.
+Between writes it prunes old rows, keeps the file under `max_size_mb` and the
+filesystem above `min_free_mb` free, and stops cleanly on SIGTERM/SIGINT: the
+reads in hand finish and are stored, the ports are closed, the exit code is 0.
+A store that cannot write is logged sparingly (edge_store/write_failures.py).
+`poll_once(group, device)` does one read and its write in the caller's
+thread, for tests and `collect --once`.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
 import signal
 import threading
 import time
 from typing import Callable
 
-from .errors import DecodeError, KammthaarError, ModbusError, StoreError
+from .bus import SLOW_GROUPS, BusLoop, DevicePoller, Reading, error_kind
+from .errors import KammthaarError, StoreError
 from .ntp import SyncFlag
 from .modbus_reader import Reader
-from .registers import CLOCK, LIVE, SETTINGS, STATS
+from .registers import LIVE
 from .store import Store, now_ms
 from .write_failures import WriteFailures
 
 log = logging.getLogger(__name__)
 
-SLOW_GROUPS = (STATS, SETTINGS, CLOCK)
+__all__ = ["Collector", "DevicePoller", "SLOW_GROUPS", "error_kind"]
+
 PRUNE_EVERY_S = 3600.0
 SPACE_EVERY_S = 10.0  # max_size_mb and min_free_mb are checked this often (a few pragmas and a statvfs)
 SPACE_LOG_EVERY_S = 600.0
-# The longest a prune works before the loop polls again (issue 17): a prune far behind
-# (a retention lowered, months to delete) goes on after the next poll, step by step.
+# The longest a prune works before the loop stores again (issue 17): a prune far behind
+# (a retention lowered, months to delete) goes on after the next readings, step by step.
 PRUNE_STEP_S = 0.5
-MAX_BACKOFF_S = 60.0
-
-
-def error_kind(exc: KammthaarError) -> str:
-    """The counter an error lands in."""
-    if isinstance(exc, ModbusError):
-        return exc.kind
-    if isinstance(exc, DecodeError):
-        return "out_of_range"
-    return "other"
+WAKE_S = 0.25  # the writer looks at the stop flag at least this often
 
 
 class Collector:
-    """Owns the bus: reads groups with a Reader and writes samples to a Store."""
+    """Owns the buses (through their threads) and the store's writes."""
 
-    def __init__(self, store: Store, reader: Reader, *, device: str, interval_s: float,
-                 slow_interval_s: float, retention_days: int | None = None,
+    def __init__(self, store: Store, reader: Reader | None = None, *, device: str = "epever",
+                 interval_s: float = 5.0, slow_interval_s: float = 60.0, retention_days: int | None = None,
                  max_size_mb: int | None = None, min_free_mb: int = 0, replicating: bool = False,
                  ntp: SyncFlag | None = None, clock_ms: Callable[[], int] = now_ms,
-                 monotonic: Callable[[], float] = time.monotonic, write_state: bool = False):
+                 monotonic: Callable[[], float] = time.monotonic, write_state: bool = False,
+                 devices: list[DevicePoller] | None = None):
         self.store = store
-        self.reader = reader
-        self.device = device
-        self.interval_s = interval_s
-        self.slow_interval_s = slow_interval_s
+        # Without `devices`: the one device `reader` reads (the tests' and the library's short form).
+        self.devices = devices or [DevicePoller(device, reader, interval_s=interval_s, slow_interval_s=slow_interval_s,
+                                                ntp=ntp, clock_ms=clock_ms, monotonic=monotonic)]
         self.retention_days = retention_days
         self.max_size_mb = max_size_mb
         self.min_free_mb = min_free_mb
         self.replicating = replicating  # a [cloud] url is set: unsent samples are kept longer
-        self.ntp = ntp or SyncFlag()
         self._clock_ms = clock_ms
         self._monotonic = monotonic
         self.stop_event = threading.Event()
-        self.failures_in_a_row = 0      # live polls in a row that found the device unreachable
-        self.last_unreachable = False
         self.stored = 0
+        self.failed = False  # a bus loop died of a bug
+        self._inbox: queue.Queue[list[Reading]] = queue.Queue()
         # With write_state (the long-running collector), readers learn of failed writes from `<store>-writes`.
         self.write_failures = WriteFailures(store.path if write_state else None, monotonic=monotonic,
                                             clock_ms=clock_ms)
         self._space_pruned = 0
         self._space_logged: float | None = None
 
-    @property
-    def slow_groups(self) -> tuple[str, ...]:
-        """The slow groups the device's model has (a Renogy Rover has no clock)."""
-        return tuple(g for g in SLOW_GROUPS if g in self.reader.groups)
+    def device(self, name: str | None = None) -> DevicePoller:
+        """A device's poller by name (default: the first)."""
+        if name is None:
+            return self.devices[0]
+        for d in self.devices:
+            if d.name == name:
+                return d
+        raise KeyError(name)
 
     # -- one pass --------------------------------------------------------------
 
-    def poll_once(self, group: str) -> int | None:
-        """Read one group and store it; return the new row id, or None when the read failed."""
-        ts_ms = self._clock_ms()
-        synced = self.ntp.flag()
-        try:
-            self.reader.connect()
-        except ModbusError as exc:
-            self._record(exc, ts_ms)
-            self.last_unreachable = True
-            return None
-        result = self.reader.read_group(group)
-        for exc in result.errors:
-            self._record(exc, ts_ms)
-        # Silence (timeouts) or a lost port is an unreachable device; an
-        # exception or an impossible value is an answer, from a device that is there.
-        self.last_unreachable = result.values is None and all(
-            isinstance(e, ModbusError) and e.kind in ("timeout", "port") for e in result.errors)
-        if result.values is None:
-            return None
-        row_id = self.store.insert_sample(group, ts_ms, synced, self.device, result.values)
-        self._wrote()
-        self.stored += 1
-        log.debug("stored %s id=%d ts_ms=%d", group, row_id, ts_ms)
-        return row_id
+    def poll_once(self, group: str, device: str | None = None) -> int | None:
+        """Read one group of one device (default: the first) and store it; the new row id, or None."""
+        reading = self.device(device).read(group)
+        return self.store_readings([reading])[0]
 
-    def poll_all_once(self) -> dict[str, int | None]:
-        """One poll of every group, live and slow (what `collect --once` does)."""
-        return {group: self.poll_once(group) for group in (LIVE, *self.slow_groups)}
+    def poll_all_once(self) -> dict[tuple[str, str], int | None]:
+        """One poll of every group of every device, live and slow (what `collect --once` does)."""
+        return {(d.name, group): self.poll_once(group, d.name) for d in self.devices
+                for group in (LIVE, *d.slow_groups)}
+
+    def store_readings(self, readings: list[Reading]) -> list[int | None]:
+        """Store what the readings gave and record their errors; the row id of each (None: nothing stored).
+        A store that cannot write loses the sample, says so sparingly and goes on."""
+        ids: list[int | None] = []
+        for r in readings:
+            for exc in r.result.errors:
+                self._record(r.device, exc, r.ts_ms)
+            row_id = None
+            if r.result.values is not None:
+                try:
+                    row_id = self.store.insert_sample(r.group, r.ts_ms, r.ntp_synced, r.device, r.result.values)
+                except StoreError as exc:
+                    # The database is busy or the disk is full: the message says it already
+                    # ("could not store live sample: database or disk is full").
+                    self.write_failures.failed(exc)
+                else:
+                    self._wrote()
+                    self.stored += 1
+                    log.debug("stored %s id=%d ts_ms=%d device=%s", r.group, row_id, r.ts_ms, r.device)
+            ids.append(row_id)
+        return ids
 
     def prune_once(self) -> int:
         """Delete rows older than the retention period, then keep the file under max_size_mb.
@@ -174,14 +177,11 @@ class Collector:
             except StoreError as exc:
                 self.write_failures.failed(exc)
 
-    def _record(self, exc: KammthaarError, ts_ms: int) -> None:
+    def _record(self, device: str, exc: KammthaarError, ts_ms: int) -> None:
         kind = error_kind(exc)
         block = getattr(exc, "block", "") or getattr(exc, "register", "")
-        # The first error of a streak is worth a line; the rest are counted in the store.
-        level = logging.WARNING if self.failures_in_a_row == 0 else logging.DEBUG
-        log.log(level, "%s error: %s", kind, exc)
         try:
-            self.store.record_error(kind, block, str(exc), device=self.device, ts_ms=ts_ms)
+            self.store.record_error(kind, block, str(exc), device=device, ts_ms=ts_ms)
         except StoreError as store_exc:
             self.write_failures.failed(store_exc)  # "could not record error: ..."
         else:
@@ -198,49 +198,38 @@ class Collector:
         signal.signal(signal.SIGTERM, self.stop)
         signal.signal(signal.SIGINT, self.stop)
 
-    def _backoff_s(self) -> float:
-        # A device or adapter that is gone is asked less and less often, never less than every minute.
-        if self.failures_in_a_row < 3:
-            return self.interval_s
-        return min(self.interval_s * 2 ** (self.failures_in_a_row - 2), max(self.interval_s, MAX_BACKOFF_S))
-
     def run(self) -> None:
-        """Poll until stopped. Never dies of a Modbus or store error."""
+        """Poll every bus and store until stopped. Never dies of a Modbus or store error."""
+        from .devices import group_by
+
+        buses = [BusLoop(port, pollers, self._inbox.put, self.stop_event, self._monotonic)
+                 for port, pollers in group_by(self.devices, lambda d: str(d.reader.port)).items()]
+        for bus in buses:
+            log.info("collecting from %s: %s", bus.port, ", ".join(
+                f"{d.name} (unit {d.reader.unit}) every {d.interval_s:g}s, slow groups every {d.slow_interval_s:g}s"
+                for d in bus.pollers))
+            bus.start()
         mono = self._monotonic
-        next_live = mono()
-        next_slow = next_live
-        next_prune = next_live
-        next_space = next_live + SPACE_EVERY_S  # the first prune checks the space too
-        log.info("collecting from %s every %gs (slow groups every %gs)", self.reader.port,
-                 self.interval_s, self.slow_interval_s)
+        next_prune = mono()
+        next_space = next_prune + SPACE_EVERY_S  # the first prune checks the space too
         try:
             while not self.stop_event.is_set():
+                try:
+                    readings = self._inbox.get(timeout=max(0.0, min(WAKE_S, min(next_prune, next_space) - mono())))
+                except queue.Empty:
+                    pass
+                else:
+                    self.store_readings(readings)
+                if any(bus.crashed for bus in buses):
+                    self.failed = True
+                    self.stop_event.set()
                 now = mono()
-                if now >= next_live:
-                    self._guarded(LIVE)
-                    if not self.last_unreachable:
-                        if self.failures_in_a_row >= 3:
-                            log.info("the controller answers again")
-                        self.failures_in_a_row = 0
-                    else:
-                        self.failures_in_a_row += 1
-                    next_live += self._backoff_s()
-                    if next_live < mono():
-                        # Fell behind (slow answers): skip the missed slots rather than burst.
-                        next_live = mono() + self._backoff_s()
-                if now >= next_slow and not self.stop_event.is_set():
-                    if self.failures_in_a_row == 0:
-                        for group in self.slow_groups:
-                            if self.stop_event.is_set():
-                                break
-                            self._guarded(group)
-                    next_slow = mono() + self.slow_interval_s
                 if now >= next_prune and not self.stop_event.is_set():
                     try:
                         self.prune_once()
                     except StoreError as exc:
                         log.error("prune failed: %s", exc)
-                    # Not done: the next step after the polls that are due.
+                    # Not done: the next step after the readings that are due.
                     next_prune = mono() + (PRUNE_EVERY_S if self.prune_done else 0.0)
                 if now >= next_space and not self.stop_event.is_set():
                     try:
@@ -248,20 +237,13 @@ class Collector:
                     except StoreError as exc:
                         self.write_failures.failed(exc)
                     next_space = mono() + SPACE_EVERY_S
-                wait = min(next_live, next_slow, next_prune, next_space) - mono()
-                if wait > 0:
-                    self.stop_event.wait(wait)
         finally:
-            self.reader.close()
+            self.stop_event.set()
+            for bus in buses:
+                bus.join()
+            while not self._inbox.empty():  # the reads in hand are stored
+                self.store_readings(self._inbox.get_nowait())
+            for d in self.devices:
+                d.reader.close()
             self.write_failures.close()
             log.info("collector stopped; %d samples stored this run", self.stored)
-
-    def _guarded(self, group: str) -> bool:
-        try:
-            return self.poll_once(group) is not None
-        except StoreError as exc:
-            # The database is busy or the disk is full: the sample is lost, the loop goes on. The
-            # message says it already ("could not store live sample: database or disk is full").
-            self.write_failures.failed(exc)
-            self.last_unreachable = False
-            return False

@@ -167,7 +167,9 @@ class ModbusSection:
     slow_interval_s: float = _key(60.0, "Seconds between two reads of device statistics, settings and clock.", minimum=0.05)
     timeout_s: float = _key(1.0, "Seconds to wait for one answer from the controller.", minimum=0.01)
     retries: int = _key(2, "Extra attempts for a block read that failed, with backoff.", minimum=0)
-    device: str = _key("epever", "Name of this controller: the `device` tag of every point.")
+    device: str = _key("epever", "Name of this controller: the `device` tag of every point (without [[devices]]).")
+    inter_request_ms: float = _key(10.0, "Milliseconds of silence on a bus between the end of one answer and the next request (the Modbus 3.5-character gap is 1.75 ms above 19200 baud; many devices want tens of ms).", minimum=0.0)
+    probe_max_s: float = _key(60.0, "A device that stopped answering is probed again after 5 s, then less and less often, at most every probe_max_s seconds (its bus-mates are read meanwhile).", minimum=1.0)
 
 
 @dataclass(frozen=True)
@@ -198,7 +200,7 @@ class CloudSection:
 class RollupsSection:
     """[rollups]: the daily and monthly statistics."""
 
-    gap_factor: float = _key(3.0, "Daily and monthly statistics integrate power and current between consecutive live samples; a gap longer than gap_factor × [modbus] interval_s adds nothing (no energy is invented across an outage) and shows as uncovered time.", minimum=1.0)
+    gap_factor: float = _key(3.0, "Daily and monthly statistics integrate power and current between consecutive live samples; a gap longer than gap_factor × [modbus] interval_s (with [[devices]]: the longest interval_s of the devices) adds nothing (no energy is invented across an outage) and shows as uncovered time.", minimum=1.0)
 
 
 STATE_SCHEMES = ("sqlite:///", "postgresql+psycopg://", "postgresql://")
@@ -227,6 +229,7 @@ class ApiSection:
     cookie_samesite: str = _key("LAX", "SameSite attribute of the token cookies: LAX, STRICT or NONE (NONE needs cookie_secure).", choices=("LAX", "STRICT", "NONE"))
     trusted_proxies: tuple[str, ...] = _key([], "Addresses (or networks) of the reverse proxies in front of the API: a request from one of them is attributed to the address its X-Forwarded-For names (the nearest hop that is not a trusted proxy), for login throttling, and its X-Forwarded-Proto gives the API's own origin. Nobody else's X-Forwarded-For is believed. Empty: none.", check=_check_proxies)
     read_timeout_s: float = _key(10.0, "Seconds a client has to send a whole request (headers and body) to `kammthaar serve`; a slower one is disconnected (a reverse proxy in front buffers requests, so only it talks to slow clients).", minimum=1.0)
+    default_device: str = _key("", "The device data paths answer for without `?device=` (empty: the first configured device).")
     sources: tuple[str, ...] = _key(["local", "cloud"], "Where answers come from, in order: local (the SQLite store, read-only), cloud (InfluxDB through InfluxQL, the [cloud] section). The first source that is reachable and holds the window asked for answers; a cloud deployment says cloud.", check=_check_sources)
     state_url: str = _key("", "Where the API keeps its state: users, their roles and sites, revoked tokens, login throttling, machine tokens. An SQLAlchemy URL: sqlite:////path/state.db, or postgresql+psycopg://user:password@host/db (the migrations run there too; several `kammthaar serve` on one PostgreSQL share one state). Empty: the store's file.", secret=True, parse=_parse_state_url)
     stale_after_s: float = _key(900.0, "/sites and /fleet: a site whose newest point (data or heartbeat) is older than this, or whose heartbeat says a device is not fresh, is stale.", minimum=1.0)

@@ -6,7 +6,7 @@ import os
 from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
-from .catalogue import EPEVER_TRACER, Catalogue
+from .catalogue import EPEVER_TRACER, MODELS, Catalogue
 from .registers import CLOCK, LIVE, SETTINGS, STATS
 from .rollups import META_TIMEZONE, read_meta
 from .store import Store, now_ms
@@ -24,24 +24,29 @@ def _when(ts_ms: int, tz: ZoneInfo) -> str:
 def report(store: Store, cfg) -> str:
     """The summary as text: newest samples, counters, recent errors, file size."""
     tz = ZoneInfo(cfg.site.timezone)
-    lines = [f"site {cfg.site.id}, device {cfg.modbus.device}, store {store.path}"]
+    lines = [f"site {cfg.site.id}, store {store.path}"]
     try:
         size = sum(os.path.getsize(store.path + ext) for ext in ("", "-wal") if os.path.exists(store.path + ext))
         lines.append(f"database size: {size / 1e6:.1f} MB (cap {cfg.store.max_size_mb} MB)")
     except OSError:
         pass
     lines.extend(writes_lines(store.path, cfg, tz))
-    model = device_model(cfg)
-    live = store.latest(LIVE)
-    if live is None:
-        lines.append("live: no sample yet")
-    else:
-        lines.append(f"live: {_when(live['ts_ms'], tz)}{'' if live['ntp_synced'] else ' [clock not NTP-synchronised]'}"
-                     f"\n{live_lines(live, model)}")
-    for group in (g for g in model.groups() if g != LIVE):
-        row = store.latest(group)
-        lines.append(f"{group}: " + (_when(row["ts_ms"], tz) if row else "not read yet")
-                     + (f", device clock {row[CLOCK_FIELD.column]}" if row and group == CLOCK else ""))
+    device_errors = store.device_errors()
+    for device in cfg.devices:
+        model = MODELS[device.model]
+        errors = device_errors.get(device.name, {})
+        lines.append(f"device {device.name} ({device.model}, unit {device.unit} on {device.port}): errors "
+                     + (", ".join(f"{k}={v}" for k, v in sorted(errors.items())) or "none"))
+        live = store.latest(LIVE, device.name)
+        if live is None:
+            lines.append("live: no sample yet")
+        else:
+            lines.append(f"live: {_when(live['ts_ms'], tz)}"
+                         f"{'' if live['ntp_synced'] else ' [clock not NTP-synchronised]'}\n{live_lines(live, model)}")
+        for group in (g for g in model.groups() if g != LIVE):
+            row = store.latest(group, device.name)
+            lines.append(f"{group}: " + (_when(row["ts_ms"], tz) if row else "not read yet")
+                         + (f", device clock {row[CLOCK_FIELD.column]}" if row and group == CLOCK else ""))
     lines.append(f"rows: live {store.rows_kept(LIVE)}, statistics {store.rows_kept(STATS)}, "
                  f"settings {store.rows_kept(SETTINGS)}, clock {store.rows_kept(CLOCK)}")
     lines.append(rollups_line(store, cfg))
@@ -51,14 +56,9 @@ def report(store: Store, cfg) -> str:
     errors = store.errors(limit=5)
     if errors:
         lines.append("recent errors:")
-        lines.extend(f"  {_when(e['ts_ms'], tz)} {e['kind']} {e['block']}: {e['detail']}" for e in errors)
+        lines.extend(f"  {_when(e['ts_ms'], tz)} {e['device']} {e['kind']} {e['block']}: {e['detail']}" for e in errors)
     lines.extend(replication_lines(store, cfg, tz))
     return "\n".join(lines)
-
-
-def device_model(cfg) -> Catalogue:
-    """The catalogue of the one device read today."""
-    return EPEVER_TRACER  # issue 12: cfg.devices
 
 
 def live_lines(live: dict, model: Catalogue) -> str:

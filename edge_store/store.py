@@ -33,6 +33,9 @@ _WATERMARK = "(SELECT coalesce(max(position), 0) FROM replication_watermarks WHE
 BUMP_COUNTER = ("INSERT INTO counters (name, value, updated_ms) VALUES (?, ?, ?) "
          "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value, updated_ms = excluded.updated_ms")
 
+_BUMP_DEVICE_ERRORS = ("INSERT INTO device_errors (device, kind, value, updated_ms) VALUES (?, ?, 1, ?) "
+                       "ON CONFLICT(device, kind) DO UPDATE SET value = value + 1, updated_ms = excluded.updated_ms")
+
 
 # Rows a prune (or the size cap) deletes per transaction: a few tens of ms of write lock here
 # (bench/scale.py prints the longest), well under the collector's patience on a Pi.
@@ -176,6 +179,7 @@ class Store:
             conn.execute("INSERT INTO collector_errors (ts_ms, device, kind, block, detail) VALUES (?, ?, ?, ?, ?)",
                          (ts_ms, device, kind, block, detail[:500]))
             conn.execute(BUMP_COUNTER, (f"modbus_errors.{kind}", 1, ts_ms))
+            conn.execute(_BUMP_DEVICE_ERRORS, (device, kind, ts_ms))
 
     def increment(self, name: str, by: int = 1) -> None:
         """Add to a named counter (created at zero)."""
@@ -360,6 +364,15 @@ class Store:
         table = schema.sample_tables[group]
         with self.db.core_reading(f"could not count {group} samples") as conn:
             return conn.execute(select(func.count()).select_from(table)).scalar_one()
+
+    def device_errors(self) -> dict[str, dict[str, int]]:
+        """Errors ever counted, per device and kind."""
+        t = schema.device_errors
+        out: dict[str, dict[str, int]] = {}
+        with self.db.core_reading("could not read the device errors") as conn:
+            for device, kind, value in conn.execute(select(t.c.device, t.c.kind, t.c.value)):
+                out.setdefault(device, {})[kind] = value
+        return out
 
     def errors(self, limit: int = 100) -> list[dict[str, Any]]:
         """The newest collector errors, newest first."""
