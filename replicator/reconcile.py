@@ -1,0 +1,324 @@
+"""Reconciliation: the Pi checks that the cloud holds what it was sent, and repairs it.
+
+For each UTC day the Pi still holds, one InfluxQL request asks, per measurement,
+`count()` of every field and `sum()` of every numeric field per device and UTC hour
+(one statement per measurement for the whole day, never one per hour); the same
+figures come from the local rows in SQL (one range scan per stream). An hour whose
+count or sum differs (missing points, or a value overwritten: the sum is the
+checksum, compared to 1e-9 relative) is re-sent from the local rows through the
+same renderer and delivery policy (same points, same timestamps: idempotent), and
+the day is asked again. Daily and monthly statistics are compared value by value.
+
+Only hours the Pi holds whole and the cloud acknowledged are checked: from the
+first whole hour held (rows deleted before it may have taken part of it) to the
+hour of the first row above the stream's watermark or the open hour, whichever
+comes first. What each day showed is kept (edge_store/reconcile_log.py).
+
+A cloud that cannot answer InfluxQL (a 4xx to /query: a write-only token, a
+server without a query API such as VictoriaMetrics) raises `Unsupported`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Callable, Iterable
+
+from edge_store.catalogue.fields import as_float
+from edge_store.outbox import STREAMS, Outbox, Stream
+from edge_store.reconcile_log import DayFinding, ReconcileLog
+from edge_store.store import now_ms
+
+from .influxql import InfluxQLReader, QueryError, ident, literal
+from .points import FLOAT, MEASUREMENTS, Renderer
+from .policy import Policy
+
+log = logging.getLogger(__name__)
+
+HOUR_MS = 3_600_000
+DAY_MS = 86_400_000
+REL_TOL = 1e-9
+ABS_TOL = 1e-6
+
+
+class Unsupported(QueryError):
+    """The cloud does not answer InfluxQL queries: reconciliation cannot run there."""
+
+
+@dataclass(frozen=True)
+class Checked:
+    """A field compared per hour: its measurement, its name, the column it comes from, summed or only counted."""
+
+    stream: str
+    measurement: str
+    field: str
+    column: str
+    summed: bool
+
+
+def _checked_fields() -> dict[str, tuple[Checked, ...]]:
+    """Per sample stream, the fields it writes (numbers that are the column as a float are summed)."""
+    out = {}
+    for stream in STREAMS:
+        if not stream.samples:
+            continue
+        out[stream.name] = tuple(
+            Checked(stream.name, m.name, name, m.inputs[i], m.types[name] == FLOAT and convert is as_float)
+            for m in MEASUREMENTS[stream.name] for name, i, convert in m.specs)
+    return out
+
+
+CHECKED = _checked_fields()
+SAMPLE_STREAMS = tuple(s for s in STREAMS if s.samples)
+STAT_STREAMS = tuple(s for s in STREAMS if not s.samples)
+
+
+def floor_hour(ms: int) -> int:
+    return ms // HOUR_MS * HOUR_MS
+
+
+def day_start(day: str) -> int:
+    return int(datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=timezone.utc).timestamp() * 1000)
+
+
+def day_of(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, timezone.utc).strftime("%Y-%m-%d")
+
+
+def _hhmm(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, timezone.utc).strftime("%H:%M")
+
+
+def same(a, b) -> bool:
+    """Two values of a field: strings and booleans equal, numbers to 1e-9 relative."""
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool) \
+            and not isinstance(b, bool):
+        return math.isclose(a, b, rel_tol=REL_TOL, abs_tol=ABS_TOL)
+    return a == b
+
+
+@dataclass
+class Difference:
+    """Something to re-send: (stream, device, start, end) and how it reads in the summary."""
+
+    stream: str
+    device: str
+    start_ms: int
+    end_ms: int
+    label: str
+
+
+class Reconciler:
+    """Checks and repairs one UTC day at a time (`check_day`); `days()` says which days are held."""
+
+    def __init__(self, outbox: Outbox, reader: InfluxQLReader, policy: Policy, *, site: str,
+                 log_: ReconcileLog | None = None, batch_size: int = 5000, max_backlog_age_days: int = 0,
+                 clock_ms: Callable[[], int] = now_ms):
+        self.outbox = outbox
+        self.reader = reader
+        self.policy = policy
+        self.site = site
+        self.renderer = Renderer(site)
+        self.log = log_ or ReconcileLog(outbox.db)
+        self.batch_size = batch_size
+        self.max_backlog_age_days = max_backlog_age_days
+        self._clock_ms = clock_ms
+        self.statements = 0  # InfluxQL statements asked, and the requests carrying them
+        self.requests = 0
+
+    # -- which hours ------------------------------------------------------------------
+
+    def bounds(self) -> dict[str, tuple[int, int]]:
+        """Per sample stream, [first whole hour held, first hour not to check) (empty when start >= end)."""
+        now = self._clock_ms()
+        out = {}
+        for stream in SAMPLE_STREAMS:
+            oldest, newest, deleted_before, first_unsent = self.outbox.held(stream)
+            if oldest is None:
+                continue
+            start = floor_hour(oldest) + (HOUR_MS if deleted_before and oldest % HOUR_MS else 0)
+            if self.max_backlog_age_days:  # older rows were skipped, never sent
+                start = max(start, floor_hour(now - self.max_backlog_age_days * DAY_MS) + HOUR_MS)
+            end = min(floor_hour(now), floor_hour(newest) + HOUR_MS)
+            if first_unsent is not None:
+                end = min(end, floor_hour(first_unsent))
+            out[stream.name] = (start, end)
+        return out
+
+    def days(self, first: str | None = None, last: str | None = None) -> list[str]:
+        """The UTC days with hours to check (held samples), within [first, last] when given."""
+        spans = [b for b in self.bounds().values() if b[0] < b[1]]
+        if not spans and (first is None or last is None):
+            return []
+        lo = day_of(min(s for s, _ in spans)) if spans else first
+        hi = day_of(max(e for _, e in spans) - 1) if spans else last
+        lo, hi = max(lo, first or lo), min(hi, last or hi)
+        out, day = [], lo
+        while day <= hi:
+            out.append(day)
+            day = day_of(day_start(day) + DAY_MS)
+        return out
+
+    # -- one day ----------------------------------------------------------------------
+
+    def _cloud(self, start: int, end: int) -> tuple[dict, dict]:
+        """What the cloud holds for the day: per (measurement, field, device, hour) (count, sum), and the
+        statistics points per (measurement, device, time) -> fields. One request."""
+        per_measurement: dict[str, list[Checked]] = {}
+        for checks in CHECKED.values():
+            for c in checks:
+                per_measurement.setdefault(c.measurement, []).append(c)
+        site, window = literal(self.site), f"time >= {start}ms AND time < {end}ms"
+        statements, names = [], []
+        for name, checks in per_measurement.items():
+            what = []
+            for i, c in enumerate(checks):
+                what.append(f"count({ident(c.field)}) AS {ident(f'c{i}')}")
+                if c.summed:
+                    what.append(f"sum({ident(c.field)}) AS {ident(f's{i}')}")
+            statements.append(f"SELECT {', '.join(what)} FROM {ident(name)} WHERE \"site\" = {site} AND {window} "
+                              "GROUP BY time(1h), \"device\" fill(none)")
+            names.append(name)
+        stat_names = [m.name for s in STAT_STREAMS for m in MEASUREMENTS[s.name]]
+        for name in stat_names:
+            statements.append(f"SELECT * FROM {ident(name)} WHERE \"site\" = {site} AND {window} GROUP BY \"device\"")
+        answers = self._ask(statements)
+        hourly: dict[tuple, tuple] = {}
+        for name, series_list in zip(names, answers):
+            checks = per_measurement[name]
+            for series in series_list:
+                device = (series.get("tags") or {}).get("device", "")
+                cols = series["columns"]
+                for values in series.get("values", []):
+                    row = dict(zip(cols, values))
+                    for i, c in enumerate(checks):
+                        hourly[(name, c.field, device, row["time"])] = (row.get(f"c{i}") or 0, row.get(f"s{i}"))
+        stats: dict[tuple, dict] = {}
+        for name, series_list in zip(stat_names, answers[len(names):]):
+            for series in series_list:
+                device = (series.get("tags") or {}).get("device", "")
+                for values in series.get("values", []):
+                    row = dict(zip(series["columns"], values))
+                    ts = row.pop("time")
+                    stats[(name, device, ts)] = {k: v for k, v in row.items() if v is not None and k != "site"}
+        return hourly, stats
+
+    def _ask(self, statements: list[str]) -> list[list[dict]]:
+        self.statements += len(statements)
+        self.requests += 1
+        try:
+            return self.reader.query_each(statements)
+        except QueryError as exc:
+            if exc.status is not None and 400 <= exc.status < 500 and exc.status != 429:
+                raise Unsupported(f"the cloud does not answer InfluxQL at {self.reader.url}/query ({exc})",
+                                  status=exc.status) from exc
+            raise
+
+    def compare(self, day: str, bounds: dict[str, tuple[int, int]]) -> tuple[DayFinding, list[Difference]]:
+        """What the cloud holds of `day` against the local rows: the finding and the ranges that differ."""
+        start = day_start(day)
+        end = start + DAY_MS
+        hourly, stats = self._cloud(start, end)
+        finding, diffs = DayFinding(day), []
+        for stream in SAMPLE_STREAMS:
+            lo, hi = bounds.get(stream.name, (0, 0))
+            lo, hi = max(lo, start), min(hi, end)
+            if lo >= hi:
+                continue
+            checks = CHECKED[stream.name]
+            counted = tuple(dict.fromkeys(c.column for c in checks))
+            summed = tuple(dict.fromkeys(c.column for c in checks if c.summed))
+            local = self.outbox.hourly(stream, counted, summed, lo, hi)
+            cloud_keys = {(d, h) for (m, f, d, h) in hourly if lo <= h < hi and m in {c.measurement for c in checks}}
+            for device, hour in sorted(set(local) | cloud_keys):
+                figures = local.get((device, hour), (0,) * (len(counted) + len(summed)))
+                held: dict[str, tuple[int, int]] = {}
+                bad: set[str] = set()
+                for c in checks:
+                    n = figures[counted.index(c.column)]
+                    got_n, got_sum = hourly.get((c.measurement, c.field, device, hour), (0, None))
+                    mine, theirs = held.get(c.measurement, (0, 0))
+                    held[c.measurement] = (max(mine, n), max(theirs, got_n))
+                    if got_n != n or (c.summed and n and not same(figures[len(counted) + summed.index(c.column)],
+                                                                  got_sum or 0.0)):
+                        bad.add(c.measurement)
+                for measurement, (mine, theirs) in held.items():
+                    finding.points_local += mine
+                    finding.points_cloud += min(mine, theirs)
+                if bad:
+                    finding.hours_differing += 1
+                    diffs.append(Difference(stream.name, device, hour, hour + HOUR_MS,
+                                            f"{','.join(sorted(bad))} {device} {day} {_hhmm(hour)}-"
+                                            f"{_hhmm(hour + HOUR_MS) if hour + HOUR_MS < end else '24:00'}"))
+        for stream in STAT_STREAMS:
+            for row in self.outbox.settled_statistics(stream, start, end):
+                for m in MEASUREMENTS[stream.name]:
+                    want = {k: v for k, v in m.fields(*m.args(row)).items()
+                            if v is not None and not (isinstance(v, float) and not math.isfinite(v))}
+                    got = stats.get((m.name, row["device"], row["start_ms"]))
+                    finding.points_local += 1
+                    finding.points_cloud += got is not None
+                    if got is None or set(got) != set(want) or not all(same(want[k], got[k]) for k in want):
+                        finding.hours_differing += 1
+                        period = want.get("date") or want.get("month")
+                        diffs.append(Difference(stream.name, row["device"], row["start_ms"], row["start_ms"] + 1,
+                                                f"{m.name} {row['device']} {period}"))
+        return finding, diffs
+
+    def repair(self, diffs: Iterable[Difference]) -> int:
+        """Re-send the local rows of each range, in batches of about `batch_size` lines; the points sent."""
+        sent = 0
+        lines: list[str] = []
+        for d in diffs:
+            stream = next(s for s in STREAMS if s.name == d.stream)
+            if stream.samples:
+                rows = self.outbox.rows_between(stream, d.device, d.start_ms, d.end_ms)
+            else:
+                rows = [r for r in self.outbox.settled_statistics(stream, d.start_ms, d.end_ms)
+                        if r["device"] == d.device]
+            log.debug("repairing %s: %d rows", d.label, len(rows))
+            for row in rows:
+                lines.extend(self.renderer.lines(d.stream, row))
+                if len(lines) >= self.batch_size:
+                    sent += self._send(lines)
+                    lines = []
+        if lines:
+            sent += self._send(lines)
+        return sent
+
+    def _send(self, lines: list[str]) -> int:
+        delivery = self.policy.deliver(lines)
+        if delivery.dead:
+            log.warning("repair: %d point(s) refused by the server (first: %s)", len(delivery.dead),
+                        delivery.dead[0].message)
+        return delivery.lines
+
+    def check_day(self, day: str, bounds: dict[str, tuple[int, int]] | None = None) -> DayFinding:
+        """Check one day, repair what differs, check again; keep and return the finding."""
+        bounds = self.bounds() if bounds is None else bounds
+        finding, diffs = self.compare(day, bounds)
+        if diffs:
+            self.repair(diffs)
+            after, still = self.compare(day, bounds)
+            finding.hours_still_differing = len(still)
+            finding.hours_repaired = finding.hours_differing - len(still)
+            finding.repaired = [d.label for d in diffs]
+            for d in still:
+                log.warning("reconciliation: %s still differs after re-sending it", d.label)
+        self.log.record_day(finding, self._clock_ms())
+        return finding
+
+    def run_pass(self, first: str | None = None, last: str | None = None,
+                 progress: Callable[[DayFinding], None] | None = None) -> list[DayFinding]:
+        """Every day held (within [first, last]); records the pass; raises QueryError/Unsupported/WriteError."""
+        bounds = self.bounds()
+        out = []
+        for day in self.days(first, last):
+            out.append(self.check_day(day, bounds))
+            if progress is not None:
+                progress(out[-1])
+        self.log.record_pass(all(f.hours_still_differing == 0 for f in out), self._clock_ms())
+        return out
+
