@@ -7,7 +7,8 @@ figures come from the local rows in SQL (one range scan per stream). An hour who
 count or sum differs (missing points, or a value overwritten: the sum is the
 checksum, compared to 1e-9 relative) is re-sent from the local rows through the
 same renderer and delivery policy (same points, same timestamps: idempotent), and
-the day is asked again. Daily and monthly statistics are compared value by value.
+the day is asked again. Daily and monthly statistics are compared value by value,
+each with the UTC day of its date (a month: its first day).
 
 Only hours the Pi holds whole and the cloud acknowledged are checked: from the
 first whole hour held (rows deleted before it may have taken part of it) to the
@@ -41,6 +42,8 @@ HOUR_MS = 3_600_000
 DAY_MS = 86_400_000
 REL_TOL = 1e-9
 ABS_TOL = 1e-6
+ZONE_SLACK_MS = 14 * 3_600_000
+PERIOD = {"rollup_daily": "day", "rollup_monthly": "month"}
 
 
 class Unsupported(QueryError):
@@ -148,10 +151,13 @@ class Reconciler:
         return out
 
     def days(self, first: str | None = None, last: str | None = None) -> list[str]:
-        """The UTC days with hours to check (held samples), within [first, last] when given."""
+        """The UTC days with hours to check (held samples), within [first, last]; every day of [first, last]
+        when both are given (the daily and monthly statistics are kept longer than the samples)."""
         spans = [b for b in self.bounds().values() if b[0] < b[1]]
         if not spans and (first is None or last is None):
             return []
+        if first is not None and last is not None:  # asked for: statistics may be older than the samples
+            spans = []
         lo = day_of(min(s for s, _ in spans)) if spans else first
         hi = day_of(max(e for _, e in spans) - 1) if spans else last
         lo, hi = max(lo, first or lo), min(hi, last or hi)
@@ -182,8 +188,10 @@ class Reconciler:
                               "GROUP BY time(1h), \"device\" fill(none)")
             names.append(name)
         stat_names = [m.name for s in STAT_STREAMS for m in MEASUREMENTS[s.name]]
+        # A local period's start is within 14 h of its UTC day's (UTC-12 to UTC+14).
+        wide = f"time >= {start - ZONE_SLACK_MS}ms AND time < {end + ZONE_SLACK_MS}ms"
         for name in stat_names:
-            statements.append(f"SELECT * FROM {ident(name)} WHERE \"site\" = {site} AND {window} GROUP BY \"device\"")
+            statements.append(f"SELECT * FROM {ident(name)} WHERE \"site\" = {site} AND {wide} GROUP BY \"device\"")
         answers = self._ask(statements)
         hourly: dict[tuple, tuple] = {}
         for name, series_list in zip(names, answers):
@@ -253,7 +261,11 @@ class Reconciler:
                                             f"{','.join(sorted(bad))} {device} {day} {_hhmm(hour)}-"
                                             f"{_hhmm(hour + HOUR_MS) if hour + HOUR_MS < end else '24:00'}"))
         for stream in STAT_STREAMS:
-            for row in self.outbox.settled_statistics(stream, start, end):
+            column = PERIOD[stream.name]
+            for row in self.outbox.settled_statistics(stream, start - ZONE_SLACK_MS, end + ZONE_SLACK_MS):
+                # A statistics row is checked with the UTC day of its date (a month: its first day).
+                if row[column] != day[:len(row[column])] or (column == "month" and not day.endswith("-01")):
+                    continue
                 for m in MEASUREMENTS[stream.name]:
                     want = {k: v for k, v in m.fields(*m.args(row)).items()
                             if v is not None and not (isinstance(v, float) and not math.isfinite(v))}

@@ -3,20 +3,29 @@ replicated to a fresh influxd database, and ways to damage the cloud."""
 
 from __future__ import annotations
 
+import time
+from datetime import datetime, timezone
+
 import pytest
 
 from edge_store.registers import LIVE, STATS
 from replicator.influxql import ident, literal
 from tests.fixtures_influx import SITE, cli_env, replicator_on, v1
-from tests.samples import STATS_VALUES, T0, ZONE, live
+from tests.samples import STATS_VALUES, ZONE, live
 
 DEVICES = ("epever", "rover")
 STEP_S = 60
-HOURS = 60  # 2025-11-24 16:00 UTC to 2025-11-27 04:00 UTC
+HOURS = 60
 HOUR_MS = 3_600_000
+DAY_MS = 24 * HOUR_MS
+# Recent days (the figures of /health and status cover the last 30): from 16:00 UTC three days ago
+# to 04:00 UTC yesterday. DAYS: the four UTC days touched; DAY_STARTS: their starts.
+START_MS = (int(time.time() * 1000) // DAY_MS - 3) * DAY_MS + 16 * HOUR_MS
+DAY_STARTS = tuple(START_MS - 16 * HOUR_MS + k * DAY_MS for k in range(4))
+DAYS = tuple(datetime.fromtimestamp(d / 1000, timezone.utc).strftime("%Y-%m-%d") for d in DAY_STARTS)
 
 
-def fill(store, hours: int = HOURS, start_ms: int = T0, devices=DEVICES) -> None:
+def fill(store, hours: int = HOURS, start_ms: int = START_MS, devices=DEVICES) -> None:
     """A live sample per device every minute and a statistics row every ten minutes, for `hours` hours."""
     for n, device in enumerate(devices):
         store.insert_samples(LIVE, ({"ts_ms": start_ms + i * STEP_S * 1000 + n, "ntp_synced": True, "device": device,
