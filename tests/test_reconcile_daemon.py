@@ -1,0 +1,62 @@
+"""The replicator daemon's reconciliation and heartbeat, /health and /metrics after a repair, and a cloud
+without InfluxQL (victoria-metrics) said once while replication goes on."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from api.app import Settings, create_app
+from api.sources import LocalSource, Sources
+from api.users import Users
+from edge_store.outbox import Outbox
+from edge_store.reconcile_log import ReconcileLog
+from replicator import heartbeat
+from tests.fixtures_app import AppClient
+from tests.fixtures_influx import SITE, assert_cloud_equals_store, cli_env, reader_of
+from tests.fixtures_reconcile import DAY_STARTS, DAYS, HOUR_MS, delete, fill
+from tests.support import kammthaar, wait_until
+
+
+def state(db_path) -> dict:
+    log = ReconcileLog(db_path, readonly=True)
+    try:
+        return {**log.state(), "days": log.days()}
+    finally:
+        log.close()
+
+
+def test_the_daemon_reconciles_on_schedule_repairs_and_beats_its_heartbeat(replicated, db_path, influxd, influx_db,
+                                                                           start_kammthaar):
+    store, env = replicated
+    delete(influxd, influx_db, "loadData", "rover", DAY_STARTS[2] + 5 * HOUR_MS, DAY_STARTS[2] + 7 * HOUR_MS)
+    daemon = start_kammthaar("replicate", env={**env, "KAMMTHAAR_CLOUD_HEARTBEAT_S": "1",
+                                               "KAMMTHAAR_CLOUD_INTERVAL_S": "0.2"})
+    daemon.wait_for(lambda: state(db_path)["last_pass_ms"], 60, "the daemon reconciled nothing")
+    reader = reader_of(influxd, influx_db)
+    daemon.wait_for(lambda: len(reader.select("edge_health", tags={"device": "epever"})) >= 2, 30, "no heartbeat")
+    assert daemon.stop() == 0, daemon.log()[-3000:]
+    assert_cloud_equals_store(reader, db_path, SITE)
+    repaired = {d["day"]: d["repaired"] for d in state(db_path)["days"]}
+    assert repaired == {DAYS[0]: "", DAYS[1]: "", DAYS[2]: f"loadData rover {DAYS[2]} 05:00-06:00\n"
+                        f"loadData rover {DAYS[2]} 06:00-07:00", DAYS[3]: ""}
+    assert state(db_path)["last_pass_ok"]
+
+    # The heartbeat: a point of the site, one per device (the config's one device), as agreed.
+    site_points = [p for p in reader.select("edge_health", tags={"site": SITE}) if p.get("device") is None]
+    assert len(site_points) >= 2
+    newest = site_points[-1]
+    expected = {name for name, _, _ in heartbeat.SITE_FIELDS}
+    assert {k for k, v in newest.items() if v is not None} - {"time", "_measurement", "site"} == expected
+    assert newest["version"] == heartbeat.software_version() != "unknown"
+    assert newest["backlog_rows"] == 0 and newest["oldest_unsent_age_s"] == 0 and newest["dead_letters"] == 0
+    assert newest["db_bytes"] > 0
+    assert newest["free_bytes"] > 0 and isinstance(newest["ntp_synced"], bool)
+    assert 0.99 < newest["completeness"] < 1  # the two hours of loadData were missing
+    types = {s["name"]: dict(s["values"]) for s in influxd.query("SHOW FIELD KEYS FROM edge_health",
+                                                                   influx_db)["results"][0]["series"]}
+    declared = {n: t for n, t, _ in heartbeat.SITE_FIELDS + heartbeat.DEVICE_FIELDS}
+    assert types["edge_health"] == declared
+    device = reader.select("edge_health", tags={"device": "epever"})[-1]
+    assert device["fresh"] is False and device["errors"] == 0 and device["newest_sample_age_s"] > 3600
+
