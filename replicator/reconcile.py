@@ -32,7 +32,7 @@ from edge_store.outbox import STREAMS, Outbox, Stream
 from edge_store.reconcile_log import DayFinding, ReconcileLog
 from edge_store.store import now_ms
 
-from .influxql import InfluxQLReader, QueryError, ident, literal
+from .influxql import InfluxQLReader, NotAnAnswer, QueryError, ident, literal
 from .points import FLOAT, MEASUREMENTS, Renderer
 from .policy import Policy
 
@@ -192,7 +192,7 @@ class Reconciler:
         wide = f"time >= {start - ZONE_SLACK_MS}ms AND time < {end + ZONE_SLACK_MS}ms"
         for name in stat_names:
             statements.append(f"SELECT * FROM {ident(name)} WHERE \"site\" = {site} AND {wide} GROUP BY \"device\"")
-        answers = self._ask(statements)
+        answers = self._ask(statements, names + stat_names)
         hourly: dict[tuple, tuple] = {}
         for name, series_list in zip(names, answers):
             checks = per_measurement[name]
@@ -213,11 +213,20 @@ class Reconciler:
                     stats[(name, device, ts)] = {k: v for k, v in row.items() if v is not None and k != "site"}
         return hourly, stats
 
-    def _ask(self, statements: list[str]) -> list[list[dict]]:
+    def _ask(self, statements: list[str], measurements: list[str]) -> list[list[dict]]:
+        """The series of each statement, each from the measurement it asked for."""
         self.statements += len(statements)
         self.requests += 1
         try:
-            return self.reader.query_each(statements)
+            answers = self.reader.query_each(statements)
+            for name, series_list in zip(measurements, answers):
+                if any(series.get("name") != name for series in series_list):
+                    raise NotAnAnswer(f"asked for {name}, got {series_list[0].get('name')}")
+            return answers
+        except NotAnAnswer as exc:
+            raise Unsupported(f"the cloud does not answer InfluxQL at {self.reader.url}/query: its answers are not "
+                              f"results of the statements asked ({exc}; a server without a query API such as "
+                              "VictoriaMetrics)") from exc
         except QueryError as exc:
             if exc.status is not None and 400 <= exc.status < 500 and exc.status != 429:
                 raise Unsupported(f"the cloud does not answer InfluxQL at {self.reader.url}/query ({exc})",

@@ -19,9 +19,12 @@ from .reconcile import Reconciler, Unsupported
 
 log = logging.getLogger(__name__)
 
+RETRY_MS = 60_000  # after the cloud or the store failed a check
+
 
 class ReconcileSchedule:
-    def __init__(self, reconciler: Reconciler, *, every_h: float, clock_ms: Callable[[], int] = now_ms):
+    def __init__(self, reconciler: Reconciler, *, every_h: float, retry_ms: int = RETRY_MS,
+                 clock_ms: Callable[[], int] = now_ms):
         self.reconciler = reconciler
         self.every_ms = int(every_h * 3_600_000)
         self._clock_ms = clock_ms
@@ -30,6 +33,8 @@ class ReconcileSchedule:
         self._ok = True
         self._requested = False
         self.off: str | None = None  # why reconciliation is off in this process
+        self.retry_ms = retry_ms
+        self._paused_until = 0
 
     def after_outage(self) -> None:
         """The cloud answers again after a long outage: check it once the backlog is sent."""
@@ -45,7 +50,7 @@ class ReconcileSchedule:
 
     def step(self) -> bool:
         """Check at most one day; whether there was something to do."""
-        if self.off is not None:
+        if self.off is not None or self._clock_ms() < self._paused_until:
             return False
         try:
             if self._days is None:
@@ -73,5 +78,6 @@ class ReconcileSchedule:
             self.reconciler.log.record_unsupported(self.off)
             return False
         except KammthaarError as exc:  # the cloud or the store is away for now: the same day later
-            log.warning("reconciliation paused: %s", exc)
+            log.warning("reconciliation paused for %ds: %s", self.retry_ms // 1000, exc)
+            self._paused_until = self._clock_ms() + self.retry_ms
             return False

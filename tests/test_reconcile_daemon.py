@@ -62,3 +62,29 @@ def test_the_daemon_reconciles_on_schedule_repairs_and_beats_its_heartbeat(repli
     device = reader.select("edge_health", tags={"device": "epever"})[-1]
     assert device["fresh"] is False and device["errors"] == 0 and device["newest_sample_age_s"] > 3600
 
+
+
+def test_victoria_metrics_cannot_answer_influxql_said_once_and_replication_and_heartbeat_go_on(
+        victoria, open_store, db_path, start_kammthaar):
+    site = f"vm-{os.getpid()}-{time.monotonic_ns()}"
+    fill(open_store(), hours=3, devices=("epever",))
+    env = cli_env(db_path, cloud_url=victoria.url, cloud_api="v2", cloud_token="t", cloud_org="o",
+                  cloud_bucket="b", cloud_heartbeat_s="1", cloud_interval_s="0.2",
+                  cloud_reconcile_every_h="0.0002")  # a pass due every 0.7 s
+    env["KAMMTHAAR_SITE_ID"] = site  # the session's victoria-metrics: this test's own site
+    daemon = start_kammthaar("replicate", env=env)
+    daemon.wait_for(lambda: Outbox(db_path, readonly=True).summary()["backlog_rows"] == 0, 60, "backlog not sent")
+    daemon.wait_for(lambda: victoria.export(f'{{__name__=~"edge_health_.*",site="{site}"}}'), 30, "no heartbeat")
+    time.sleep(2)  # passes fall due again meanwhile
+    assert daemon.stop() == 0
+    log = daemon.log()
+    assert log.count("RECONCILIATION OFF: the cloud does not answer InfluxQL") == 1, log[-3000:]
+    assert "replication and the heartbeat go on" in log
+    assert state(db_path)["unsupported"].startswith("the cloud does not answer InfluxQL")
+    status = kammthaar("status", env=env)
+    assert "!! RECONCILIATION OFF: the cloud does not answer InfluxQL" in status.stdout
+    assert victoria.export(f'{{__name__="batteryStatus_voltage",site="{site}"}}')[0]["values"]
+    proc = kammthaar("reconcile", env=env)
+    assert proc.returncode == 1
+    assert "reconciliation impossible: the cloud does not answer InfluxQL at " in proc.stderr
+    assert "replication does not need it and goes on" in proc.stderr
