@@ -42,6 +42,7 @@ HOUR_MS = 3_600_000
 DAY_MS = 86_400_000
 REL_TOL = 1e-9
 ABS_TOL = 1e-6
+REPAIR_ROUNDS = 3
 ZONE_SLACK_MS = 14 * 3_600_000
 PERIOD = {"rollup_daily": "day", "rollup_monthly": "month"}
 
@@ -265,7 +266,6 @@ class Reconciler:
                     finding.points_local += mine
                     finding.points_cloud += min(mine, theirs)
                 if bad:
-                    finding.hours_differing += 1
                     diffs.append(Difference(stream.name, device, hour, hour + HOUR_MS,
                                             f"{','.join(sorted(bad))} {device} {day} {_hhmm(hour)}-"
                                             f"{_hhmm(hour + HOUR_MS) if hour + HOUR_MS < end else '24:00'}"))
@@ -282,7 +282,6 @@ class Reconciler:
                     finding.points_local += 1
                     finding.points_cloud += got is not None
                     if got is None or set(got) != set(want) or not all(same(want[k], got[k]) for k in want):
-                        finding.hours_differing += 1
                         period = want.get("date") or want.get("month")
                         diffs.append(Difference(stream.name, row["device"], row["start_ms"], row["start_ms"] + 1,
                                                 f"{m.name} {row['device']} {period}"))
@@ -317,17 +316,23 @@ class Reconciler:
         return delivery.lines
 
     def check_day(self, day: str, bounds: dict[str, tuple[int, int]] | None = None) -> DayFinding:
-        """Check one day, repair what differs, check again; keep and return the finding."""
+        """Check one day, re-send what differs and check again (up to REPAIR_ROUNDS times: a server may
+        lose a write it acknowledged, the very thing checked); keep and return the finding."""
         bounds = self.bounds() if bounds is None else bounds
         finding, diffs = self.compare(day, bounds)
-        if diffs:
-            self.repair(diffs)
-            after, still = self.compare(day, bounds)
-            finding.hours_still_differing = len(still)
-            finding.hours_repaired = finding.hours_differing - len(still)
-            finding.repaired = [d.label for d in diffs]
-            for d in still:
-                log.warning("reconciliation: %s still differs after re-sending it", d.label)
+        finding.repaired = list(dict.fromkeys(d.label for d in diffs))  # a measurement fed by two streams: once
+        finding.hours_differing = len(finding.repaired)
+        still = diffs
+        for _ in range(REPAIR_ROUNDS if diffs else 0):
+            self.repair(still)
+            still = self.compare(day, bounds)[1]
+            if not still:
+                break
+        left = list(dict.fromkeys(d.label for d in still))
+        finding.hours_still_differing = len(left)
+        finding.hours_repaired = finding.hours_differing - len(left)
+        for label in left:
+            log.warning("reconciliation: %s still differs after re-sending it", label)
         self.log.record_day(finding, self._clock_ms())
         return finding
 
