@@ -32,8 +32,9 @@ def test_reconcile_while_the_collector_writes_and_the_replicator_drains(open_sto
     collector = start_kammthaar("collect", env=env)
     daemon = start_kammthaar("replicate", env={**env, "KAMMTHAAR_CLOUD_RECONCILE_EVERY_H": "0"})
     watermark = Outbox(db_path, readonly=True).watermarks()["live_samples"]
+    daemon.wait_for(lambda: Outbox(db_path, readonly=True).watermarks()["live_samples"] > watermark, 30,
+                    "the daemon does not drain")
     proc = kammthaar("reconcile", env=env)  # while the backlog drains and samples arrive
-    assert Outbox(db_path, readonly=True).watermarks()["live_samples"] > watermark  # it did drain meanwhile
     assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
     assert "3 repaired" in proc.stdout and "10 repaired" in proc.stdout
     collector.assert_alive()
