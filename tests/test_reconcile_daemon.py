@@ -88,3 +88,18 @@ def test_victoria_metrics_cannot_answer_influxql_said_once_and_replication_and_h
     assert proc.returncode == 1
     assert "reconciliation impossible: the cloud does not answer InfluxQL at " in proc.stderr
     assert "replication does not need it and goes on" in proc.stderr
+
+
+def test_a_write_only_user_gets_a_clear_reconcile_error_exit_1(influxd_auth, open_store, db_path):
+    influxd_auth.query("CREATE USER wonly WITH PASSWORD 'wonly-pw'", **influxd_auth.admin)
+    influxd_auth.query('GRANT WRITE ON "site" TO wonly', **influxd_auth.admin)
+    fill(open_store(), hours=2, devices=("epever",))
+    env = cli_env(db_path, cloud_url=influxd_auth.url, cloud_api="v1", cloud_database="site",
+                  cloud_username="wonly", cloud_password="wonly-pw")
+    env["KAMMTHAAR_SITE_ID"] = f"wo-{os.getpid()}-{time.monotonic_ns()}"
+    assert kammthaar("replicate", "--once", env=env).returncode == 0  # writing is allowed
+    proc = kammthaar("reconcile", env=env)
+    assert proc.returncode == 1
+    assert "reconciliation impossible: the cloud does not answer InfluxQL at " in proc.stderr
+    assert "HTTP 403" in proc.stderr, proc.stderr
+    assert state(db_path)["unsupported"]
