@@ -148,11 +148,10 @@ class Outbox:
             first = conn.execute(FIRST_ABOVE.format(t=stream.name), (mark[0] if mark else 0,)).fetchone()
         return oldest[0], oldest[2], (oldest[1] or 1) > 1, None if first is None else first[0]
 
-    def hourly(self, stream: Stream, counted: tuple[str, ...], summed: tuple[str, ...], start_ms: int,
-               end_ms: int) -> dict[tuple[str, int], tuple]:
-        """Per (device, UTC hour start), `count(c)` of each counted column then `sum(c)` of each summed
-        one, over the rows of a sample stream in [start_ms, end_ms) (one range scan of its time index)."""
-        what = ", ".join([f"count({c})" for c in counted] + [f"total({c})" for c in summed])
+    def hourly(self, stream: Stream, summed: tuple[str, ...], start_ms: int, end_ms: int) -> dict[tuple[str, int], tuple]:
+        """Per (device, UTC hour start), the rows then `total(c)` of each summed column, over the rows of a
+        sample stream in [start_ms, end_ms) (one range scan of its time index)."""
+        what = ", ".join(["count(*)"] + [f"total({c})" for c in summed])
         with self._reading() as conn:
             rows = conn.execute(
                 f"SELECT device, ts_ms / 3600000 * 3600000 AS hour, {what} FROM {stream.name} "

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable, Iterable
@@ -53,24 +54,31 @@ class Unsupported(QueryError):
 
 @dataclass(frozen=True)
 class Checked:
-    """A field compared per hour: its measurement, its name, the column it comes from, summed or only counted."""
+    """A field compared per hour: its measurement, its name, the column it comes from, and whether its
+    points are counted (the first field of each measurement a stream writes: its columns are never null,
+    so its count is the measurement's points) and its values summed (numbers: the column as a float)."""
 
     stream: str
     measurement: str
     field: str
     column: str
+    counted: bool
     summed: bool
 
 
 def _checked_fields() -> dict[str, tuple[Checked, ...]]:
-    """Per sample stream, the fields it writes (numbers that are the column as a float are summed)."""
+    """Per sample stream, the fields counted or summed (strings and flags but the first: neither)."""
     out = {}
     for stream in STREAMS:
         if not stream.samples:
             continue
-        out[stream.name] = tuple(
-            Checked(stream.name, m.name, name, m.inputs[i], m.types[name] == FLOAT and convert is as_float)
-            for m in MEASUREMENTS[stream.name] for name, i, convert in m.specs)
+        checks = []
+        for m in MEASUREMENTS[stream.name]:
+            for k, (name, i, convert) in enumerate(m.specs):
+                summed = m.types[name] == FLOAT and convert is as_float
+                if k == 0 or summed:
+                    checks.append(Checked(stream.name, m.name, name, m.inputs[i], k == 0, summed))
+        out[stream.name] = tuple(checks)
     return out
 
 
@@ -119,7 +127,8 @@ class Reconciler:
 
     def __init__(self, outbox: Outbox, reader: InfluxQLReader, policy: Policy, *, site: str,
                  log_: ReconcileLog | None = None, batch_size: int = 5000, max_backlog_age_days: int = 0,
-                 clock_ms: Callable[[], int] = now_ms):
+                 clock_ms: Callable[[], int] = now_ms, pause_factor: float = 0.0,
+                 sleep: Callable[[float], object] = time.sleep):
         self.outbox = outbox
         self.reader = reader
         self.policy = policy
@@ -129,6 +138,10 @@ class Reconciler:
         self.batch_size = batch_size
         self.max_backlog_age_days = max_backlog_age_days
         self._clock_ms = clock_ms
+        # After each day, a pause of pause_factor x the day's time: a pass beside a busy replicator
+        # leaves it (and the server) most of the CPU (bench/reconcile.py).
+        self.pause_factor = pause_factor
+        self._sleep = sleep
         self.statements = 0  # InfluxQL statements asked, and the requests carrying them
         self.requests = 0
 
@@ -182,7 +195,8 @@ class Reconciler:
         for name, checks in per_measurement.items():
             what = []
             for i, c in enumerate(checks):
-                what.append(f"count({ident(c.field)}) AS {ident(f'c{i}')}")
+                if c.counted:
+                    what.append(f"count({ident(c.field)}) AS {ident(f'c{i}')}")
                 if c.summed:
                     what.append(f"sum({ident(c.field)}) AS {ident(f's{i}')}")
             statements.append(f"SELECT {', '.join(what)} FROM {ident(name)} WHERE \"site\" = {site} AND {window} "
@@ -203,7 +217,7 @@ class Reconciler:
                 for values in series.get("values", []):
                     row = dict(zip(cols, values))
                     for i, c in enumerate(checks):
-                        hourly[(name, c.field, device, row["time"])] = (row.get(f"c{i}") or 0, row.get(f"s{i}"))
+                        hourly[(name, c.field, device, row["time"])] = (row.get(f"c{i}"), row.get(f"s{i}"))
         stats: dict[tuple, dict] = {}
         for name, series_list in zip(stat_names, answers[len(names):]):
             for series in series_list:
@@ -246,25 +260,23 @@ class Reconciler:
             if lo >= hi:
                 continue
             checks = CHECKED[stream.name]
-            counted = tuple(dict.fromkeys(c.column for c in checks))
             summed = tuple(dict.fromkeys(c.column for c in checks if c.summed))
-            local = self.outbox.hourly(stream, counted, summed, lo, hi)
-            cloud_keys = {(d, h) for (m, f, d, h) in hourly if lo <= h < hi and m in {c.measurement for c in checks}}
+            local = self.outbox.hourly(stream, summed, lo, hi)
+            measurements = {c.measurement for c in checks}
+            cloud_keys = {(d, h) for (m, f, d, h) in hourly if lo <= h < hi and m in measurements}
             for device, hour in sorted(set(local) | cloud_keys):
-                figures = local.get((device, hour), (0,) * (len(counted) + len(summed)))
-                held: dict[str, tuple[int, int]] = {}
+                figures = local.get((device, hour), (0,) + (0.0,) * len(summed))
+                n = figures[0]
                 bad: set[str] = set()
                 for c in checks:
-                    n = figures[counted.index(c.column)]
-                    got_n, got_sum = hourly.get((c.measurement, c.field, device, hour), (0, None))
-                    mine, theirs = held.get(c.measurement, (0, 0))
-                    held[c.measurement] = (max(mine, n), max(theirs, got_n))
-                    if got_n != n or (c.summed and n and not same(figures[len(counted) + summed.index(c.column)],
-                                                                  got_sum or 0.0)):
+                    got_n, got_sum = hourly.get((c.measurement, c.field, device, hour), (None, None))
+                    if c.counted:
+                        finding.points_local += n
+                        finding.points_cloud += min(n, got_n or 0)
+                        if (got_n or 0) != n:
+                            bad.add(c.measurement)
+                    if c.summed and n and not same(figures[1 + summed.index(c.column)], got_sum or 0.0):
                         bad.add(c.measurement)
-                for measurement, (mine, theirs) in held.items():
-                    finding.points_local += mine
-                    finding.points_cloud += min(mine, theirs)
                 if bad:
                     diffs.append(Difference(stream.name, device, hour, hour + HOUR_MS,
                                             f"{','.join(sorted(bad))} {device} {day} {_hhmm(hour)}-"
@@ -318,6 +330,7 @@ class Reconciler:
     def check_day(self, day: str, bounds: dict[str, tuple[int, int]] | None = None) -> DayFinding:
         """Check one day, re-send what differs and check again (up to REPAIR_ROUNDS times: a server may
         lose a write it acknowledged, the very thing checked); keep and return the finding."""
+        started = time.monotonic()
         bounds = self.bounds() if bounds is None else bounds
         finding, diffs = self.compare(day, bounds)
         finding.repaired = list(dict.fromkeys(d.label for d in diffs))  # a measurement fed by two streams: once
@@ -334,6 +347,8 @@ class Reconciler:
         for label in left:
             log.warning("reconciliation: %s still differs after re-sending it", label)
         self.log.record_day(finding, self._clock_ms())
+        if self.pause_factor:
+            self._sleep(self.pause_factor * (time.monotonic() - started))
         return finding
 
     def run_pass(self, first: str | None = None, last: str | None = None,
