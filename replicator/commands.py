@@ -69,13 +69,14 @@ def build_replicator(cfg: config.Config):
                       max_backlog_age_days=c.max_backlog_age_days, credentials=credentials)
 
 
-def build_reconciler(cfg: config.Config, replicator):
-    """A reconciler on the replicator's outbox and delivery policy."""
+def build_reconciler(cfg: config.Config, replicator, pause_factor: float = PAUSE_FACTOR):
+    """A reconciler on the replicator's outbox and delivery policy (the daemon's pauses between its own
+    pieces: `pause_factor` 0)."""
     from .reconcile import Reconciler
 
     return Reconciler(replicator.outbox, build_reader(cfg), replicator.policy, site=cfg.site.id,
                       batch_size=cfg.cloud.batch_size, max_backlog_age_days=cfg.cloud.max_backlog_age_days,
-                      pause_factor=PAUSE_FACTOR)
+                      pause_factor=pause_factor)
 
 
 def build_heartbeat(cfg: config.Config, replicator):
@@ -113,7 +114,7 @@ def cmd_replicate(args) -> int:
         if not args.once:
             from .reconcile_schedule import ReconcileSchedule
 
-            replicator.reconcile = ReconcileSchedule(build_reconciler(cfg, replicator),
+            replicator.reconcile = ReconcileSchedule(build_reconciler(cfg, replicator, pause_factor=0.0),
                                                      every_h=cfg.cloud.reconcile_every_h)
             heartbeat = build_heartbeat(cfg, replicator)
             thread = heartbeat.start()

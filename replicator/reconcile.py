@@ -29,7 +29,7 @@ from datetime import datetime, timezone
 from typing import Callable, Iterable
 
 from edge_store.catalogue.fields import as_float
-from edge_store.outbox import STREAMS, Outbox, Stream
+from edge_store.outbox import STREAMS, Outbox
 from edge_store.reconcile_log import DayFinding, ReconcileLog
 from edge_store.store import now_ms
 

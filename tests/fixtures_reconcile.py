@@ -10,7 +10,7 @@ import pytest
 
 from edge_store.registers import LIVE, STATS
 from replicator.influxql import ident, literal
-from tests.fixtures_influx import SITE, cli_env, replicator_on, v1
+from tests.fixtures_influx import cli_env, replicator_on, v1
 from tests.samples import STATS_VALUES, ZONE, live
 
 DEVICES = ("epever", "rover")

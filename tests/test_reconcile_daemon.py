@@ -1,18 +1,14 @@
-"""The replicator daemon's reconciliation and heartbeat, /health and /metrics after a repair, and a cloud
-without InfluxQL (victoria-metrics) said once while replication goes on."""
+"""The replicator daemon's reconciliation (on schedule, after a long outage) and heartbeat, and clouds that
+cannot answer InfluxQL (victoria-metrics, a write-only user): said once, replication goes on."""
 
 from __future__ import annotations
 
 import os
 import time
 
-from api.app import Settings, create_app
-from api.sources import LocalSource, Sources
-from api.users import Users
 from edge_store.outbox import Outbox
 from edge_store.reconcile_log import ReconcileLog
 from replicator import heartbeat
-from tests.fixtures_app import AppClient
 from tests.fixtures_influx import SITE, assert_cloud_equals_store, cli_env, reader_of
 from tests.fixtures_reconcile import DAY_STARTS, DAYS, HOUR_MS, delete, fill
 from tests.support import kammthaar, wait_until
@@ -103,3 +99,42 @@ def test_a_write_only_user_gets_a_clear_reconcile_error_exit_1(influxd_auth, ope
     assert "reconciliation impossible: the cloud does not answer InfluxQL at " in proc.stderr
     assert "HTTP 403" in proc.stderr, proc.stderr
     assert state(db_path)["unsupported"]
+
+
+def test_after_a_long_outage_the_replicator_reconciles_once_the_backlog_is_sent(own_influxd, open_store, db_path):
+    import threading
+
+    from replicator.influx_writer import V1Writer
+    from replicator.policy import Policy
+    from replicator.reconcile import Reconciler
+    from replicator.reconcile_schedule import ReconcileSchedule
+    from replicator.replicator import Replicator
+    from tests.fixtures_reconcile import START_MS
+
+    store = open_store()
+    fill(store, hours=4, devices=("epever",))
+    database = own_influxd.create_database()
+    writer = V1Writer(own_influxd.url, database=database, timeout_s=1)
+    outbox = Outbox(db_path)
+    reconciler = Reconciler(outbox, reader_of(own_influxd, database), Policy(writer, max_attempts=1), site=SITE)
+    schedule = ReconcileSchedule(reconciler, every_h=0)  # no pass on a schedule: only after outages
+    rep = Replicator(outbox, writer, site=SITE, interval_s=0.05, max_backoff_s=0.2, long_outage_s=0.5,
+                     policy=Policy(writer, max_attempts=1), reconcile=schedule)
+    thread = threading.Thread(target=rep.run)
+    thread.start()
+    try:
+        wait_until(lambda: outbox.summary()["backlog_rows"] == 0, 30, "the backlog was not sent")
+        time.sleep(0.5)
+        assert state(db_path)["last_pass_ms"] is None  # caught up, but nothing due
+        own_influxd.kill()
+        fill(store, hours=2, start_ms=START_MS + 4 * HOUR_MS, devices=("epever",))  # a backlog meanwhile
+        wait_until(lambda: rep.failures_in_a_row >= 3, 30, "the replicator did not notice the outage")
+        time.sleep(0.6)  # longer than long_outage_s
+        own_influxd.start()
+        wait_until(lambda: state(db_path)["last_pass_ms"], 60, "no reconciliation after the outage")
+        assert outbox.summary()["backlog_rows"] == 0  # sent first
+        assert {d["day"] for d in state(db_path)["days"]} == {DAYS[0]}
+    finally:
+        rep.stop()
+        thread.join(30)
+        rep.close()
