@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 import re
+import struct
+import subprocess
+import termios
 
 from edge_store.reconcile_log import ReconcileLog
 from replicator.influxql import ident, literal
 from tests.fixtures_influx import SITE, assert_cloud_equals_store, reader_of
 from tests.fixtures_reconcile import DAY_STARTS, DAYS, HOUR_MS, START_MS, delete
-from tests.support import kammthaar
+from tests.support import KAMMTHAAR, REPO, kammthaar
 
 
 def repaired_by_day(db_path) -> dict[str, set[str]]:
@@ -78,7 +83,32 @@ def test_a_value_overwritten_in_the_cloud_is_found_by_its_checksum_and_repaired(
     proc = kammthaar("reconcile", env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "missing 0 " in proc.stdout and "missing 1" not in proc.stdout  # nothing missing: changed
+    assert "re-sent batteryStatus epever" in proc.stdout
     repaired = repaired_by_day(db_path)
     found = set().union(*repaired.values())
     assert found == {f"batteryStatus epever {DAYS[1]} 22:00-23:00", f"rollup_daily rover {daily['date']}"}
     assert_cloud_equals_store(reader, db_path, SITE)
+
+
+def test_reconcile_shows_a_progress_bar_on_a_terminal(replicated):
+    store, env = replicated
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # a terminal 100 columns wide
+    try:
+        proc = subprocess.run([*KAMMTHAAR, "reconcile"], env=env, cwd=REPO, stdin=subprocess.DEVNULL,
+                              stdout=subprocess.PIPE, stderr=slave, timeout=120, text=True)
+        os.close(slave)
+        seen = b""
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # the terminal closed: all read
+                break
+            if not chunk:
+                break
+            seen += chunk
+    finally:
+        os.close(master)
+    assert proc.returncode == 0
+    assert b"reconciling" in seen and b"days" in seen
+    assert proc.stdout.count("\n") >= 5  # a line per day and the total, on stdout
