@@ -183,7 +183,6 @@ def cmd_reconcile(args) -> int:
         replicator.install_signal_handlers()
         from tqdm import tqdm
 
-        bounds = reconciler.bounds()
         days = reconciler.days(args.first, args.last)
         findings = []
         with tqdm(total=len(days), unit="days", desc="reconciling", file=sys.stderr,
@@ -191,7 +190,7 @@ def cmd_reconcile(args) -> int:
             for day in days:
                 if replicator.stop_event.is_set():
                     return EXIT_FAILURE
-                findings.append(reconciler.check_day(day, bounds))
+                findings.append(reconciler.check_day(day))
                 bar.write(day_line(findings[-1]), file=sys.stdout)
                 bar.update(1)
         ok = all(f.hours_still_differing == 0 for f in findings)

@@ -248,8 +248,11 @@ class Reconciler:
                                   status=exc.status) from exc
             raise
 
-    def compare(self, day: str, bounds: dict[str, tuple[int, int]]) -> tuple[DayFinding, list[Difference]]:
-        """What the cloud holds of `day` against the local rows: the finding and the ranges that differ."""
+    def compare(self, day: str) -> tuple[DayFinding, list[Difference]]:
+        """What the cloud holds of `day` against the local rows: the finding and the ranges that differ.
+
+        The hours held are read again each time: the collector prunes and the replicator drains meanwhile."""
+        bounds = self.bounds()
         start = day_start(day)
         end = start + DAY_MS
         hourly, stats = self._cloud(start, end)
@@ -327,18 +330,17 @@ class Reconciler:
                         delivery.dead[0].message)
         return delivery.lines
 
-    def check_day(self, day: str, bounds: dict[str, tuple[int, int]] | None = None) -> DayFinding:
+    def check_day(self, day: str) -> DayFinding:
         """Check one day, re-send what differs and check again (up to REPAIR_ROUNDS times: a server may
         lose a write it acknowledged, the very thing checked); keep and return the finding."""
         started = time.monotonic()
-        bounds = self.bounds() if bounds is None else bounds
-        finding, diffs = self.compare(day, bounds)
+        finding, diffs = self.compare(day)
         finding.repaired = list(dict.fromkeys(d.label for d in diffs))  # a measurement fed by two streams: once
         finding.hours_differing = len(finding.repaired)
         still = diffs
         for _ in range(REPAIR_ROUNDS if diffs else 0):
             self.repair(still)
-            still = self.compare(day, bounds)[1]
+            still = self.compare(day)[1]
             if not still:
                 break
         left = list(dict.fromkeys(d.label for d in still))
@@ -354,10 +356,9 @@ class Reconciler:
     def run_pass(self, first: str | None = None, last: str | None = None,
                  progress: Callable[[DayFinding], None] | None = None) -> list[DayFinding]:
         """Every day held (within [first, last]); records the pass; raises QueryError/Unsupported/WriteError."""
-        bounds = self.bounds()
         out = []
         for day in self.days(first, last):
-            out.append(self.check_day(day, bounds))
+            out.append(self.check_day(day))
             if progress is not None:
                 progress(out[-1])
         self.log.record_pass(all(f.hours_still_differing == 0 for f in out), self._clock_ms())

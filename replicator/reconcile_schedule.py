@@ -29,7 +29,6 @@ class ReconcileSchedule:
         self.every_ms = int(every_h * 3_600_000)
         self._clock_ms = clock_ms
         self._days: list[str] | None = None  # the pass in progress: days left
-        self._bounds: dict | None = None
         self._ok = True
         self._requested = False
         self.off: str | None = None  # why reconciliation is off in this process
@@ -57,7 +56,6 @@ class ReconcileSchedule:
                 if not self._due():
                     return False
                 self._requested = False
-                self._bounds = self.reconciler.bounds()
                 self._days = self.reconciler.days()
                 self._ok = True
                 log.info("reconciliation: checking %d day(s) held locally", len(self._days))
@@ -65,7 +63,7 @@ class ReconcileSchedule:
                 self.reconciler.log.record_pass(self._ok, self._clock_ms())
                 self._days = None
                 return False
-            finding = self.reconciler.check_day(self._days[0], self._bounds)
+            finding = self.reconciler.check_day(self._days[0])
             self._days.pop(0)
             self._ok = self._ok and finding.hours_still_differing == 0
             if finding.hours_differing:
