@@ -18,7 +18,7 @@ log = logging.getLogger("kammthaar")
 EXIT_FAILURE = 1
 # After each day checked, a pause of this many times the day's time, so that a pass beside a
 # replicator draining a backlog leaves it the CPU (bench/reconcile.py measures both).
-PAUSE_FACTOR = 1.0
+PAUSE_FACTOR = 3.0
 IDLE_REMINDER_S = 3600
 
 
