@@ -8,9 +8,11 @@ SQLite store, replicated to influxd (temp config, loopback). Then:
   seconds per day, the projection to 30 days;
 - a repair: one hour of one measurement deleted in influxd, the pass again;
 - the drain alone: `Replicator.drain()` of a copy of the same backlog (watermarks at zero) into another
-  database, points per second; then the same drain while `kammthaar reconcile` runs in another process (what a technician running it by hand does to a daemon busy with a backlog; the
-  daemon itself reconciles only once its backlog is sent). The ratio is the drain's speed beside
-  reconciliation / alone.
+  database, points per second; then the same drain while another process runs passes over and over,
+  pausing after each day as `kammthaar reconcile` does while its store has a backlog (here the backlog
+  is in another copy: always). That is a technician running `kammthaar reconcile` by hand beside a
+  daemon busy with a backlog; the daemon itself reconciles only once its backlog is sent. `--rounds`
+  pairs, alternating; the ratio is the drain's speed beside reconciliation / alone, per pair.
 
 Run: .venv/bin/python bench/reconcile.py [--days 3] [--drain-hours 12] [--rounds 3] [--pause-factor F]
 Targets (issue 14): a pass over 30 days within a few minutes; the drain beside it >= 0.8x alone.
@@ -82,7 +84,7 @@ def passes_until_stopped(args) -> int:
     outbox = Outbox(args.beside)
     writer = V1Writer(args.url, database=args.database)
     reconciler = Reconciler(outbox, InfluxQLReader(args.url, database=args.database, timeout_s=300), Policy(writer),
-                            site=SITE, pause_factor=args.pause_factor)
+                            site=SITE, pause_factor=args.pause_factor, pause_always=True)
     print("ready", flush=True)
     done = 0
     while not stop:

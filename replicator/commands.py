@@ -16,8 +16,8 @@ from edge_store import config
 log = logging.getLogger("kammthaar")
 
 EXIT_FAILURE = 1
-# After each day checked, a pause of this many times the day's time, so that a pass beside a
-# replicator draining a backlog leaves it the CPU (bench/reconcile.py measures both).
+# After each day checked, while the store has a backlog, a pause of this many times the day's time, so
+# that a pass beside a replicator draining it leaves it the CPU (bench/reconcile.py measures both).
 PAUSE_FACTOR = 3.0
 IDLE_REMINDER_S = 3600
 

@@ -127,7 +127,7 @@ class Reconciler:
 
     def __init__(self, outbox: Outbox, reader: InfluxQLReader, policy: Policy, *, site: str,
                  log_: ReconcileLog | None = None, batch_size: int = 5000, max_backlog_age_days: int = 0,
-                 clock_ms: Callable[[], int] = now_ms, pause_factor: float = 0.0,
+                 clock_ms: Callable[[], int] = now_ms, pause_factor: float = 0.0, pause_always: bool = False,
                  sleep: Callable[[float], object] = time.sleep):
         self.outbox = outbox
         self.reader = reader
@@ -138,9 +138,11 @@ class Reconciler:
         self.batch_size = batch_size
         self.max_backlog_age_days = max_backlog_age_days
         self._clock_ms = clock_ms
-        # After each day, a pause of pause_factor x the day's time: a pass beside a busy replicator
-        # leaves it (and the server) most of the CPU (bench/reconcile.py).
+        # After each day, while the store has rows to send (or always), a pause of pause_factor x the
+        # day's time: a pass beside a replicator draining a backlog leaves it (and the server) most of
+        # the CPU (bench/reconcile.py).
         self.pause_factor = pause_factor
+        self.pause_always = pause_always
         self._sleep = sleep
         self.statements = 0  # InfluxQL statements asked, and the requests carrying them
         self.requests = 0
@@ -349,9 +351,12 @@ class Reconciler:
         for label in left:
             log.warning("reconciliation: %s still differs after re-sending it", label)
         self.log.record_day(finding, self._clock_ms())
-        if self.pause_factor:
+        if self.pause_factor and (self.pause_always or self._backlog()):
             self._sleep(self.pause_factor * (time.monotonic() - started))
         return finding
+
+    def _backlog(self) -> bool:
+        return any(head > mark for mark, head in self.outbox.pending().values())
 
     def run_pass(self, first: str | None = None, last: str | None = None,
                  progress: Callable[[DayFinding], None] | None = None) -> list[DayFinding]:
