@@ -112,3 +112,21 @@ def test_reconcile_shows_a_progress_bar_on_a_terminal(replicated):
     assert proc.returncode == 0
     assert b"reconciling" in seen and b"days" in seen
     assert proc.stdout.count("\n") >= 5  # a line per day and the total, on stdout
+
+
+def test_a_pass_pauses_after_each_day_only_while_the_store_has_a_backlog(replicated, db_path, influxd, influx_db):
+    from edge_store.outbox import Outbox
+    from replicator.policy import Policy
+    from replicator.reconcile import Reconciler
+    from tests.fixtures_influx import v1
+    from tests.fixtures_reconcile import fill
+
+    store, env = replicated
+    pauses: list[float] = []
+    outbox = Outbox(db_path)
+    reconciler = Reconciler(outbox, reader_of(influxd, influx_db), Policy(v1(influxd, influx_db)), site=SITE,
+                            pause_factor=3.0, sleep=pauses.append)
+    assert len(reconciler.run_pass()) == 4 and pauses == []  # nothing to send: full speed
+    fill(store, hours=1, start_ms=DAY_STARTS[3] + 12 * HOUR_MS, devices=("epever",))  # a backlog
+    assert len(reconciler.run_pass()) == 4 and len(pauses) == 4 and all(p > 0 for p in pauses)
+    outbox.close()
