@@ -110,7 +110,7 @@ class Heartbeat:
                 if self._failing:
                     log.info("heartbeat: sent again")
                 self._failing = False
-            except KammthaarError as exc:
+            except (KammthaarError, OSError) as exc:  # OSError: the disk figures (the store's directory gone)
                 if not self._failing:
                     log.warning("heartbeat not sent (tried again every %gs): %s", self.every_s, exc)
                 self._failing = True
