@@ -1,9 +1,10 @@
 """Reconciliation: the Pi checks that the cloud holds what it was sent, and repairs it.
 
 For each UTC day the Pi still holds, one InfluxQL request asks, per measurement,
-`count()` of every field and `sum()` of every numeric field per device and UTC hour
-(one statement per measurement for the whole day, never one per hour); the same
-figures come from the local rows in SQL (one range scan per stream). An hour whose
+the points (`count()` of the first field each stream writes to it: never null) and
+`sum()` of every numeric field, per device and UTC hour (`GROUP BY time(1h),
+device`: one statement per measurement for the whole day, never one per hour); the
+same figures come from the local rows in SQL (one range scan per stream). An hour whose
 count or sum differs (missing points, or a value overwritten: the sum is the
 checksum, compared to 1e-9 relative) is re-sent from the local rows through the
 same renderer and delivery policy (same points, same timestamps: idempotent), and
@@ -15,8 +16,11 @@ first whole hour held (rows deleted before it may have taken part of it) to the
 hour of the first row above the stream's watermark or the open hour, whichever
 comes first. What each day showed is kept (edge_store/reconcile_log.py).
 
-A cloud that cannot answer InfluxQL (a 4xx to /query: a write-only token, a
-server without a query API such as VictoriaMetrics) raises `Unsupported`.
+A cloud that cannot answer InfluxQL (a 4xx to /query: a write-only token; answers
+that are not results of the statements asked: VictoriaMetrics answers every /query
+with a list of databases) raises `Unsupported`. Flags and strings other than a
+measurement's first field are counted with it but not checksummed: a changed flag
+alone is not seen.
 """
 
 from __future__ import annotations
