@@ -1,5 +1,5 @@
 """What /health and /metrics report: the store (and whether the collector can write it), the collector's
-freshness, the replicator, the cloud.
+freshness, the replicator, what reconciliation found of the cloud, the cloud.
 
 One `snapshot()` feeds both, so the JSON and the Prometheus figures cannot
 disagree. Everything is read from the store the collector and the replicator
@@ -51,6 +51,7 @@ def snapshot(api) -> dict[str, Any]:
     local = sources.local
     store: dict[str, Any] = {"configured": local is not None, "reachable": None, "error": None}
     replicator = None
+    reconciliation = None
     counters: dict[str, int] = {}
     stored: dict[str, int] = {}
     if local is not None:
@@ -76,6 +77,13 @@ def snapshot(api) -> dict[str, Any]:
                 "last_error_ms": r["last_error_ms"], "blocked": r["blocked"],
                 "points_sent": r["points_sent"], "dead_letters": r["dead_letters"],
             }
+            c = figures["reconciliation"]
+            reconciliation = {
+                "completeness_30d": c["completeness"], "days_checked": c["days_checked"],
+                "points_missing": c["points_missing"], "ranges_repaired": c["hours_repaired"],
+                "ranges_still_differing": c["hours_still_differing"], "last_pass": _iso(c["last_pass_ms"]),
+                "last_pass_ok": c["last_pass_ok"], "unsupported": c["unsupported"],
+            }
     out["store"] = store
 
     # The collector: the newest live sample of the first source that has one.
@@ -93,6 +101,7 @@ def snapshot(api) -> dict[str, Any]:
     out["collector"] = collector
     out["devices"] = _devices(api, now)
     out["replicator"] = replicator
+    out["reconciliation"] = reconciliation
     out["modbus_errors"] = {k.split(".", 1)[1]: v for k, v in sorted(counters.items())
                             if k.startswith("modbus_errors.")}
     out["counters"] = counters

@@ -137,6 +137,15 @@ class StoreCollector:
             dead = CounterMetricFamily(f"{PREFIX}_replicator_dead_letters", "Points the cloud refused")
             dead.add_metric([], rep["dead_letters"])
             yield dead
+        rec = snap["reconciliation"]
+        if rec is not None:
+            if rec["completeness_30d"] is not None:
+                yield _gauge("cloud_completeness_ratio", "Cloud completeness over the last 30 days: points the "
+                             "cloud held when reconciled / points the Pi sent", rec["completeness_30d"])
+            yield _gauge("reconcile_ranges_still_differing", "Ranges (measurement, device, hour) still different "
+                         "in the cloud after re-sending them, last 30 days", rec["ranges_still_differing"])
+            yield _gauge("reconcile_unsupported", "1 when the cloud cannot answer InfluxQL (reconciliation off)",
+                         1 if rec["unsupported"] else 0)
         if cloud["configured"]:
             yield _gauge("cloud_reachable", "1 when InfluxDB answers (probed, remembered a few seconds)",
                          1 if cloud["reachable"] else 0)

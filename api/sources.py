@@ -32,6 +32,7 @@ from typing import Any, Callable, Iterable, Mapping
 from edge_store import schema
 from edge_store.db import Database, dicts
 from edge_store.catalogue import DEFAULT_MODEL, EPEVER_TRACER, MODELS, Catalogue
+from edge_store.reconcile_log import ReconcileLog
 from edge_store.catalogue.rollup_figures import DAY, FIGURES, MONTH, PERIOD_FIELD, Figure, answer_row
 from edge_store.errors import KammthaarError, StoreError
 from edge_store.outbox import Outbox
@@ -168,6 +169,7 @@ class LocalSource:
             stored = dict(self._rows("SELECT name, seq FROM sqlite_sequence WHERE name IN (?, ?, ?, ?)",
                                      tuple(schema.SAMPLE_TABLES.values())))
             replication = self._outbox.summary()
+            reconciliation = ReconcileLog(self.db).summary()
         size = 0
         for suffix in ("", "-wal"):
             try:
@@ -175,7 +177,7 @@ class LocalSource:
             except OSError:
                 pass
         return {"newest_ms": newest, "counters": counters, "stored": stored, "size_bytes": size,
-                "replication": replication}
+                "replication": replication, "reconciliation": reconciliation}
 
 
 class CloudDown(QueryError):

@@ -136,6 +136,45 @@ class Outbox:
                 f"SELECT * FROM {stream.name} WHERE {stream.key} > ? ORDER BY {stream.key} LIMIT ?",
                 (position, limit)))
 
+    # -- what reconciliation reads (replicator/reconcile.py) ---------------------------
+
+    def held(self, stream: Stream) -> tuple[int | None, int | None, bool, int | None]:
+        """A sample stream's (oldest and newest times held, whether rows were deleted before the oldest,
+        time of the first row above the watermark or None): which hours the cloud should have whole."""
+        with self._reading() as conn:
+            mark = conn.execute("SELECT position FROM replication_watermarks WHERE stream = ?",
+                                (stream.name,)).fetchone()
+            oldest = conn.execute(f"SELECT min(ts_ms), min(id), max(ts_ms) FROM {stream.name}").fetchone()
+            first = conn.execute(FIRST_ABOVE.format(t=stream.name), (mark[0] if mark else 0,)).fetchone()
+        return oldest[0], oldest[2], (oldest[1] or 1) > 1, None if first is None else first[0]
+
+    def hourly(self, stream: Stream, summed: tuple[str, ...], start_ms: int, end_ms: int) -> dict[tuple[str, int], tuple]:
+        """Per (device, UTC hour start), the rows then `total(c)` of each summed column, over the rows of a
+        sample stream in [start_ms, end_ms) (one range scan of its time index)."""
+        what = ", ".join(["count(*)"] + [f"total({c})" for c in summed])
+        with self._reading() as conn:
+            rows = conn.execute(
+                f"SELECT device, ts_ms / 3600000 * 3600000 AS hour, {what} FROM {stream.name} "
+                "WHERE ts_ms >= ? AND ts_ms < ? GROUP BY device, hour", (start_ms, end_ms)).fetchall()
+        return {(r[0], r[1]): tuple(r[2:]) for r in rows}
+
+    def rows_between(self, stream: Stream, device: str, start_ms: int, end_ms: int) -> list[dict[str, Any]]:
+        """The rows of one device of a stream whose time is in [start_ms, end_ms), in time order."""
+        with self._reading() as conn:
+            return dicts(conn.execute(
+                f"SELECT * FROM {stream.name} WHERE device = ? AND {stream.time} >= ? AND {stream.time} < ? "
+                f"ORDER BY {stream.time}", (device, start_ms, end_ms)))
+
+    def settled_statistics(self, stream: Stream, start_ms: int, end_ms: int) -> list[dict[str, Any]]:
+        """Statistics rows (daily or monthly) starting in [start_ms, end_ms) that the cloud acknowledged
+        as they are now (version at most the watermark): the ones it must hold with these values."""
+        with self._reading() as conn:
+            mark = conn.execute("SELECT position FROM replication_watermarks WHERE stream = ?",
+                                (stream.name,)).fetchone()
+            return dicts(conn.execute(
+                f"SELECT * FROM {stream.name} WHERE start_ms >= ? AND start_ms < ? AND version <= ? "
+                "ORDER BY start_ms, device", (start_ms, end_ms, mark[0] if mark else 0)))
+
     def state(self) -> dict[str, Any]:
         with self._reading() as conn:
             row = conn.execute(f"SELECT {', '.join(_STATE_COLUMNS)} FROM replication_state WHERE id = 1").fetchone()

@@ -243,6 +243,38 @@ replication_state = Table(
 )
 
 
+# -- reconciliation (replicator/reconcile.py, migration 0012) ---------------------
+
+reconcile_days = Table(
+    "reconcile_days",
+    metadata,
+    Column("day", Text, primary_key=True, comment="UTC day YYYY-MM-DD"),
+    Column("checked_ms", Integer, nullable=False, comment="when it was last checked, UTC milliseconds"),
+    Column("points_local", Integer, nullable=False, comment="points the Pi sent for the day (what it holds)"),
+    Column("points_cloud", Integer, nullable=False, comment="of those, the points the cloud held when checked"),
+    Column("points_missing", Integer, nullable=False, comment="points_local - points_cloud"),
+    Column("completeness", Float, nullable=False, comment="points_cloud / points_local (1 when nothing to hold)"),
+    Column("hours_differing", Integer, nullable=False,
+           comment="(measurement, device, UTC hour) ranges whose count or checksum differed"),
+    Column("hours_repaired", Integer, nullable=False, comment="of those, the ones equal after re-sending"),
+    Column("hours_still_differing", Integer, nullable=False, comment="the ones still different after re-sending"),
+    Column("repaired", Text, nullable=False,
+           comment="the ranges re-sent, one per line: measurement device HH:00-HH:00 (or a statistics row)"),
+    comment="What the last reconciliation of each UTC day found (what the cloud held) and repaired.",
+)
+
+reconcile_state = Table(
+    "reconcile_state",
+    metadata,
+    Column("id", Integer, primary_key=True, comment="always 1: a single row"),
+    Column("last_pass_ms", Integer, comment="end of the last complete pass, UTC milliseconds"),
+    Column("last_pass_ok", Boolean(create_constraint=False), comment="whether the cloud matched after it"),
+    Column("unsupported", Text, comment="why the cloud cannot answer InfluxQL (reconciliation off), else NULL"),
+    Column("updated_ms", Integer, nullable=False),
+    comment="The reconciliation's own state, for `kammthaar status`, /health and the daemon's schedule.",
+)
+
+
 # -- the API's own state (api/, migration 0004) ------------------------------------
 
 # The API's own state may live in PostgreSQL (a cloud deployment), where INTEGER is 32 bits:

@@ -188,6 +188,8 @@ class CloudSection:
     batch_size: int = _key(5000, "Lines of line protocol per write request, at most.", minimum=1)
     interval_s: float = _key(10.0, "Seconds between two passes once the backlog is sent; a backlog is sent without pause.", minimum=0.05)
     timeout_s: float = _key(10.0, "Seconds to wait for the server to answer one write.", minimum=0.1)
+    heartbeat_s: float = _key(60.0, "Seconds between two `edge_health` points (the replicator's heartbeat, to the same database or bucket), on its own timer.", minimum=1)
+    reconcile_every_h: float = _key(24.0, "Hours between two reconciliations by the replicator (the cloud checked against the rows held locally, differences re-sent), run while the backlog is drained; also after every long outage. 0: only after outages and by `kammthaar reconcile`.", minimum=0)
     max_backlog_age_days: int = _key(0, "Unsent samples older than this many days are skipped (counted) instead of sent, for servers whose retention would refuse them; 0: send everything.", minimum=0)
 
     @property

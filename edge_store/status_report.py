@@ -137,4 +137,29 @@ def replication_lines(store: Store, cfg, tz: ZoneInfo) -> list[str]:
         lines.append(f"  last error: {_when(s['last_error_ms'], tz)} ({status}): {s['last_error']}")
     lines.append(f"  points sent {s['points_sent']}, bytes sent {s['bytes_sent']}, dead letters {s['dead_letters']}, "
                  f"dropped rows {s['dropped_rows']}" + (f", skipped as too old {s['skipped_old']}" if s["skipped_old"] else ""))
+    lines.extend(reconciliation_lines(store, tz))
+    return lines
+
+
+def reconciliation_lines(store: Store, tz: ZoneInfo) -> list[str]:
+    """What the checks of the cloud found: its completeness over the last 30 days, the last repair."""
+    from .reconcile_log import WINDOW_DAYS, ReconcileLog
+
+    r = ReconcileLog(store.db).summary()
+    if r["unsupported"]:
+        return [f"  !! RECONCILIATION OFF: {r['unsupported']}"]
+    if r["completeness"] is None:
+        return ["  reconciliation: no day checked yet (`kammthaar reconcile`)"]
+    lines = [f"  cloud completeness {100 * r['completeness']:.2f} % over the last {WINDOW_DAYS} days "
+             f"({r['days_checked']} days checked, {r['points_missing']} points were missing, "
+             f"{r['hours_repaired']} ranges repaired"
+             + (f", {r['hours_still_differing']} STILL DIFFER" if r["hours_still_differing"] else "") + ")"]
+    if r["last_pass_ms"]:
+        lines.append(f"  last reconciliation: {_when(r['last_pass_ms'], tz)}, "
+                     + ("the cloud matches" if r["last_pass_ok"] else "!! the cloud still differs"))
+    if r["last_repaired"]:
+        day, ranges = r["last_repaired"]
+        shown = ranges.split("\n")
+        lines.append(f"  last repair ({day}): " + "; ".join(shown[:3])
+                     + (f" and {len(shown) - 3} more" if len(shown) > 3 else ""))
     return lines

@@ -3,7 +3,8 @@
 Measurements, tags, fields and their types come from `points.MEASUREMENTS`
 and `points.field_types()` (the renderer's own tables), the columns, units
 and descriptions from the device's catalogue: the document cannot describe a
-field the replicator does not write. A test keeps docs/influx-schema.md equal
+field the replicator does not write; the heartbeat's `edge_health` comes from
+replicator/heartbeat.py's tables. A test keeps docs/influx-schema.md equal
 to `markdown()`; regenerate it with `python -m replicator.influx_schema > docs/influx-schema.md`.
 """
 
@@ -12,7 +13,7 @@ from __future__ import annotations
 from edge_store.catalogue import EPEVER_TRACER, MODELS, Catalogue
 from edge_store.catalogue.rollup_figures import FIGURES, PERIOD_FIELD
 
-from . import points
+from . import heartbeat, points
 
 _INFLUX_TYPE = {points.FLOAT: "float", points.BOOLEAN: "boolean", points.STRING: "string"}
 
@@ -101,7 +102,20 @@ def markdown(catalogue: Catalogue = EPEVER_TRACER) -> str:
         out.append("")
     periods = ", ".join(f"`{v}`" for v in PERIOD_FIELD.values())
     out.append(f"Rollup periods are named by {periods}; `rollup_monthly` is read from a view of the daily rows.")
+    out += ["", *_heartbeat()]
     return "\n".join(out) + "\n"
+
+
+def _heartbeat() -> list[str]:
+    """The `edge_health` measurement, from replicator/heartbeat.py's own tables."""
+    out = [f"## Heartbeat: `{heartbeat.MEASUREMENT}`", "",
+           "What `kammthaar replicate` writes every `[cloud] heartbeat_s` (replicator/heartbeat.py), to the same "
+           "database or bucket; time: when it was sent. One point tagged `site` alone:", "",
+           "| field | type | what |", "|---|---|---|"]
+    out += [f"| `{name}` | {kind} | {_cell(what)} |" for name, kind, what in heartbeat.SITE_FIELDS]
+    out += ["", "and one point per device, tagged `site` and `device`:", "", "| field | type | what |", "|---|---|---|"]
+    out += [f"| `{name}` | {kind} | {_cell(what)} |" for name, kind, what in heartbeat.DEVICE_FIELDS]
+    return out
 
 
 if __name__ == "__main__":

@@ -28,6 +28,11 @@ class QueryError(KammthaarError):
         self.status = status
 
 
+class NotAnAnswer(QueryError):
+    """The server answered /query with something other than the results of the statements asked
+    (VictoriaMetrics answers every /query with a fixed list of databases)."""
+
+
 def ident(name: str) -> str:
     """An InfluxQL identifier, double-quoted: measurement, field, tag, database names."""
     return '"' + str(name).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
@@ -74,7 +79,7 @@ class InfluxQLReader:
         """Run several statements in one request; the series of each statement, in order."""
         answers = self._results(";".join(statements))
         if len(answers) != len(statements):
-            raise QueryError(f"asked {len(statements)} statements, got {len(answers)} results")
+            raise NotAnAnswer(f"asked {len(statements)} statements, got {len(answers)} results")
         return answers
 
     def ping(self, timeout_s: float) -> None:

@@ -7,6 +7,8 @@ in the same transaction). `run()` repeats it: at once while a stream had a
 full batch, every `interval_s` when caught up, with growing pauses while the
 server is away; SIGTERM/SIGINT stop it after the request in hand. `drain()`
 repeats it until the backlog is empty (what `kammthaar replicate --once` does).
+With a `reconcile` schedule (replicator/reconcile_schedule.py), `run()` checks one
+day of the cloud at a time when a pass left nothing to send, never before.
 
 401/403 stop sending: the state row says so (`kammthaar status`, /health),
 an error is logged every minute, and nothing is sent until the credentials
@@ -37,6 +39,7 @@ from .influx_writer import WriteError
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF_S = 300.0
+LONG_OUTAGE_S = 600.0  # a cloud away this long is reconciled once it answers again
 AUTH_RECHECK_S = 3600.0
 LOUD_EVERY_S = 60.0
 YIELD_EVERY_ROWS = 32
@@ -79,7 +82,7 @@ class Replicator:
                  streams: tuple[Stream, ...] = STREAMS, auth_recheck_s: float = AUTH_RECHECK_S,
                  max_backoff_s: float = MAX_BACKOFF_S, clock_ms: Callable[[], int] = now_ms,
                  monotonic: Callable[[], float] = time.monotonic, stop_event: threading.Event | None = None,
-                 models: Mapping[str, str] | None = None):
+                 models: Mapping[str, str] | None = None, reconcile=None, long_outage_s: float = LONG_OUTAGE_S):
         self.outbox = outbox
         self.writer = writer
         self.renderer = Renderer(site, models=models)  # device name -> model name (points.Renderer)
@@ -96,6 +99,9 @@ class Replicator:
         self.policy = policy or Policy(writer, sleep=self.stop_event.wait, stop_event=self.stop_event)
         self._loud_at: float | None = None
         self.failures_in_a_row = 0
+        self.reconcile = reconcile
+        self.long_outage_s = long_outage_s
+        self._failing_since: float | None = None
         # The next batch of a stream whose last batch was full, rendered by a helper
         # thread while the current one is on the wire: stream -> (position, future).
         # The renderer's caches may be filled by both threads at once: a key always
@@ -262,12 +268,19 @@ class Replicator:
                 result = Pass(error=exc)
             if result.error is not None and not result.blocked:
                 self.failures_in_a_row += 1
+                if self._failing_since is None:
+                    self._failing_since = self._monotonic()
                 wait = self._backoff_s()
             else:
                 if self.failures_in_a_row and result.error is None and not result.blocked:
                     log.info("the server answers again")
+                    if self.reconcile is not None and self._monotonic() - self._failing_since >= self.long_outage_s:
+                        self.reconcile.after_outage()
                 self.failures_in_a_row = 0
+                self._failing_since = None
                 wait = 0.0 if result.more else self.interval_s
+                if not result.more and not result.blocked and self.reconcile is not None and self.reconcile.step():
+                    wait = 0.0  # the next day after the next batch
             if wait:
                 self.stop_event.wait(wait)
         log.info("replicator stopped")

@@ -8,7 +8,8 @@ from edge_store.store import Store
 from tests.support import KAMMTHAAR, Processes
 
 pytest_plugins = ["tests.fixtures_serial", "tests.fixtures_influx", "tests.fixtures_api", "tests.fixtures_app",
-                  "tests.fixtures_postgres", "tests.fixtures_fleet", "tests.fixtures_hostile"]
+                  "tests.fixtures_postgres", "tests.fixtures_fleet", "tests.fixtures_hostile",
+                  "tests.fixtures_reconcile"]
 
 
 @pytest.fixture

@@ -60,6 +60,8 @@ def test_config_file_from_environment_variable(tmp_path):
     ('[store]\nretention_days = 1.5\n', "[store] retention_days"),
     ('[site]\ntimezone = "Mars/Olympus"\n', "[site] timezone"),
     ('[modbus\n', "not valid TOML"),
+    ('[cloud]\nheartbeat_s = 0.5\n', "[cloud] heartbeat_s"),
+    ('[cloud]\nreconcile_every_h = -1\n', "[cloud] reconcile_every_h"),
 ])
 def test_bad_file_names_the_key(tmp_path, text, named):
     with pytest.raises(ConfigError) as err:

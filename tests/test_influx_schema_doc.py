@@ -32,3 +32,12 @@ def test_the_readme_links_the_schema_doc_that_exists():
     readme = (REPO / "README.md").read_text()
     assert "shared/spec/influx.md" not in readme
     assert "(docs/influx-schema.md)" in readme and DOC.exists()
+
+
+def test_the_doc_describes_the_heartbeat_as_replicator_heartbeat_writes_it():
+    from replicator import heartbeat
+
+    text = DOC.read_text().split("## Heartbeat: `edge_health`", 1)[1]
+    site, device = text.split("and one point per device", 1)
+    for part, fields in ((site, heartbeat.SITE_FIELDS), (device, heartbeat.DEVICE_FIELDS)):
+        assert re.findall(r"^\| `([^`]+)` \| (\w+) \|", part, re.M) == [(n, t) for n, t, _ in fields]

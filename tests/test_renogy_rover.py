@@ -227,3 +227,27 @@ def test_the_store_and_influxdb_answer_a_rover_alike_after_replication(rover_row
         assert there is not None and here == there, obj
         assert obj in ("charging", "discharging", "breadcrumb") or {v for v in here.value.values() if not isinstance(v, dict)} - {None}
     assert cloud.newest_ts(SITE, LIVE) == local.newest_ts(SITE, LIVE) and cloud.newest_ts(SITE, CLOCK) is None
+
+
+def test_reconciliation_checks_a_rover_against_its_own_fields_and_repairs_it(rover_rows, db_path, influxd,
+                                                                            influx_db):
+    """A field the Rover lacks is never written: counting it would call every Rover hour missing."""
+    from replicator.reconcile import Reconciler, day_of
+    from tests.fixtures_reconcile import delete
+
+    models = {"rover": "renogy-rover"}
+    rep = replicator_on(db_path, v1(influxd, influx_db), models=models)
+    try:
+        rep.sync_once()
+        reader = InfluxQLReader(influxd.url, database=influx_db)
+        reconciler = Reconciler(rep.outbox, reader, rep.policy, site=SITE, models=models)
+        day = day_of(rover_rows[LIVE]["ts_ms"])
+        finding, diffs = reconciler.compare(day)
+        assert diffs == [] and finding.points_local > 0 and finding.points_cloud == finding.points_local
+        for measurement in {f.measurement for f in R.fields if f.measurement and R.group(f) == LIVE}:
+            delete(influxd, influx_db, measurement, "rover", 0, 2_000_000_000_000)
+        found = reconciler.check_day(day)
+        assert found.hours_differing == 1 and found.hours_repaired == 1, found
+        assert reconciler.compare(day)[1] == []
+    finally:
+        rep.close()

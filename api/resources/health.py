@@ -43,6 +43,20 @@ HEALTH_SCHEMA = {
                                       "last_success": {"type": "string", "nullable": True},
                                       "last_error": {"type": "string", "nullable": True},
                                       "blocked": {"type": "string", "nullable": True}}},
+        "reconciliation": {
+            "type": "object", "nullable": True,
+            "description": "what the checks of the cloud against the store found (`kammthaar reconcile`); null "
+                           "without a local store",
+            "required": ["completeness_30d", "days_checked", "last_pass", "unsupported"],
+            "properties": {"completeness_30d": {"type": "number", "nullable": True,
+                                                "description": "points the cloud held / points the Pi sent, over "
+                                                               "the days of the last 30 checked; null before any"},
+                           "days_checked": {"type": "integer"}, "points_missing": {"type": "integer"},
+                           "ranges_repaired": {"type": "integer"}, "ranges_still_differing": {"type": "integer"},
+                           "last_pass": {"type": "string", "nullable": True},
+                           "last_pass_ok": {"type": "boolean", "nullable": True},
+                           "unsupported": {"type": "string", "nullable": True,
+                                           "description": "why the cloud cannot answer InfluxQL, if it cannot"}}},
         "cloud": {"type": "object", "required": ["configured", "reachable"],
                   "properties": {"configured": {"type": "boolean"},
                                  "reachable": {"type": "boolean", "nullable": True}}},
@@ -61,9 +75,9 @@ HEALTH_SCHEMA = {
 
 
 class HealthResource:
-    """The store, the collector (age of the newest sample), the replicator, the cloud; 503 when no source
-    can answer. Without a token: states and ages only; a user's access token or a `metrics` machine token
-    adds the details (the store's path, error texts)."""
+    """The store, the collector (age of the newest sample), the replicator, the reconciliation of the cloud,
+    the cloud; 503 when no source can answer. Without a token: states and ages only; a user's access token or
+    a `metrics` machine token adds the details (the store's path, error texts)."""
 
     auth_required = False
 
