@@ -1,0 +1,41 @@
+"""The controllers the publisher speaks for, their catalogues, and Home Assistant's device for each."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from edge_store.catalogue import EPEVER_TRACER, Catalogue
+
+# issue 12: edge_store.catalogue.MODELS
+CATALOGUES: dict[str, Catalogue] = {EPEVER_TRACER.model: EPEVER_TRACER}
+
+# model string -> (manufacturer, model name shown in Home Assistant)
+MAKERS = {"epever-tracer": ("EPEVER", "Tracer (epever-tracer)"), "renogy-rover": ("Renogy", "Rover (renogy-rover)")}
+
+
+@dataclass(frozen=True)
+class DeviceRef:
+    """What the publisher needs of a configured controller (the attributes of issue 12's device configs)."""
+
+    name: str
+    model: str
+    interval_s: float
+
+
+def devices(cfg) -> tuple[DeviceRef, ...]:
+    """The controllers of the config."""
+    # issue 12: cfg.devices
+    return (DeviceRef(cfg.modbus.device, EPEVER_TRACER.model, cfg.modbus.interval_s),)
+
+
+def node_id(site: str, device: str) -> str:
+    """Home Assistant's identifier of a controller: site and device name, which never change."""
+    return re.sub(r"[^A-Za-z0-9_-]", "_", f"kammthaar_{site}_{device}")
+
+
+def ha_device(site: str, device: DeviceRef) -> dict:
+    """The `device` block of every discovery config of `device`."""
+    manufacturer, model = MAKERS.get(device.model, (device.model, device.model))
+    return {"identifiers": [node_id(site, device.name)], "name": f"{device.name} ({site})",
+            "manufacturer": manufacturer, "model": model}

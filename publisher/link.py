@@ -1,0 +1,89 @@
+"""The MQTT connection: paho-mqtt 2.x (callback API version 2) on its own network thread.
+
+The broker is told the publisher's last will (`offline`, retained) at every
+connect, so a crash or a pulled cable says `offline` for us. paho reconnects by
+itself after an outage (backoff up to `MAX_RECONNECT_S`); every new session sets
+`sessions`, and the publisher then republishes discovery and state, since a
+restarted broker may have lost the retained messages.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from urllib.parse import urlsplit
+
+import paho.mqtt.client as mqtt
+
+from edge_store.errors import ConfigError
+
+log = logging.getLogger("kammthaar.publish")
+
+ONLINE, OFFLINE = "online", "offline"
+DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
+MAX_RECONNECT_S = 30
+KEEPALIVE_S = 30
+STOP_FLUSH_S = 5.0
+
+
+class Link:
+    """One MQTT client with a last will on `status_topic`; `publish` only while connected."""
+
+    def __init__(self, url: str, *, username: str, password: str, client_id: str, status_topic: str,
+                 wake: threading.Event):
+        parts = urlsplit(url)
+        if parts.scheme not in DEFAULT_PORTS or not parts.hostname:
+            raise ConfigError(f"config: [mqtt] url = {url!r} is not allowed: expected mqtt://HOST:PORT or mqtts://HOST:PORT")
+        self.url, self.host = url, parts.hostname
+        self.port = parts.port or DEFAULT_PORTS[parts.scheme]
+        self.status_topic = status_topic
+        self.wake = wake
+        self.new_session = threading.Event()  # set at each connect: republish everything
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True)
+        self.client.will_set(status_topic, OFFLINE, qos=1, retain=True)
+        if username:
+            self.client.username_pw_set(username, password or None)
+        if parts.scheme == "mqtts":
+            self.client.tls_set()
+        self.client.reconnect_delay_set(min_delay=1, max_delay=MAX_RECONNECT_S)
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            log.warning("the broker %s refused the connection: %s", self.url, reason_code)
+            return
+        log.info("connected to %s", self.url)
+        self.new_session.set()
+        self.wake.set()
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:  # not our own disconnect(): paho reconnects
+            log.warning("disconnected from %s (%s); reconnecting", self.url, reason_code)
+
+    def start(self) -> None:
+        """Connect in the background; paho retries until the broker answers."""
+        self.client.connect_async(self.host, self.port, keepalive=KEEPALIVE_S)
+        self.client.loop_start()
+
+    @property
+    def connected(self) -> bool:
+        return self.client.is_connected()
+
+    def publish(self, topic: str, payload: str, *, retain: bool = True) -> bool:
+        """Queue a message (QoS 1); False when not connected (nothing queued for later: the next
+        session republishes the current state instead)."""
+        if not self.connected:
+            return False
+        return self.client.publish(topic, payload, qos=1, retain=retain).rc == mqtt.MQTT_ERR_SUCCESS
+
+    def stop(self) -> None:
+        """Clean stop: `offline` on the status topic, then disconnect (the will is not sent then)."""
+        if self.connected:
+            info = self.client.publish(self.status_topic, OFFLINE, qos=1, retain=True)
+            try:
+                info.wait_for_publish(STOP_FLUSH_S)
+            except (RuntimeError, ValueError):  # the connection went away meanwhile: the will says it
+                pass
+        self.client.disconnect()
+        self.client.loop_stop()

@@ -1,0 +1,112 @@
+"""A real MQTT broker and a real subscriber for the publisher tests.
+
+- `Mosquitto`: Debian's `mosquitto` on a free loopback port, anonymous, no persistence (a
+  restart loses every retained message, so what comes back was republished). `kill()`
+  (SIGKILL) and `start()` again on the same port: the outage tests.
+- `Subscriber`: a paho-mqtt client subscribed to `#`, keeping every message received
+  (resubscribing after a broker restart); `latest(topic)`, `wait_for(predicate)`.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+
+from tests.support import Process, free_port, port_open, wait_until
+
+MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+
+
+class Mosquitto:
+    """mosquitto with its config and log in `directory`, on a free loopback port."""
+
+    def __init__(self, directory: Path):
+        self.dir = Path(directory)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        conf = self.dir / "mosquitto.conf"
+        conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+                        "log_dest stderr\nlog_type error\nlog_type warning\nlog_type notice\n")
+        self.process = Process([MOSQUITTO, "-c", str(conf)], self.dir / "mosquitto.log")
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def start(self, timeout_s: float = 15.0) -> "Mosquitto":
+        self.process.start(ready=lambda: port_open(self.port), timeout_s=timeout_s)
+        return self
+
+    def kill(self) -> None:
+        self.process.kill()
+
+    def stop(self) -> None:
+        self.process.stop()
+
+
+class Subscriber:
+    """Every message on the broker, in arrival order: (topic, payload text, retained)."""
+
+    def __init__(self, broker: Mosquitto):
+        self.messages: list[tuple[str, str, bool]] = []
+        self._lock = threading.Lock()
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="kammthaar-test-subscriber")
+        self.subscribed = threading.Event()
+        self.client.on_connect = lambda client, *_: client.subscribe("#", qos=1)
+        self.client.on_subscribe = lambda *_: self.subscribed.set()
+        self.client.on_message = self._on_message
+        self.client.reconnect_delay_set(min_delay=1, max_delay=2)
+        self.client.connect("127.0.0.1", broker.port, keepalive=10)
+        self.client.loop_start()
+
+    def _on_message(self, client, userdata, msg) -> None:
+        with self._lock:
+            self.messages.append((msg.topic, msg.payload.decode(), bool(msg.retain)))
+
+    def received(self, topic: str) -> list[str]:
+        with self._lock:
+            return [payload for t, payload, _ in self.messages if t == topic]
+
+    def latest(self, topic: str) -> str | None:
+        got = self.received(topic)
+        return got[-1] if got else None
+
+    def latest_json(self, topic: str) -> dict | None:
+        text = self.latest(topic)
+        return None if text is None else json.loads(text)
+
+    def topics(self, prefix: str = "") -> set[str]:
+        with self._lock:
+            return {t for t, _, _ in self.messages if t.startswith(prefix)}
+
+    def forget(self) -> None:
+        with self._lock:
+            self.messages.clear()
+
+    def wait_for(self, predicate, what: str, timeout_s: float = 30.0):
+        return wait_until(predicate, timeout_s, what, poll_s=0.05)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+@pytest.fixture
+def mosquitto(tmp_path):
+    """A broker of this test alone (tests kill and restart it)."""
+    broker = Mosquitto(tmp_path / "mosquitto").start()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture
+def subscriber(mosquitto):
+    sub = Subscriber(mosquitto)
+    sub.wait_for(sub.subscribed.is_set, "the test's subscriber did not subscribe")
+    yield sub
+    sub.close()

@@ -1,0 +1,124 @@
+"""The publisher in process against a real broker and a real store: availability and its reasons, nothing
+new for a failed or missing reading, energy totals that never decrease (clock passed in)."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from edge_store.registers import LIVE, STATS
+from publisher.devices import DeviceRef
+from publisher.link import Link
+from publisher.publisher import Publisher
+from publisher.snapshot import StoreReader
+from tests.samples import STATS_VALUES, T0, add_live, live
+from tests.support import kammthaar, clean_env
+
+SITE, DEVICE = "van-lisa", "epever"
+BASE = f"kammthaar/{SITE}/{DEVICE}"
+
+
+@pytest.fixture
+def publisher(mosquitto, subscriber, db_path):
+    now = [T0 / 1000]
+    link = Link(mosquitto.url, username="", password="", client_id="test-publisher",
+                status_topic=f"kammthaar/{SITE}/status", wake=threading.Event())
+    pub = Publisher(StoreReader(str(db_path)), link, site=SITE, devices=(DeviceRef(DEVICE, "epever-tracer", 1.0),),
+                    base_topic="kammthaar", discovery_prefix="homeassistant", interval_s=1.0,
+                    clock=lambda: now[0])
+    pub.now = now
+    link.start()
+    subscriber.wait_for(lambda: link.connected and link.new_session.is_set(), "the publisher did not connect")
+    link.new_session.clear()
+    yield pub
+    link.stop()
+    pub.reader.close()
+
+
+def _flush(pub: Publisher, subscriber, topic: str, count: int) -> None:
+    subscriber.wait_for(lambda: len(subscriber.received(topic)) >= count, f"{count} messages on {topic}")
+
+
+def test_availability_says_fresh_stale_or_failed_and_a_failed_read_publishes_nothing(publisher, subscriber, store):
+    avail = f"{BASE}/availability"
+    publisher.publish_session()
+    _flush(publisher, subscriber, avail, 1)
+    assert subscriber.latest_json(avail)["reason"] == "no live sample stored yet"
+    assert subscriber.latest_json(avail)["state"] == "offline"
+    assert subscriber.received(f"{BASE}/live") == []  # nothing stored: no state, no zeros
+
+    add_live(store, 3)  # T0 .. T0 + 2 s
+    publisher.now[0] = T0 / 1000 + 2.5
+    assert publisher.publish_once() == 3  # availability, live, energy
+    _flush(publisher, subscriber, f"{BASE}/live", 1)
+    assert subscriber.latest_json(avail)["state"] == "online"
+    assert subscriber.latest_json(f"{BASE}/live")["ts_ms"] == T0 + 2000
+
+    # Time passes, nothing new is stored: nothing is republished until it is more than 2 × interval_s old.
+    publisher.now[0] = T0 / 1000 + 4.0
+    assert publisher.publish_once() == 0
+    publisher.now[0] = T0 / 1000 + 4.5
+    assert publisher.publish_once() == 1
+    _flush(publisher, subscriber, avail, 3)
+    stale = subscriber.latest_json(avail)
+    assert (stale["state"], stale["why"], stale["newest_sample_age_s"]) == ("offline", "stale", 2.5)
+    assert "more than 2 × interval_s (2 s)" in stale["reason"]
+
+    # The reads fail: the collector records errors and stores nothing; availability says so, states stay.
+    store.record_error("timeout", "input:0x3100+18", "no answer within 1.0 s", device=DEVICE, ts_ms=T0 + 4000)
+    assert publisher.publish_once() == 1
+    _flush(publisher, subscriber, avail, 4)
+    failed = subscriber.latest_json(avail)
+    assert (failed["state"], failed["why"]) == ("offline", "failed")
+    assert failed["reason"].startswith("failed: timeout reading input:0x3100+18 (no answer within 1.0 s)")
+    assert len(subscriber.received(f"{BASE}/live")) == 1
+    assert publisher.publish_once() == 0
+
+    # A new sample: online again, published once.
+    add_live(store, 1, start=5)
+    publisher.now[0] = T0 / 1000 + 5.5
+    assert publisher.publish_once() == 3
+    _flush(publisher, subscriber, f"{BASE}/live", 2)
+    assert subscriber.latest_json(avail)["state"] == "online"
+    assert subscriber.latest_json(f"{BASE}/live")["ts_ms"] == T0 + 5000
+
+
+def test_battery_energy_totals_sum_every_day_and_never_decrease(publisher, subscriber, store, open_store):
+    rolled = open_store(tz="UTC", max_gap_s=15.0)
+    # Two days of charging at 2 A, then discharging at 1 A, one sample a second for 10 minutes each.
+    day = 86_400_000
+    for d in range(2):
+        rolled.insert_samples(LIVE, ({"ts_ms": T0 + d * day + i * 1000, "ntp_synced": True, "device": DEVICE,
+                                      **live(i, battery_voltage=12.5 + (i % 2),
+                                                battery_current=2.0 if i < 600 else -1.0)} for i in range(1200)))
+    rolled.insert_samples(STATS, [{"ts_ms": T0, "ntp_synced": True, "device": DEVICE, **STATS_VALUES}])
+    rows = rolled.db.query("t", "SELECT battery_charge_ah, battery_discharge_ah, battery_voltage_min, "
+                                "battery_voltage_max FROM rollup_daily WHERE device = ?", (DEVICE,)).fetchall()
+    assert len(rows) == 2
+    expect_in = round(sum(c * (lo + hi) / 2 for c, _, lo, hi in rows) / 1000, 3)
+    expect_out = round(sum(dis * (lo + hi) / 2 for _, dis, lo, hi in rows) / 1000, 3)
+    publisher.now[0] = (T0 + day) / 1000 + 1200
+    publisher.publish_session()
+    topic = f"{BASE}/energy"
+    _flush(publisher, subscriber, topic, 1)
+    energy = subscriber.latest_json(topic)
+    assert energy["battery_energy_in"] == expect_in > 0
+    assert energy["battery_energy_out"] == expect_out > 0
+    assert set(energy) == {"battery_energy_in", "battery_energy_out", "ts_ms"}  # the device has its own totals
+    assert subscriber.latest_json(f"{BASE}/stats")["energy_total_generated"] == STATS_VALUES["total_generated"]
+
+    # A rebuild that lowers a day (here: a row edited down) never shows as a decrease: HA would read a reset.
+    with rolled.db.writing("t") as conn:
+        conn.execute("UPDATE rollup_daily SET battery_charge_ah = battery_charge_ah / 2")
+    rolled.insert_samples(LIVE, [{"ts_ms": T0 + day + 1_200_000, "ntp_synced": True, "device": DEVICE,
+                                  **live(0, battery_current=0.0)}])
+    assert publisher.publish_once() >= 2
+    _flush(publisher, subscriber, topic, 2)
+    assert subscriber.latest_json(topic)["battery_energy_in"] == expect_in
+
+
+def test_a_bad_mqtt_url_names_the_key_and_exits_2(tmp_path):
+    done = kammthaar("publish", env=clean_env(store_path=tmp_path / "k.db", mqtt_url="http://broker:1883"))
+    assert done.returncode == 2
+    assert "[mqtt] url" in done.stderr and "mqtt://HOST:PORT" in done.stderr
