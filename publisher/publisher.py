@@ -30,7 +30,7 @@ from .snapshot import Snapshot, StoreReader
 
 log = logging.getLogger("kammthaar.publish")
 
-ORIGIN = {"name": "Kammthaar Edge", "support_url": "https://github.com/kammthaar/edge"}
+ORIGIN = {"name": "Kammthaar Edge"}
 AVAILABILITY = "availability"
 STALE_FACTOR = 2  # a device is offline when its newest live sample is older than this many interval_s
 

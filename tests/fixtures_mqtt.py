@@ -10,7 +10,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
 import threading
 from pathlib import Path
 
@@ -20,17 +22,28 @@ import pytest
 from tests.support import Process, free_port, port_open, wait_until
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+MOSQUITTO_PASSWD = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
 
 
 class Mosquitto:
-    """mosquitto with its config and log in `directory`, on a free loopback port."""
+    """mosquitto with its config and log in `directory`, on a free loopback port; with `users`
+    (name -> password) only they may connect."""
 
-    def __init__(self, directory: Path):
+    def __init__(self, directory: Path, users: dict[str, str] | None = None):
         self.dir = Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
+        access = "allow_anonymous true\n"
+        if users:
+            passwords = self.dir / "passwords"
+            for i, (name, password) in enumerate(users.items()):
+                subprocess.run([MOSQUITTO_PASSWD, "-b", *(["-c"] if i == 0 else []), str(passwords), name, password],
+                               check=True, capture_output=True)
+            access = f"allow_anonymous false\npassword_file {passwords}\n"
+        # Started as root, mosquitto becomes its own user, who cannot read pytest's temp directory.
+        user = "user root\n" if os.geteuid() == 0 else ""
         conf = self.dir / "mosquitto.conf"
-        conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+        conf.write_text(f"listener {self.port} 127.0.0.1\n{access}{user}persistence false\n"
                         "log_dest stderr\nlog_type error\nlog_type warning\nlog_type notice\n")
         self.process = Process([MOSQUITTO, "-c", str(conf)], self.dir / "mosquitto.log")
 

@@ -13,21 +13,26 @@ from publisher.link import Link
 from publisher.publisher import Publisher
 from publisher.snapshot import StoreReader
 from tests.samples import STATS_VALUES, T0, add_live, live
-from tests.support import kammthaar, clean_env
+from tests.fixtures_mqtt import Mosquitto
+from tests.support import clean_env, kammthaar, wait_until
 
 SITE, DEVICE = "van-lisa", "epever"
 BASE = f"kammthaar/{SITE}/{DEVICE}"
 
 
 @pytest.fixture
-def publisher(mosquitto, subscriber, db_path):
-    now = [T0 / 1000]
+def clock():
+    """The publisher's clock (seconds), moved by the test."""
+    return [T0 / 1000]
+
+
+@pytest.fixture
+def publisher(mosquitto, subscriber, db_path, clock):
     link = Link(mosquitto.url, username="", password="", client_id="test-publisher",
                 status_topic=f"kammthaar/{SITE}/status", wake=threading.Event())
     pub = Publisher(StoreReader(str(db_path)), link, site=SITE, devices=(DeviceRef(DEVICE, "epever-tracer", 1.0),),
                     base_topic="kammthaar", discovery_prefix="homeassistant", interval_s=1.0,
-                    clock=lambda: now[0])
-    pub.now = now
+                    clock=lambda: clock[0])
     link.start()
     subscriber.wait_for(lambda: link.connected and link.new_session.is_set(), "the publisher did not connect")
     link.new_session.clear()
@@ -40,7 +45,8 @@ def _flush(pub: Publisher, subscriber, topic: str, count: int) -> None:
     subscriber.wait_for(lambda: len(subscriber.received(topic)) >= count, f"{count} messages on {topic}")
 
 
-def test_availability_says_fresh_stale_or_failed_and_a_failed_read_publishes_nothing(publisher, subscriber, store):
+def test_availability_says_fresh_stale_or_failed_and_a_failed_read_publishes_nothing(publisher, subscriber, store,
+                                                                                      clock):
     avail = f"{BASE}/availability"
     publisher.publish_session()
     _flush(publisher, subscriber, avail, 1)
@@ -49,16 +55,16 @@ def test_availability_says_fresh_stale_or_failed_and_a_failed_read_publishes_not
     assert subscriber.received(f"{BASE}/live") == []  # nothing stored: no state, no zeros
 
     add_live(store, 3)  # T0 .. T0 + 2 s
-    publisher.now[0] = T0 / 1000 + 2.5
+    clock[0] = T0 / 1000 + 2.5
     assert publisher.publish_once() == 3  # availability, live, energy
     _flush(publisher, subscriber, f"{BASE}/live", 1)
     assert subscriber.latest_json(avail)["state"] == "online"
     assert subscriber.latest_json(f"{BASE}/live")["ts_ms"] == T0 + 2000
 
     # Time passes, nothing new is stored: nothing is republished until it is more than 2 × interval_s old.
-    publisher.now[0] = T0 / 1000 + 4.0
+    clock[0] = T0 / 1000 + 4.0
     assert publisher.publish_once() == 0
-    publisher.now[0] = T0 / 1000 + 4.5
+    clock[0] = T0 / 1000 + 4.5
     assert publisher.publish_once() == 1
     _flush(publisher, subscriber, avail, 3)
     stale = subscriber.latest_json(avail)
@@ -77,14 +83,14 @@ def test_availability_says_fresh_stale_or_failed_and_a_failed_read_publishes_not
 
     # A new sample: online again, published once.
     add_live(store, 1, start=5)
-    publisher.now[0] = T0 / 1000 + 5.5
+    clock[0] = T0 / 1000 + 5.5
     assert publisher.publish_once() == 3
     _flush(publisher, subscriber, f"{BASE}/live", 2)
     assert subscriber.latest_json(avail)["state"] == "online"
     assert subscriber.latest_json(f"{BASE}/live")["ts_ms"] == T0 + 5000
 
 
-def test_battery_energy_totals_sum_every_day_and_never_decrease(publisher, subscriber, store, open_store):
+def test_battery_energy_totals_sum_every_day_and_never_decrease(publisher, subscriber, open_store, clock):
     rolled = open_store(tz="UTC", max_gap_s=15.0)
     # Two days of charging at 2 A, then discharging at 1 A, one sample a second for 10 minutes each.
     day = 86_400_000
@@ -98,7 +104,7 @@ def test_battery_energy_totals_sum_every_day_and_never_decrease(publisher, subsc
     assert len(rows) == 2
     expect_in = round(sum(c * (lo + hi) / 2 for c, _, lo, hi in rows) / 1000, 3)
     expect_out = round(sum(dis * (lo + hi) / 2 for _, dis, lo, hi in rows) / 1000, 3)
-    publisher.now[0] = (T0 + day) / 1000 + 1200
+    clock[0] = (T0 + day) / 1000 + 1200
     publisher.publish_session()
     topic = f"{BASE}/energy"
     _flush(publisher, subscriber, topic, 1)
@@ -122,3 +128,26 @@ def test_a_bad_mqtt_url_names_the_key_and_exits_2(tmp_path):
     done = kammthaar("publish", env=clean_env(store_path=tmp_path / "k.db", mqtt_url="http://broker:1883"))
     assert done.returncode == 2
     assert "[mqtt] url" in done.stderr and "mqtt://HOST:PORT" in done.stderr
+
+
+def test_the_publisher_logs_in_with_username_and_password_and_a_wrong_one_is_refused(tmp_path, caplog):
+    broker = Mosquitto(tmp_path / "auth-broker", users={"kammthaar": "s3cret-pw"}).start()
+    links = []
+    try:
+        for password in ("wrong", "s3cret-pw"):
+            link = Link(broker.url, username="kammthaar", password=password, client_id=f"test-{password}",
+                        status_topic="kammthaar/auth/status", wake=threading.Event())
+            links.append(link)
+            link.start()
+        wait_until(lambda: links[1].connected, 15, "the publisher with the right password did not connect")
+        wait_until(lambda: "refused the connection" in caplog.text, 15, "no refusal logged for the wrong password")
+        assert not links[0].connected
+    finally:
+        for link in links:
+            link.stop()
+        broker.stop()
+
+
+def test_without_a_url_the_publisher_idles_says_why_and_stops_cleanly(start_kammthaar, tmp_path):
+    proc = start_kammthaar("publish", env=clean_env(store_path=tmp_path / "k.db"), ready_line="no [mqtt] url configured")
+    assert proc.stop() == 0
