@@ -21,15 +21,14 @@ def build_publisher(cfg: config.Config):
     command does), reading it read-only."""
     from edge_store import migrate
 
-    from .devices import devices
+    from .devices import devices, topic_part
     from .link import Link
     from .publisher import Publisher
     from .snapshot import StoreReader
 
     m = cfg.mqtt
-    base = f"{m.base_topic}/{cfg.site.id}"
     link = Link(m.url, username=m.username, password=m.password, client_id=f"kammthaar-publish-{cfg.site.id}",
-                status_topic=f"{base}/status", wake=threading.Event())
+                status_topic=f"{m.base_topic}/{topic_part(cfg.site.id)}/status", wake=threading.Event())
     migrate.ensure_schema(cfg.store.path)
     return Publisher(StoreReader(cfg.store.path), link, site=cfg.site.id, devices=devices(cfg),
                      base_topic=m.base_topic, discovery_prefix=m.discovery_prefix, interval_s=m.interval_s)

@@ -29,6 +29,11 @@ def devices(cfg) -> tuple[DeviceRef, ...]:
     return (DeviceRef(cfg.modbus.device, EPEVER_TRACER.model, cfg.modbus.interval_s),)
 
 
+def topic_part(name: str) -> str:
+    """A site or device name as one topic level: MQTT's separator and wildcards replaced."""
+    return re.sub(r"[/+#\x00]", "_", name)
+
+
 def node_id(site: str, device: str) -> str:
     """Home Assistant's identifier of a controller: site and device name, which never change."""
     return re.sub(r"[^A-Za-z0-9_-]", "_", f"kammthaar_{site}_{device}")

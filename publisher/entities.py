@@ -74,8 +74,10 @@ def field_key(f: Field) -> str:
     return f"{f.objects[0]}_{key}" if f.objects else key
 
 
-def _title(key: str) -> str:
-    return key.replace("_", " ").capitalize()
+def _title(f: Field) -> str:
+    """The entity's name: the field's series name where the catalogue has one ("PV power"), else its key."""
+    text = f.series or field_key(f).replace("_", " ")
+    return text[:1].upper() + text[1:]
 
 
 def _field_entity(catalogue: Catalogue, f: Field, lifetime: dict[str, EnergyRole]) -> Entity:
@@ -105,7 +107,7 @@ def _field_entity(catalogue: Catalogue, f: Field, lifetime: dict[str, EnergyRole
                 options["state_class"] = state_class
             if f.type == FLOAT:
                 options["suggested_display_precision"] = f.decimals
-    name = lifetime[column].name if column in lifetime else _title(field_key(f))
+    name = lifetime[column].name if column in lifetime else _title(f)
     return Entity(field_key(f), name, component, group, lambda row: read(row.get(column)), options)
 
 

@@ -23,7 +23,7 @@ from typing import Callable
 from edge_store.errors import StoreError
 from edge_store.registers import GROUPS, LIVE
 
-from .devices import CATALOGUES, DeviceRef, ha_device, node_id
+from .devices import CATALOGUES, DeviceRef, ha_device, node_id, topic_part
 from .entities import ENERGY, Entity, entities, state
 from .link import ONLINE, OFFLINE, Link
 from .snapshot import Snapshot, StoreReader
@@ -46,7 +46,7 @@ class Publisher:
                  base_topic: str, discovery_prefix: str, interval_s: float,
                  clock: Callable[[], float] = time.time):
         self.reader, self.link, self.site, self.devices = reader, link, site, devices
-        self.base = f"{base_topic}/{site}"
+        self.base = f"{base_topic}/{topic_part(site)}"
         self.discovery_prefix = discovery_prefix
         self.interval_s = interval_s
         self.clock = clock
@@ -60,7 +60,7 @@ class Publisher:
         return f"{self.base}/status"
 
     def topic(self, device: str, what: str) -> str:
-        return f"{self.base}/{device}/{what}"
+        return f"{self.base}/{topic_part(device)}/{what}"
 
     # -- discovery --------------------------------------------------------------------
 
