@@ -2,10 +2,8 @@
 
 `Snapshot.take()` reads in one snapshot: the newest row of every register group,
 the newest collector error, and the edge's lifetime energy totals summed over
-`rollup_daily` (kept forever). Battery energy in and out are the day's charge and
-discharge (Ah, integrated by the rollups) times the day's mean battery voltage,
-taken as the middle of its minimum and maximum: the rollups keep no battery
-energy of their own.
+`rollup_daily` (kept forever): the edge's own integration of PV power, load
+power and battery power (in and out by sign) between consecutive live samples.
 """
 
 from __future__ import annotations
@@ -20,12 +18,9 @@ from edge_store.registers import GROUPS
 _NEWEST = "SELECT * FROM {t} WHERE device = ? ORDER BY ts_ms DESC, id DESC LIMIT 1"
 _LAST_ERROR = ("SELECT ts_ms, kind, block, detail FROM collector_errors WHERE device = ? "
                "ORDER BY ts_ms DESC, id DESC LIMIT 1")
-_VOLTS = "(battery_voltage_min + battery_voltage_max) / 2.0"
-_ENERGY = (f"SELECT coalesce(sum(energy_generated_kwh), 0) AS generated_kwh, "
-           f"coalesce(sum(energy_consumed_kwh), 0) AS consumed_kwh, "
-           f"coalesce(sum(battery_charge_ah * {_VOLTS}) / 1000.0, 0) AS battery_in_kwh, "
-           f"coalesce(sum(battery_discharge_ah * {_VOLTS}) / 1000.0, 0) AS battery_out_kwh "
-           f"FROM rollup_daily WHERE device = ?")
+_ENERGY = ("SELECT total(energy_generated_kwh) AS generated_kwh, total(energy_consumed_kwh) AS consumed_kwh, "
+           "total(battery_charge_kwh) AS battery_in_kwh, total(battery_discharge_kwh) AS battery_out_kwh "
+           "FROM rollup_daily WHERE device = ?")
 
 
 @dataclass(frozen=True)

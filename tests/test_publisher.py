@@ -109,9 +109,7 @@ def test_home_assistant_gets_every_catalogue_field_with_the_served_values_then_s
     with Database(db, readonly=True) as store:
         newest = store.query("t", "SELECT max(ts_ms) FROM live_samples").fetchone()[0]
         charge, discharge = store.query(
-            "t", "SELECT sum(battery_charge_ah * (battery_voltage_min + battery_voltage_max) / 2) / 1000, "
-                 "sum(battery_discharge_ah * (battery_voltage_min + battery_voltage_max) / 2) / 1000 "
-                 "FROM rollup_daily").fetchone()
+            "t", "SELECT sum(battery_charge_kwh), sum(battery_discharge_kwh) FROM rollup_daily").fetchone()
     energy_topic = f"{BASE}/{DEVICE}/energy"
     subscriber.wait_for(lambda: subscriber.latest_json(energy_topic)["ts_ms"] == newest, "the last energy totals")
     assert subscriber.latest_json(energy_topic)["battery_energy_in"] == round(charge, 3)

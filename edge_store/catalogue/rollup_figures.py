@@ -65,6 +65,8 @@ FIGURES: tuple[Figure, ...] = (
     Figure("energy_consumed_kwh", 3),
     Figure("battery_charge_ah", 3),
     Figure("battery_discharge_ah", 3),
+    Figure("battery_charge_kwh", 3),
+    Figure("battery_discharge_kwh", 3),
     Figure("samples", 0, type=INTEGER, missing=0, minimum=0),
     Figure("covered_s", 3, missing=0.0, column="covered_ms", divisor=1000, minimum=0),
     Figure("device_generated_kwh", 3, nullable=True),
