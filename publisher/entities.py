@@ -74,9 +74,43 @@ def field_key(f: Field) -> str:
     return f"{f.objects[0]}_{key}" if f.objects else key
 
 
+# The words an API object puts before its fields' names ("" for none: a setting is named by itself).
+OBJECT_WORDS = {"solar": "PV", "parameters": "", "daily": ""}
+# Words the catalogue's keys spell for a program: as a person writes them (the register map's typos too).
+WORDS = {"pv": "PV", "mosfet": "MOSFET", "identifaction": "identification", "resistence": "resistance"}
+# Where the rule does not give what a person would call it (entity key -> name).
+NAMES = {
+    "battery_status_wrong_identifaction_for_rated_voltage": "Battery rated voltage not identified",
+    "battery_status_temperature_warning_status": "Battery temperature warning",
+    "controller_device_over_temperature": "Controller over temperature",
+    "controller_current_device_time": "Controller clock",
+    "charging_running": "Charging",
+    "discharging_running": "Discharging",
+    "discharging_output_power_load": "Load output power level",
+    "discharging_errors_unable_to_discharge": "Unable to discharge",
+    "discharging_errors_unable_to_stop_discharging": "Unable to stop discharging",
+    "parameters_battery_charge": "Battery charge limit",
+    "parameters_battery_discharge": "Battery depth of discharge",
+    "parameters_temp_compensation_coefficient": "Temperature compensation coefficient",
+}
+
+
 def _title(f: Field) -> str:
-    """The entity's name: the field's series name where the catalogue has one ("PV power"), else its key."""
-    text = f.series or field_key(f).replace("_", " ")
+    """The entity's name (Home Assistant puts the device's name before it): the override in NAMES, else
+    the field's series name where the catalogue has one ("PV power"), else its object and key in words,
+    without `errors`/`status` and without a word repeated ("Battery status", not "Battery status battery status")."""
+    key = field_key(f)
+    if key in NAMES:
+        return NAMES[key]
+    if f.series:
+        return f.series[:1].upper() + f.series[1:]
+    parts = f.key.split(".")
+    if len(parts) > 1 and parts[0] in ("errors", "status"):
+        parts = parts[1:]
+    obj = f.objects[0] if f.objects else ""
+    words = [*OBJECT_WORDS.get(obj, obj).split(), *"_".join(parts).split("_")]
+    words = [WORDS.get(w, w) for i, w in enumerate(words) if w and (i == 0 or w.lower() != words[i - 1].lower())]
+    text = " ".join(words).replace("anti reverse", "anti-reverse")
     return text[:1].upper() + text[1:]
 
 
