@@ -234,6 +234,7 @@ class MqttSection:
     url: str = _key("", "The MQTT broker: mqtt://HOST:PORT, or mqtts://HOST:PORT for TLS (port 1883 / 8883 when left out). Empty: `kammthaar publish` idles and says so.", check=_check_mqtt_url)
     username: str = _key("", "Broker user (empty: no authentication).")
     password: str = _key("", "Broker password.", secret=True)
+    ca_file: str = _key("", "For mqtts://: the PEM file of the CA certificate(s) the broker's certificate must chain to (a private CA's). Empty: the system's CA store.")
     base_topic: str = _key("kammthaar", "Prefix of the state and availability topics: BASE/SITE/DEVICE/...", check=_check_topic)
     discovery_prefix: str = _key("homeassistant", "Home Assistant's MQTT discovery prefix (its default is homeassistant).", check=_check_topic)
     interval_s: float = _key(5.0, "Seconds between two looks at the store: each new sample is published once, at most once per interval_s.", minimum=0.05)

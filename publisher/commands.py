@@ -28,7 +28,8 @@ def build_publisher(cfg: config.Config):
 
     m = cfg.mqtt
     link = Link(m.url, username=m.username, password=m.password, client_id=f"kammthaar-publish-{cfg.site.id}",
-                status_topic=f"{m.base_topic}/{topic_part(cfg.site.id)}/status", wake=threading.Event())
+                status_topic=f"{m.base_topic}/{topic_part(cfg.site.id)}/status", wake=threading.Event(),
+                ca_file=m.ca_file)
     migrate.ensure_schema(cfg.store.path)
     return Publisher(StoreReader(cfg.store.path), link, site=cfg.site.id, devices=devices(cfg),
                      base_topic=m.base_topic, discovery_prefix=m.discovery_prefix, interval_s=m.interval_s)

@@ -30,7 +30,7 @@ class Link:
     """One MQTT client with a last will on `status_topic`; `publish` only while connected."""
 
     def __init__(self, url: str, *, username: str, password: str, client_id: str, status_topic: str,
-                 wake: threading.Event):
+                 wake: threading.Event, ca_file: str = ""):
         parts = urlsplit(url)
         if parts.scheme not in DEFAULT_PORTS or not parts.hostname:
             raise ConfigError(f"config: [mqtt] url = {url!r} is not allowed: expected mqtt://HOST:PORT or mqtts://HOST:PORT")
@@ -44,10 +44,15 @@ class Link:
         if username:
             self.client.username_pw_set(username, password or None)
         if parts.scheme == "mqtts":
-            self.client.tls_set()
+            # The broker's certificate must chain to ca_file (a private CA) or the system's CAs, and name the host.
+            try:
+                self.client.tls_set(ca_certs=ca_file or None)
+            except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+                raise ConfigError(f"config: [mqtt] ca_file = {ca_file!r} is not allowed: {exc}") from None
         self.client.reconnect_delay_set(min_delay=1, max_delay=MAX_RECONNECT_S)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
+        self.client.on_connect_fail = self._on_connect_fail
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
@@ -56,6 +61,10 @@ class Link:
         log.info("connected to %s", self.url)
         self.new_session.set()
         self.wake.set()
+
+    def _on_connect_fail(self, client, userdata) -> None:
+        # A broker that is down, or a TLS handshake that fails (an unknown CA): paho tries again.
+        log.warning("could not connect to %s; trying again", self.url)
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:  # not our own disconnect(): paho reconnects

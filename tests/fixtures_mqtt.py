@@ -2,7 +2,9 @@
 
 - `Mosquitto`: Debian's `mosquitto` on a free loopback port, anonymous, no persistence (a
   restart loses every retained message, so what comes back was republished). `kill()`
-  (SIGKILL) and `start()` again on the same port: the outage tests.
+  (SIGKILL) and `start()` again on the same port: the outage tests. With `tls=True`, a second
+  listener speaks TLS with a server certificate for 127.0.0.1 from a throwaway CA (`ca_file`),
+  both made by openssl in the broker's directory.
 - `Subscriber`: a paho-mqtt client subscribed to `#`, keeping every message received
   (resubscribing after a broker restart); `latest(topic)`, `wait_for(predicate)`.
 """
@@ -23,13 +25,30 @@ from tests.support import Process, free_port, port_open, wait_until
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 MOSQUITTO_PASSWD = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
+OPENSSL = shutil.which("openssl") or "/usr/bin/openssl"
+
+
+def make_ca_and_server_cert(directory: Path) -> tuple[Path, Path, Path]:
+    """A throwaway CA and a server certificate for 127.0.0.1 signed by it: (ca.crt, server.crt, server.key)."""
+    def run(*args):
+        subprocess.run([OPENSSL, *args], cwd=directory, check=True, capture_output=True)
+
+    ec = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes")
+    run("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.crt", "-days", "2", "-subj", "/CN=kammthaar test CA",
+        "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    run("req", *ec, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1")
+    (directory / "server.ext").write_text("subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n"
+                                          "keyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n")
+    run("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+        "-out", "server.crt", "-days", "2", "-extfile", "server.ext")
+    return directory / "ca.crt", directory / "server.crt", directory / "server.key"
 
 
 class Mosquitto:
     """mosquitto with its config and log in `directory`, on a free loopback port; with `users`
     (name -> password) only they may connect."""
 
-    def __init__(self, directory: Path, users: dict[str, str] | None = None):
+    def __init__(self, directory: Path, users: dict[str, str] | None = None, tls: bool = False):
         self.dir = Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
@@ -43,16 +62,27 @@ class Mosquitto:
         # Started as root, mosquitto becomes its own user, who cannot read pytest's temp directory.
         user = "user root\n" if os.geteuid() == 0 else ""
         conf = self.dir / "mosquitto.conf"
-        conf.write_text(f"listener {self.port} 127.0.0.1\n{access}{user}persistence false\n"
-                        "log_dest stderr\nlog_type error\nlog_type warning\nlog_type notice\n")
+        text = (f"listener {self.port} 127.0.0.1\n{access}{user}persistence false\n"
+                "log_dest stderr\nlog_type error\nlog_type warning\nlog_type notice\n")
+        self.tls_port = self.ca_file = None
+        if tls:
+            self.tls_port = free_port()
+            self.ca_file, cert, key = make_ca_and_server_cert(self.dir)
+            text += f"listener {self.tls_port} 127.0.0.1\ncafile {self.ca_file}\ncertfile {cert}\nkeyfile {key}\n"
+        conf.write_text(text)
         self.process = Process([MOSQUITTO, "-c", str(conf)], self.dir / "mosquitto.log")
 
     @property
     def url(self) -> str:
         return f"mqtt://127.0.0.1:{self.port}"
 
+    @property
+    def tls_url(self) -> str:
+        return f"mqtts://127.0.0.1:{self.tls_port}"
+
     def start(self, timeout_s: float = 15.0) -> "Mosquitto":
-        self.process.start(ready=lambda: port_open(self.port), timeout_s=timeout_s)
+        self.process.start(ready=lambda: port_open(self.port) and (self.tls_port is None or port_open(self.tls_port)),
+                           timeout_s=timeout_s)
         return self
 
     def kill(self) -> None:

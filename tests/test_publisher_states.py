@@ -13,7 +13,7 @@ from publisher.link import Link
 from publisher.publisher import Publisher
 from publisher.snapshot import StoreReader
 from tests.samples import STATS_VALUES, T0, add_live, live
-from tests.fixtures_mqtt import Mosquitto
+from tests.fixtures_mqtt import Mosquitto, Subscriber
 from tests.support import clean_env, kammthaar, wait_until
 
 SITE, DEVICE = "van-lisa", "epever"
@@ -154,3 +154,38 @@ def test_the_publisher_logs_in_with_username_and_password_and_a_wrong_one_is_ref
 def test_without_a_url_the_publisher_idles_says_why_and_stops_cleanly(start_kammthaar, tmp_path):
     proc = start_kammthaar("publish", env=clean_env(store_path=tmp_path / "k.db"), ready_line="no [mqtt] url configured")
     assert proc.stop() == 0
+
+
+def test_mqtts_with_the_ca_file_publishes_over_tls_and_an_unknown_ca_is_refused(start_kammthaar, store, db_path,
+                                                                                tmp_path, caplog):
+    # A throwaway CA and server certificate (openssl), a TLS listener beside the plain one the subscriber uses.
+    broker = Mosquitto(tmp_path / "tls-broker", tls=True).start()
+    subscriber = Subscriber(broker)
+    untrusted = None
+    try:
+        subscriber.wait_for(subscriber.subscribed.is_set, "the subscriber did not subscribe")
+        add_live(store, 2)
+        start_kammthaar("publish", env=clean_env(store_path=db_path, site_id=SITE, mqtt_url=broker.tls_url,
+                                                 mqtt_ca_file=broker.ca_file, mqtt_interval_s="0.2"),
+                        ready_line="connected to mqtts://")
+        subscriber.wait_for(lambda: subscriber.latest(f"kammthaar/{SITE}/status") == "online"
+                            and subscriber.latest(f"{BASE}/live"), "state published over TLS")
+        assert subscriber.latest_json(f"{BASE}/live")["ts_ms"] == T0 + 1000
+        # Empty ca_file: the system's CA store, which does not know this CA: no connection, and it says so.
+        untrusted = Link(broker.tls_url, username="", password="", client_id="untrusted",
+                         status_topic="kammthaar/untrusted/status", wake=threading.Event(), ca_file="")
+        untrusted.start()
+        wait_until(lambda: "could not connect to mqtts://" in caplog.text, 15, "no failed TLS connection logged")
+        assert not untrusted.connected
+    finally:
+        if untrusted is not None:
+            untrusted.stop()
+        subscriber.close()
+        broker.stop()
+
+
+def test_a_missing_ca_file_names_the_key_and_exits_2(tmp_path):
+    done = kammthaar("publish", env=clean_env(store_path=tmp_path / "k.db", mqtt_url="mqtts://127.0.0.1:8883",
+                                              mqtt_ca_file=tmp_path / "no-such-ca.pem"))
+    assert done.returncode == 2
+    assert "[mqtt] ca_file" in done.stderr
