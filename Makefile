@@ -58,10 +58,11 @@ constraints:
 # tests write to, on the v1 and v2 paths; each package is checked by its command.
 # systemd gives systemd-analyze, which verifies the units the Ansible role renders; python3-venv
 # lets Debian's python3 make the venv the role installs into (as on a Pi). mosquitto is the real MQTT broker
-# the publisher tests talk to (in /usr/sbin, off a normal user's PATH: checked by its path too).
-SYSTEM_PACKAGES := socat sqlite3 influxdb victoria-metrics systemd python3-venv mosquitto
+# the publisher tests talk to (in /usr/sbin, off a normal user's PATH: checked by its path too). openssl makes the throwaway
+# CA and server certificate of the TLS broker test.
+SYSTEM_PACKAGES := socat sqlite3 influxdb victoria-metrics systemd python3-venv mosquitto openssl
 system-deps:
-	@missing=""; for pc in socat:socat sqlite3:sqlite3 influxdb:influxd victoria-metrics:victoria-metrics systemd:systemd-analyze; do \
+	@missing=""; for pc in socat:socat sqlite3:sqlite3 openssl:openssl influxdb:influxd victoria-metrics:victoria-metrics systemd:systemd-analyze; do \
 	  command -v $${pc#*:} >/dev/null || missing="$$missing $${pc%%:*}"; done; \
 	/usr/bin/python3 -c 'import ensurepip, venv' 2>/dev/null || missing="$$missing python3-venv"; \
 	{ command -v mosquitto || test -x /usr/sbin/mosquitto; } >/dev/null || missing="$$missing mosquitto"; \
