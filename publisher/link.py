@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from urllib.parse import urlsplit
 
 import paho.mqtt.client as mqtt
@@ -24,6 +25,7 @@ DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
 MAX_RECONNECT_S = 30
 KEEPALIVE_S = 30
 STOP_FLUSH_S = 5.0
+RETAINED_WAIT_S = 5.0
 
 
 class Link:
@@ -34,7 +36,7 @@ class Link:
         parts = urlsplit(url)
         if parts.scheme not in DEFAULT_PORTS or not parts.hostname:
             raise ConfigError(f"config: [mqtt] url = {url!r} is not allowed: expected mqtt://HOST:PORT or mqtts://HOST:PORT")
-        self.url, self.host = url, parts.hostname
+        self.url, self.host, self.client_id = url, parts.hostname, client_id
         self.port = parts.port or DEFAULT_PORTS[parts.scheme]
         self.status_topic = status_topic
         self.wake = wake
@@ -85,6 +87,37 @@ class Link:
         if not self.connected:
             return False
         return self.client.publish(topic, payload, qos=1, retain=retain).rc == mqtt.MQTT_ERR_SUCCESS
+
+    def retained(self, topics: list[str], timeout_s: float = RETAINED_WAIT_S) -> dict[str, bytes]:
+        """The messages the broker retains on `topics` (those it has), read once.
+
+        Subscribes to them and to a sync topic, then publishes a nonce there: the broker
+        handles our packets in order and queues a subscription's retained messages before
+        the nonce comes back, so the nonce ends the wait without guessing a delay.
+        """
+        got: dict[str, bytes] = {}
+        done = threading.Event()
+        sync, nonce = f"{self.status_topic}/sync", f"{self.client_id}-{time.time_ns()}".encode()
+
+        def on_message(client, userdata, msg) -> None:
+            if msg.topic == sync:
+                if msg.payload == nonce:
+                    done.set()
+            elif msg.retain:
+                got[msg.topic] = msg.payload
+
+        if not self.connected:
+            return got
+        self.client.on_message = on_message
+        try:
+            self.client.subscribe([(t, 1) for t in (*topics, sync)])
+            self.client.publish(sync, nonce, qos=1)
+            if not done.wait(timeout_s):
+                log.warning("the broker did not echo within %g s: retained totals not read", timeout_s)
+            self.client.unsubscribe([*topics, sync])
+        finally:
+            self.client.on_message = None
+        return got
 
     def stop(self) -> None:
         """Clean stop: `offline` on the status topic, then disconnect (the will is not sent then)."""

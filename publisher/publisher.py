@@ -8,7 +8,9 @@ Topics (BASE = `[mqtt] base_topic`/site):
 - `BASE/DEVICE/GROUP` (live, stats, settings, clock): the newest row of that register group as JSON,
   one key per entity (entities.py), published once per new row (retained). A failed read stores no
   row, so nothing new is published: never a zero in its place.
-- `BASE/DEVICE/energy`: the edge's lifetime energy totals, with each new live row.
+- `BASE/DEVICE/energy`: the edge's lifetime energy totals, with each new live row; never lower than
+  before, across restarts too (a session starts from what the broker retains there).
+- `BASE/status/sync`: a nonce the publisher sends itself to know the retained totals have all come.
 - `DISCOVERY/COMPONENT/NODE/KEY/config`: Home Assistant discovery (retained), at every new session.
 """
 
@@ -138,8 +140,26 @@ class Publisher:
                     sent += 1
         return sent
 
+    def _raise_energy_floors(self) -> None:
+        """Start every energy total at least at what the broker retains from an earlier run: a
+        total that went down (a rebuilt day, an upgrade) would read as a meter reset in Home Assistant."""
+        topics = {self.topic(d.name, ENERGY): d.name for d in self.devices}
+        for topic, payload in self.link.retained(list(topics)).items():
+            try:
+                totals = json.loads(payload)
+            except ValueError:
+                continue
+            device = topics[topic]
+            for e in self.entities[device]:
+                value = totals.get(e.key) if e.topic == ENERGY and isinstance(totals, dict) else None
+                if isinstance(value, (int, float)) and not isinstance(value, bool):
+                    key = (device, e.key)
+                    self._energy[key] = max(value, self._energy.get(key, value))
+
     def publish_session(self) -> int:
-        """A new session: discovery, `online`, and the current state of everything."""
+        """A new session: discovery, `online`, the energy totals' floors the broker retains, and the
+        current state of everything."""
+        self._raise_energy_floors()
         sent = sum(self.link.publish(topic, _json(config)) for topic, config in self.discovery().items())
         sent += self.link.publish(self.status_topic, ONLINE)
         return sent + self.publish_once(force=True)

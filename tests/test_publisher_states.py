@@ -3,6 +3,7 @@ new for a failed or missing reading, energy totals that never decrease (clock pa
 
 from __future__ import annotations
 
+import json
 import threading
 
 import pytest
@@ -189,3 +190,32 @@ def test_a_missing_ca_file_names_the_key_and_exits_2(tmp_path):
                                               mqtt_ca_file=tmp_path / "no-such-ca.pem"))
     assert done.returncode == 2
     assert "[mqtt] ca_file" in done.stderr
+
+
+def test_a_restarted_publisher_starts_its_totals_at_what_the_broker_retains(publisher, mosquitto, subscriber,
+                                                                             open_store, db_path, clock):
+    rolled = open_store(tz="UTC", max_gap_s=15.0)
+    rolled.insert_samples(LIVE, ({"ts_ms": T0 + i * 1000, "ntp_synced": True, "device": DEVICE,
+                                  **live(i, battery_current=2.0)} for i in range(600)))
+    clock[0] = T0 / 1000 + 600
+    publisher.publish_session()
+    topic = f"{BASE}/energy"
+    _flush(publisher, subscriber, topic, 1)
+    first = subscriber.latest_json(topic)["battery_energy_in"]
+    assert first > 0
+    # The day goes down (a rebuild, an upgrade's exact figures below the old estimate); a new process starts.
+    with rolled.db.writing("t") as conn:
+        conn.execute("UPDATE rollup_daily SET battery_charge_kwh = battery_charge_kwh / 2")
+    link = Link(mosquitto.url, username="", password="", client_id="test-publisher-2",
+                status_topic=f"kammthaar/{SITE}/status", wake=threading.Event())
+    again = Publisher(StoreReader(str(db_path)), link, site=SITE, devices=(DeviceRef(DEVICE, "epever-tracer", 1.0),),
+                      base_topic="kammthaar", discovery_prefix="homeassistant", interval_s=1.0, clock=lambda: clock[0])
+    link.start()
+    try:
+        subscriber.wait_for(lambda: link.connected, "the second publisher did not connect")
+        again.publish_session()
+        _flush(again, subscriber, topic, 2)
+        assert [json.loads(m)["battery_energy_in"] for m in subscriber.received(topic)] == [first, first]
+    finally:
+        link.stop()
+        again.reader.close()
