@@ -134,7 +134,7 @@ def test_every_dashboard_query_answers_its_panel_from_replicated_data(replicated
             assert len(s["values"]) >= 200 and len(_numbers(series)) >= 200, what
         elif kind == "timeseries":  # daily and monthly energy bars from the edge's statistics
             (s,) = series
-            assert s["columns"] == ["time", "generated", "consumed"], what
+            assert s["columns"] == ["time", "generated", "consumed", "battery_in", "battery_out"], what
             assert len(s["values"]) >= (2 if "daily" in where["title"].lower() else 1), what
             assert all(v is not None and v >= 0 for row in s["values"] for v in row[1:]), what
             assert max(row[1] for row in s["values"]) > 0, what
