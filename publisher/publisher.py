@@ -22,6 +22,7 @@ import threading
 import time
 from typing import Callable
 
+from edge_store import __version__
 from edge_store.errors import StoreError
 from edge_store.registers import GROUPS, LIVE
 
@@ -32,7 +33,7 @@ from .snapshot import Snapshot, StoreReader
 
 log = logging.getLogger("kammthaar.publish")
 
-ORIGIN = {"name": "Kammthaar Edge"}
+ORIGIN = {"name": "Kammthaar Edge", "sw_version": __version__}  # Home Assistant shows who made the entity
 AVAILABILITY = "availability"
 STALE_FACTOR = 2  # a device is offline when its newest live sample is older than this many interval_s
 

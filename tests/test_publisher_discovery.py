@@ -67,7 +67,8 @@ def test_discovery_payloads_take_only_home_assistant_keys_classes_and_units(conf
         assert set(config) <= ALLOWED[component], (topic, set(config) - ALLOWED[component])
         assert {"name", "unique_id", "state_topic", "device", "availability"} <= set(config)
         assert all(set(a) <= {"topic", "value_template"} and a["topic"] for a in config["availability"])
-        assert config["device"]["identifiers"] == [node] and config["origin"]["name"]
+        assert config["device"]["identifiers"] == [node]
+        assert set(config["origin"]) <= {"name", "sw_version", "support_url"} and config["origin"]["name"]
         assert config.get("entity_category") in (None, "diagnostic")
         device_class, unit, state_class = (config.get(k) for k in ("device_class", "unit_of_measurement", "state_class"))
         if component == "binary_sensor":
