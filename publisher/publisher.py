@@ -36,6 +36,7 @@ log = logging.getLogger("kammthaar.publish")
 ORIGIN = {"name": "Kammthaar Edge", "sw_version": __version__}  # Home Assistant shows who made the entity
 AVAILABILITY = "availability"
 STALE_FACTOR = 2  # a device is offline when its newest live sample is older than this many interval_s
+HA_STATE_MAX = 255  # Home Assistant refuses a longer state: the reason is cut to it
 
 
 def _json(value: dict) -> str:
@@ -109,6 +110,8 @@ class Publisher:
             state_, why = OFFLINE, "stale"
             reason = (f"stale: newest live sample {age_s:.0f} s old, more than {STALE_FACTOR} × interval_s "
                       f"({limit_s:g} s)")
+        if len(reason) > HA_STATE_MAX:
+            reason = reason[:HA_STATE_MAX - 1] + "…"
         return {"state": state_, "why": why, "reason": reason, "newest_sample_age_s": age_s}
 
     def publish_once(self, *, force: bool = False) -> int:

@@ -13,6 +13,7 @@ from publisher.devices import DeviceRef
 from publisher.link import Link
 from publisher.publisher import Publisher
 from publisher.snapshot import StoreReader
+from tests.samples import T0, add_live
 
 SITE = "van-lisa"
 DEVICES = (DeviceRef("epever", "epever-tracer", 1.0), DeviceRef("shed", "epever-tracer", 5.0))
@@ -31,13 +32,18 @@ STATE_CLASSES = {"measurement", "total", "total_increasing"}
 
 
 @pytest.fixture
-def configs(store, db_path):
+def publisher(store, db_path):
     link = Link("mqtt://127.0.0.1:1883", username="", password="", client_id="t", status_topic="kammthaar/s/status",
                 wake=threading.Event())
     pub = Publisher(StoreReader(str(db_path)), link, site=SITE, devices=DEVICES, base_topic="kammthaar",
                     discovery_prefix="homeassistant", interval_s=1.0)
-    yield pub.discovery()
+    yield pub
     pub.reader.close()
+
+
+@pytest.fixture
+def configs(publisher):
+    return publisher.discovery()
 
 
 def test_every_entity_has_a_clean_name_unique_per_device(configs):
@@ -81,6 +87,15 @@ def test_discovery_payloads_take_only_home_assistant_keys_classes_and_units(conf
             assert state_class in (None, "total", "total_increasing"), topic
         if state_class is not None:
             assert unit, f"{topic}: a state_class needs a unit (a number)"
+
+
+def test_an_availability_reason_fits_in_a_home_assistant_state(publisher, store):
+    # A collector error with a long detail after the newest sample: the reason is cut to 255 characters.
+    add_live(store, 1)
+    store.record_error("crc", "input:0x3100+18", "x" * 400, device="epever", ts_ms=T0 + 1000)
+    avail = publisher.availability(DEVICES[0], publisher.reader.take("epever"), T0 / 1000 + 60)
+    assert (avail["state"], avail["why"]) == ("offline", "failed")
+    assert len(avail["reason"]) == 255 and avail["reason"].startswith("failed: crc reading input:0x3100+18 (xxx")
 
 
 def test_the_energy_dashboard_gets_solar_consumption_and_battery_in_and_out_per_device(configs):
