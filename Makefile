@@ -61,15 +61,17 @@ constraints:
 # postgresql: the throwaway cluster the state tests share between two `kammthaar serve` (its
 # initdb is not on PATH: checked by its directory); chromium: the fleet page's browser test;
 # nginx is the role's reverse proxy, checked (`nginx -t`) and run by tests/test_proxy.py (in
-# /usr/sbin: outside a user's PATH).
-SYSTEM_PACKAGES := socat sqlite3 influxdb victoria-metrics systemd python3-venv postgresql chromium nginx
+# /usr/sbin: outside a user's PATH). mosquitto is the real MQTT broker the publisher tests talk to
+# (in /usr/sbin too); openssl makes the throwaway CA and server certificate of the TLS broker test.
+SYSTEM_PACKAGES := socat sqlite3 influxdb victoria-metrics systemd python3-venv postgresql chromium nginx mosquitto openssl
 system-deps:
-	@missing=""; for pc in socat:socat sqlite3:sqlite3 influxdb:influxd victoria-metrics:victoria-metrics systemd:systemd-analyze; do \
+	@missing=""; for pc in socat:socat sqlite3:sqlite3 openssl:openssl influxdb:influxd victoria-metrics:victoria-metrics systemd:systemd-analyze; do \
 	  command -v $${pc#*:} >/dev/null || missing="$$missing $${pc%%:*}"; done; \
 	command -v nginx >/dev/null || test -x /usr/sbin/nginx || missing="$$missing nginx"; \
 	/usr/bin/python3 -c 'import ensurepip, venv' 2>/dev/null || missing="$$missing python3-venv"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	{ command -v mosquitto || test -x /usr/sbin/mosquitto; } >/dev/null || missing="$$missing mosquitto"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_PACKAGES); \
 	  else echo "missing system packages:$$missing (sudo apt-get install$$missing)"; exit 1; fi; \

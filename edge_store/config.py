@@ -19,7 +19,7 @@ from typing import Any, Mapping
 from . import devices as devices_mod
 from .errors import ConfigError
 from .settings import (ENV_PREFIX, HOST_NAME, SECTION_TYPES, SECTIONS, SETTINGS, SYSTEM_ZONE, ApiSection,
-                       CloudSection, MachineDefault, ModbusSection, RollupsSection, Setting, SiteSection,
+                       CloudSection, MachineDefault, ModbusSection, MqttSection, RollupsSection, Setting, SiteSection,
                        StoreSection, is_zone, secret_problem, settings_table, toml_value)
 
 __all__ = ["ENV_PREFIX", "ENV_CONFIG", "SECTIONS", "SETTINGS", "Config", "ConfigError", "Setting", "config_path",
@@ -70,6 +70,7 @@ class Config:
     cloud: CloudSection
     rollups: RollupsSection
     api: ApiSection
+    mqtt: MqttSection
     source: str | None = None  # the file it came from
     devices: tuple[devices_mod.DeviceConfig, ...] = ()  # [[devices]]; never empty once built
 

@@ -144,6 +144,10 @@ rollup_daily = Table(
     Column("device_month_consumed_kwh", Float, comment="consumed_this_month of the same device_statistics row"),
     Column("open_minute_ms", Integer, comment="on the newest row of a device: the UTC minute its raw samples "
                                               "still answer for (not yet in rollup_minute); NULL on the others"),
+    Column("battery_charge_kwh", Float, nullable=False, server_default="0",
+           comment="positive battery power (battery_voltage × battery_current) integrated (migration 0015)"),
+    Column("battery_discharge_kwh", Float, nullable=False, server_default="0",
+           comment="negative battery power integrated, as a positive number (migration 0015)"),
     Index("ix_rollup_daily_open", "device", sqlite_where=text("open_minute_ms IS NOT NULL")),
     # The month's days and the device's own monthly figures, one lookup per month (migration 0006).
     Index("ix_rollup_daily_month", "device", text("substr(day, 1, 7)"), "device_stats_ts_ms"),

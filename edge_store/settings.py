@@ -128,6 +128,29 @@ def _check_proxies(value: tuple[str, ...]) -> str | None:
     return None
 
 
+def _check_mqtt_url(value: str) -> str | None:
+    from urllib.parse import urlsplit
+
+    allowed = "empty, or mqtt://HOST:PORT (mqtts://HOST:PORT for TLS) such as mqtt://192.168.1.10:1883"
+    if not value:
+        return None
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError:
+        return allowed
+    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname or parts.path.strip("/") or parts.query \
+            or parts.username or port == 0:
+        return allowed
+    return None
+
+
+def _check_topic(value: str) -> str | None:
+    if not value or any(c in value for c in "#+") or value.startswith("/") or value.endswith("/"):
+        return "an MQTT topic prefix without wildcards (# +) nor leading or trailing /, such as kammthaar"
+    return None
+
+
 API_SOURCES = ("local", "cloud")
 
 
@@ -237,8 +260,22 @@ class ApiSection:
     stale_after_s: float = _key(900.0, "/sites and /fleet: a site whose newest point (data or heartbeat) is older than this, or whose heartbeat says a device is not fresh, is stale.", minimum=1.0)
 
 
+@dataclass(frozen=True)
+class MqttSection:
+    """[mqtt]: `kammthaar publish`, the store's newest values for Home Assistant."""
+
+    url: str = _key("", "The MQTT broker: mqtt://HOST:PORT, or mqtts://HOST:PORT for TLS (port 1883 / 8883 when left out). Empty: `kammthaar publish` idles and says so.", check=_check_mqtt_url)
+    username: str = _key("", "Broker user (empty: no authentication).")
+    password: str = _key("", "Broker password.", secret=True)
+    ca_file: str = _key("", "For mqtts://: the PEM file of the CA certificate(s) the broker's certificate must chain to (a private CA's). Empty: the system's CA store.")
+    base_topic: str = _key("kammthaar", "Prefix of the state and availability topics: BASE/SITE/DEVICE/...", check=_check_topic)
+    discovery_prefix: str = _key("homeassistant", "Home Assistant's MQTT discovery prefix (its default is homeassistant).", check=_check_topic)
+    interval_s: float = _key(5.0, "Seconds between two looks at the store: each new sample is published once, at most once per interval_s.", minimum=0.05)
+
+
 SECTION_TYPES: dict[str, type] = {"site": SiteSection, "store": StoreSection, "modbus": ModbusSection,
-                                  "cloud": CloudSection, "rollups": RollupsSection, "api": ApiSection}
+                                  "cloud": CloudSection, "rollups": RollupsSection, "api": ApiSection,
+                                  "mqtt": MqttSection}
 SECTIONS = tuple(SECTION_TYPES)
 SETTINGS: tuple[Setting, ...] = tuple(Setting(section, f.name, **f.metadata["setting"])
                                       for section, kind in SECTION_TYPES.items() for f in fields(kind))

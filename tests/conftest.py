@@ -9,7 +9,8 @@ from tests.support import KAMMTHAAR, Processes
 
 pytest_plugins = ["tests.fixtures_serial", "tests.fixtures_influx", "tests.fixtures_api", "tests.fixtures_app",
                   "tests.fixtures_postgres", "tests.fixtures_fleet", "tests.fixtures_hostile",
-                  "tests.fixtures_reconcile"]
+                  "tests.fixtures_reconcile",
+                  "tests.fixtures_mqtt"]
 
 
 @pytest.fixture

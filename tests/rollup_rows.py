@@ -56,3 +56,9 @@ def feed(store, start_ms, end_ms, step_ms, device="epever", **values):
     while t <= end_ms:
         store.insert_sample(LIVE, t, True, device, live(**values))
         t += step_ms
+
+
+def without_battery_kwh(by_key):
+    """Rollup rows without migration 0015's columns: what a downgrade below it keeps."""
+    return {k: {c: v for c, v in r.items() if c not in ("battery_charge_kwh", "battery_discharge_kwh")}
+            for k, r in by_key.items()}

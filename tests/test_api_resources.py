@@ -142,7 +142,8 @@ def test_bad_series_parameters_are_400_saying_what_was_wrong(client, query):
 
 STAT_KEYS = ["battery_voltage_min", "battery_voltage_max", "pv_voltage_min", "pv_voltage_max", "soc_min", "soc_max",
              "battery_temperature_min", "battery_temperature_max", "energy_generated_kwh", "energy_consumed_kwh",
-             "battery_charge_ah", "battery_discharge_ah", "samples", "covered_s", "device_generated_kwh",
+             "battery_charge_ah", "battery_discharge_ah", "battery_charge_kwh", "battery_discharge_kwh",
+             "samples", "covered_s", "device_generated_kwh",
              "device_consumed_kwh"]
 
 
@@ -155,10 +156,12 @@ def check_statistics(row: dict, key: str, period: str, ev: dict, device_kwh: tup
     assert row["battery_temperature_min"] == row["battery_temperature_max"] == ev["battery_temperature"]
     assert isinstance(row["samples"], int) and row["samples"] >= 20
     assert 0 < row["covered_s"] <= row["samples"] * 0.5
-    for k in ("energy_generated_kwh", "energy_consumed_kwh", "battery_charge_ah", "battery_discharge_ah"):
+    for k in ("energy_generated_kwh", "energy_consumed_kwh", "battery_charge_ah", "battery_discharge_ah",
+              "battery_charge_kwh", "battery_discharge_kwh"):
         assert isinstance(row[k], float) and row[k] >= 0 and round(row[k], 3) == row[k]
     # Charging at a constant positive current: charge, never discharge.
     assert (row["battery_charge_ah"] > 0) == (ev["battery_current"] > 0) and row["battery_discharge_ah"] == 0
+    assert row["battery_discharge_kwh"] == 0  # (the charge in kWh of a few seconds rounds to 0.000)
     assert (row["device_generated_kwh"], row["device_consumed_kwh"]) == (ev[device_kwh[0]], ev[device_kwh[1]])
 
 

@@ -60,7 +60,8 @@ PINNED_TYPES = {
     "rollup_daily": dict(date=S, **{k: F for k in (
         "battery_voltage_min", "battery_voltage_max", "pv_voltage_min", "pv_voltage_max", "soc_min", "soc_max",
         "battery_temperature_min", "battery_temperature_max", "energy_generated_kwh", "energy_consumed_kwh",
-        "battery_charge_ah", "battery_discharge_ah", "samples", "covered_s", "device_generated_kwh",
+        "battery_charge_ah", "battery_discharge_ah", "battery_charge_kwh", "battery_discharge_kwh",
+        "samples", "covered_s", "device_generated_kwh",
         "device_consumed_kwh")}),
 }
 PINNED_TYPES["rollup_monthly"] = {("month" if k == "date" else k): v for k, v in PINNED_TYPES["rollup_daily"].items()}
@@ -74,7 +75,8 @@ ROLLUP_VALUES = dict(
     device="epever", timezone="Europe/Paris", start_ms=1_782_079_200_000, end_ms=1_782_165_600_000,
     battery_voltage_min=12.1, battery_voltage_max=14.4, pv_voltage_min=0.0, pv_voltage_max=21.5, soc_min=40.0,
     soc_max=100.0, battery_temperature_min=None, battery_temperature_max=None, energy_generated_kwh=1.234,
-    energy_consumed_kwh=0.5, battery_charge_ah=80.0, battery_discharge_ah=40.5, samples=17280, first_ts_ms=1,
+    energy_consumed_kwh=0.5, battery_charge_ah=80.0, battery_discharge_ah=40.5, battery_charge_kwh=1.05,
+    battery_discharge_kwh=0.49, samples=17280, first_ts_ms=1,
     last_ts_ms=2, covered_ms=86_395_000, device_generated_kwh=1.25, device_consumed_kwh=0.49,
     device_stats_ts_ms=3, version=7,
 )

@@ -57,6 +57,8 @@ class Figure:
 
 
 _SAMPLES = "from the samples; null without samples"
+_BATTERY_KWH = ("battery voltage x current integrated by sign, a positive number; absent from InfluxDB (null "
+                "from the cloud) for periods replicated before migration 0015 whose samples were pruned")
 
 FIGURES: tuple[Figure, ...] = (
     *(Figure(f"{quantity}_{end}", 2, nullable=True, description=_SAMPLES)
@@ -65,6 +67,10 @@ FIGURES: tuple[Figure, ...] = (
     Figure("energy_consumed_kwh", 3),
     Figure("battery_charge_ah", 3),
     Figure("battery_discharge_ah", 3),
+    # The battery power integrated by sign (kWh, migration 0015). The cloud may lack them for periods
+    # replicated before it whose raw samples were pruned: null there.
+    Figure("battery_charge_kwh", 3, nullable=True, description=_BATTERY_KWH),
+    Figure("battery_discharge_kwh", 3, nullable=True, description=_BATTERY_KWH),
     Figure("samples", 0, type=INTEGER, missing=0, minimum=0),
     Figure("covered_s", 3, missing=0.0, column="covered_ms", divisor=1000, minimum=0),
     Figure("device_generated_kwh", 3, nullable=True),

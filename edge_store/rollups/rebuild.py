@@ -61,7 +61,7 @@ def compute_day(db: sqlite3.Connection, device: str, start: int, end: int, max_g
                                         "end_ms": end + max_gap_ms}).fetchall()
     mins: list[Any] = [None] * 4
     maxs: list[Any] = [None] * 4
-    gen = cons = chg = dis = 0.0
+    sums = [0.0] * 6  # generated, consumed, charge Ah, discharge Ah, charge kWh, discharge kWh
     samples = covered = 0
     first = last = None
     prev = None
@@ -72,28 +72,25 @@ def compute_day(db: sqlite3.Connection, device: str, start: int, end: int, max_g
             first = t if first is None else first
             last = t
             for i in range(4):
-                v = row[4 + i]
+                v = row[5 + i]
                 mins[i] = v if mins[i] is None or v < mins[i] else mins[i]
                 maxs[i] = v if maxs[i] is None or v > maxs[i] else maxs[i]
         if prev is not None and 0 < t - prev[0] <= max_gap_ms:
             x, y = max(prev[0], start), min(t, end)
             if x < y:
-                g, c, ch, di = piece(prev, row, x, y)
-                gen += g
-                cons += c
-                chg += ch
-                dis += di
+                for i, v in enumerate(piece(prev, row, x, y)):
+                    sums[i] += v
                 covered += y - x
         prev = row
     stats = db.execute(sql.LAST_STATS, {"device": device, "start_ms": start, "end_ms": end}).fetchone()
     if not samples and not covered and stats is None:
         return None
-    return (mins[0], maxs[0], mins[1], maxs[1], mins[2], maxs[2], mins[3], maxs[3], gen, cons, chg, dis,
+    return (mins[0], maxs[0], mins[1], maxs[1], mins[2], maxs[2], mins[3], maxs[3], *sums,
             samples, first, last, covered, *(stats or (None,) * 5))
 
 
 def _empty_row() -> tuple:
-    return (None,) * 8 + (0.0, 0.0, 0.0, 0.0, 0, None, None, 0) + (None,) * 5
+    return (None,) * 8 + (0.0,) * 6 + (0, None, None, 0) + (None,) * 5
 
 
 def rebuild(store, settings: RollupSettings, *, from_day: str | date | None = None,

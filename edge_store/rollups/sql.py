@@ -44,7 +44,7 @@ def _newer(col: str) -> str:
 # Add deltas to a day row. The period: :device, :day, :timezone, :start_ms, :end_ms, :month_start_ms,
 # :month_end_ms. The sample's :battery_voltage, :pv_voltage, :state_of_charge, :battery_temperature (or
 # NULLs), its time :ts_ms (or NULL) and :samples (1 or 0). Energy :generated_kwh and :consumed_kwh,
-# :charge_ah and :discharge_ah, :covered_ms. The device's figures of the day (:device_generated_kwh,
+# :charge_ah and :discharge_ah, :charge_kwh and :discharge_kwh, :covered_ms. The device's figures of the day (:device_generated_kwh,
 # :device_consumed_kwh), of the month (:device_month_generated_kwh, :device_month_consumed_kwh) and
 # their time :device_stats_ts_ms (or NULLs). The new :version. Returns the row's rowid.
 DAILY_UPSERT = (
@@ -53,12 +53,12 @@ DAILY_UPSERT = (
     "battery_temperature_min, battery_temperature_max, energy_generated_kwh, energy_consumed_kwh, "
     "battery_charge_ah, battery_discharge_ah, samples, first_ts_ms, last_ts_ms, covered_ms, "
     "device_generated_kwh, device_consumed_kwh, device_stats_ts_ms, version, month_start_ms, month_end_ms, "
-    "device_month_generated_kwh, device_month_consumed_kwh) "
+    "device_month_generated_kwh, device_month_consumed_kwh, battery_charge_kwh, battery_discharge_kwh) "
     "VALUES (:device, :day, :timezone, :start_ms, :end_ms, :battery_voltage, :battery_voltage, "
     ":pv_voltage, :pv_voltage, :state_of_charge, :state_of_charge, :battery_temperature, :battery_temperature, "
     ":generated_kwh, :consumed_kwh, :charge_ah, :discharge_ah, :samples, :ts_ms, :ts_ms, :covered_ms, "
     ":device_generated_kwh, :device_consumed_kwh, :device_stats_ts_ms, :version, :month_start_ms, "
-    ":month_end_ms, :device_month_generated_kwh, :device_month_consumed_kwh) "
+    ":month_end_ms, :device_month_generated_kwh, :device_month_consumed_kwh, :charge_kwh, :discharge_kwh) "
     "ON CONFLICT (device, day) DO UPDATE SET "
     + ", ".join([
         _least("battery_voltage_min"), _greatest("battery_voltage_max"),
@@ -69,6 +69,8 @@ DAILY_UPSERT = (
         "energy_consumed_kwh = energy_consumed_kwh + excluded.energy_consumed_kwh",
         "battery_charge_ah = battery_charge_ah + excluded.battery_charge_ah",
         "battery_discharge_ah = battery_discharge_ah + excluded.battery_discharge_ah",
+        "battery_charge_kwh = battery_charge_kwh + excluded.battery_charge_kwh",
+        "battery_discharge_kwh = battery_discharge_kwh + excluded.battery_discharge_kwh",
         "samples = samples + excluded.samples",
         _least("first_ts_ms"), _greatest("last_ts_ms"),
         "covered_ms = covered_ms + excluded.covered_ms",
@@ -84,7 +86,7 @@ DAILY_UPSERT = (
 # The hot path: the next in-order sample of the open minute of the open day, one row, one page.
 # :rowid, :seen_version the version the writer last gave the row (another writer changed it: no
 # row matches and the writer re-reads), :version the new one, energy :generated_kwh and
-# :consumed_kwh, :charge_ah and :discharge_ah, :covered_ms, the sample's time :ts_ms and its
+# :consumed_kwh, :charge_ah and :discharge_ah, :charge_kwh and :discharge_kwh, :covered_ms, the sample's time :ts_ms and its
 # :battery_voltage, :pv_voltage, :state_of_charge, :battery_temperature. The row has samples,
 # so its min/max are not NULL.
 FAST_UPDATE = (
@@ -98,12 +100,14 @@ FAST_UPDATE = (
     "energy_generated_kwh = energy_generated_kwh + :generated_kwh, "
     "energy_consumed_kwh = energy_consumed_kwh + :consumed_kwh, "
     "battery_charge_ah = battery_charge_ah + :charge_ah, battery_discharge_ah = battery_discharge_ah + :discharge_ah, "
+    "battery_charge_kwh = battery_charge_kwh + :charge_kwh, "
+    "battery_discharge_kwh = battery_discharge_kwh + :discharge_kwh, "
     "samples = samples + 1, last_ts_ms = :ts_ms, covered_ms = covered_ms + :covered_ms, version = :version "
     "WHERE rowid = :rowid AND version = :seen_version"
 )
 # The writer binds FAST_UPDATE by position (`by_position`), in this order.
 FAST_UPDATE_ORDER = ("rowid", "seen_version", "version", "generated_kwh", "consumed_kwh", "charge_ah", "discharge_ah",
-                     "covered_ms", "ts_ms", "battery_voltage", "pv_voltage", "state_of_charge", "battery_temperature")
+                     "charge_kwh", "discharge_kwh", "covered_ms", "ts_ms", "battery_voltage", "pv_voltage", "state_of_charge", "battery_temperature")
 FAST_UPDATE_BY_POSITION = by_position(FAST_UPDATE, FAST_UPDATE_ORDER)
 
 # What the writer checks of a row it cached (:rowid), and the open row of a :device.
@@ -112,14 +116,14 @@ OPEN_ROW_OF_DEVICE = ("SELECT rowid, open_minute_ms FROM rollup_daily "
                       "WHERE device = :device AND open_minute_ms IS NOT NULL")
 SET_OPEN_MINUTE = "UPDATE rollup_daily SET open_minute_ms = :minute_ms WHERE rowid = :rowid"
 
-# A late sample's neighbours of :device around :ts_ms. Samples are ordered by (ts_ms, id) and the new
+# A late sample's neighbours of :device around :ts_ms, as integration points (integration.point). Samples are ordered by (ts_ms, id) and the new
 # row (:id) has the largest id: everything at the same time came before it.
 PREVIOUS_SAMPLE = (
-    "SELECT ts_ms, pv_power, load_power, battery_current FROM live_samples "
+    "SELECT ts_ms, pv_power, load_power, battery_current, battery_voltage * battery_current FROM live_samples "
     "WHERE device = :device AND ts_ms <= :ts_ms AND id <> :id ORDER BY ts_ms DESC, id DESC LIMIT 1"
 )
 NEXT_SAMPLE = (
-    "SELECT ts_ms, pv_power, load_power, battery_current FROM live_samples "
+    "SELECT ts_ms, pv_power, load_power, battery_current, battery_voltage * battery_current FROM live_samples "
     "WHERE device = :device AND ts_ms > :ts_ms ORDER BY ts_ms, id LIMIT 1"
 )
 
@@ -200,7 +204,8 @@ PERIOD_COLUMNS = (
     "timezone", "start_ms", "end_ms",
     "battery_voltage_min", "battery_voltage_max", "pv_voltage_min", "pv_voltage_max", "soc_min", "soc_max",
     "battery_temperature_min", "battery_temperature_max", "energy_generated_kwh", "energy_consumed_kwh",
-    "battery_charge_ah", "battery_discharge_ah", "samples", "first_ts_ms", "last_ts_ms", "covered_ms",
+    "battery_charge_ah", "battery_discharge_ah", "battery_charge_kwh", "battery_discharge_kwh",
+    "samples", "first_ts_ms", "last_ts_ms", "covered_ms",
     "device_generated_kwh", "device_consumed_kwh", "device_stats_ts_ms",
     "device_month_generated_kwh", "device_month_consumed_kwh", "month_start_ms", "month_end_ms",
 )
@@ -215,9 +220,11 @@ DAILY_REPLACE = (
     + ", open_minute_ms = NULL"
 )
 
-# The live samples an integration over a :device's [:start_ms, :end_ms] needs, in (ts_ms, id) order.
+# The live samples an integration over a :device's [:start_ms, :end_ms] needs, in (ts_ms, id) order:
+# the integration point (integration.point), then the values of the min/max figures.
 DAY_SAMPLES = (
-    "SELECT ts_ms, pv_power, load_power, battery_current, battery_voltage, pv_voltage, state_of_charge, "
+    "SELECT ts_ms, pv_power, load_power, battery_current, battery_voltage * battery_current, "
+    "battery_voltage, pv_voltage, state_of_charge, "
     "battery_temperature FROM live_samples WHERE device = :device AND ts_ms >= :start_ms AND ts_ms <= :end_ms "
     "ORDER BY ts_ms, id"
 )

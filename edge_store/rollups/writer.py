@@ -26,7 +26,7 @@ from typing import Any, Mapping
 
 from ..registers import LIVE, STATS
 from . import sql
-from .integration import add_interval, piece_whole
+from .integration import add_interval, piece_whole, point
 from .meta import META_TIMEZONE, MIXED, max_version, read_meta, write_meta
 from .periods import MINUTE_MS, Periods
 from .rollup_settings import RollupSettings
@@ -35,9 +35,9 @@ log = logging.getLogger(__name__)
 
 _SAMPLE = itemgetter("battery_voltage", "pv_voltage", "state_of_charge", "battery_temperature")
 # The hot path binds FAST_UPDATE by position, in sql.FAST_UPDATE_ORDER: the row, its two versions,
-# the four deltas, the covered ms and the sample's time, then the sample's values, taken by name.
+# the six deltas, the covered ms and the sample's time, then the sample's values, taken by name.
 _FAST_UPDATE = sql.FAST_UPDATE_BY_POSITION
-_FAST_VALUES = itemgetter(*sql.FAST_UPDATE_ORDER[9:])
+_FAST_VALUES = itemgetter(*sql.FAST_UPDATE_ORDER[11:])
 # A day row's columns that no sample or no device figure fills.
 _NO_SAMPLE = {"battery_voltage": None, "pv_voltage": None, "state_of_charge": None, "battery_temperature": None,
               "ts_ms": None}
@@ -105,15 +105,15 @@ class Rollups:
             self._stats(db, ts_ms, device, values)
 
     def _fast(self, db: sqlite3.Connection, o: _Open, ts: int, v: Mapping[str, Any]) -> bool:
-        new = (ts, v["pv_power"], v["load_power"], v["battery_current"])
+        new = point(ts, v)
         dt = ts - o.newest[0]
         if 0 < dt <= self.max_gap_ms:
-            gen, cons, chg, dis = piece_whole(o.newest, new)
+            deltas = piece_whole(o.newest, new)
         else:
-            gen = cons = chg = dis = 0.0
+            deltas = (0.0,) * 6
             dt = 0
         version = self._version + 1
-        cur = db.execute(_FAST_UPDATE, (o.rowid, o.version, version, gen, cons, chg, dis, dt, ts, *_FAST_VALUES(v)))
+        cur = db.execute(_FAST_UPDATE, (o.rowid, o.version, version, *deltas, dt, ts, *_FAST_VALUES(v)))
         if cur.rowcount != 1:
             return False
         self._version = o.version = version
@@ -175,14 +175,14 @@ class Rollups:
     @staticmethod
     def _deltas(acc_row) -> dict[str, Any]:
         """The named deltas of an `add_interval` accumulator row (or none)."""
-        gen, cons, chg, dis, covered = acc_row[2:7] if acc_row else (0.0, 0.0, 0.0, 0.0, 0)
+        gen, cons, chg, dis, chg_kwh, dis_kwh, covered = acc_row[2:9] if acc_row else (0.0,) * 6 + (0,)
         return {"generated_kwh": gen, "consumed_kwh": cons, "charge_ah": chg, "discharge_ah": dis,
-                "covered_ms": covered}
+                "charge_kwh": chg_kwh, "discharge_kwh": dis_kwh, "covered_ms": covered}
 
     def _live(self, db: sqlite3.Connection, row_id: int, ts: int, device: str, v: Mapping[str, Any]) -> None:
         if not self._sync(db):
             return
-        new = (ts, v["pv_power"], v["load_power"], v["battery_current"])
+        new = point(ts, v)
         o = self._open.get(device)
         if o is not None and ts >= o.newest[0]:
             prev, nxt = o.newest, None

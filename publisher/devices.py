@@ -1,0 +1,44 @@
+"""The controllers the publisher speaks for, their catalogues, and Home Assistant's device for each."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from edge_store.catalogue import MODELS, Catalogue
+
+CATALOGUES: dict[str, Catalogue] = MODELS
+
+# model string -> (manufacturer, model name shown in Home Assistant)
+MAKERS = {"epever-tracer": ("EPEVER", "Tracer (epever-tracer)"), "renogy-rover": ("Renogy", "Rover (renogy-rover)")}
+
+
+@dataclass(frozen=True)
+class DeviceRef:
+    """What the publisher needs of a configured controller (of `cfg.devices`)."""
+
+    name: str
+    model: str
+    interval_s: float
+
+
+def devices(cfg) -> tuple[DeviceRef, ...]:
+    """The controllers of the config."""
+    return tuple(DeviceRef(d.name, d.model, d.interval_s) for d in cfg.devices)
+
+
+def topic_part(name: str) -> str:
+    """A site or device name as one topic level: MQTT's separator and wildcards replaced."""
+    return re.sub(r"[/+#\x00]", "_", name)
+
+
+def node_id(site: str, device: str) -> str:
+    """Home Assistant's identifier of a controller: site and device name, which never change."""
+    return re.sub(r"[^A-Za-z0-9_-]", "_", f"kammthaar_{site}_{device}")
+
+
+def ha_device(site: str, device: DeviceRef) -> dict:
+    """The `device` block of every discovery config of `device`."""
+    manufacturer, model = MAKERS.get(device.model, (device.model, device.model))
+    return {"identifiers": [node_id(site, device.name)], "name": f"{device.name} ({site})",
+            "manufacturer": manufacturer, "model": model}
