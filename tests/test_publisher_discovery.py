@@ -16,7 +16,8 @@ from publisher.snapshot import StoreReader
 from tests.samples import T0, add_live
 
 SITE = "van-lisa"
-DEVICES = (DeviceRef("epever", "epever-tracer", 1.0), DeviceRef("shed", "epever-tracer", 5.0))
+DEVICES = (DeviceRef("epever", "epever-tracer", 1.0), DeviceRef("shed", "epever-tracer", 5.0),
+           DeviceRef("rover", "renogy-rover", 5.0))
 
 # Options of the MQTT sensor / binary sensor discovery payloads (home-assistant.io, sensor.mqtt and
 # binary_sensor.mqtt), the ones this publisher may use.
