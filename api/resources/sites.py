@@ -120,7 +120,17 @@ class SiteResource(Fleet):
         resp.media = self.site(req, site)
 
 
-class FleetPage(Fleet):
+class Page(Fleet):
+    """What the two web pages share: without a valid token, a browser gets a 401 page saying how to log in
+    (api/auth.py calls `login_page`); other clients the JSON 401."""
+
+    def login_page(self, req: falcon.Request, resp: falcon.Response, message: str) -> None:
+        resp.status = falcon.HTTP_401
+        resp.content_type = falcon.MEDIA_HTML
+        resp.text = TEMPLATES.get_template("login_needed.html").render(path=req.relative_uri, message=message)
+
+
+class FleetPage(Page):
     """The fleet as a web page: a row per site, each linking to its health."""
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
@@ -130,7 +140,7 @@ class FleetPage(Fleet):
             sites=rows, user=req.context.user, now=iso(self.api.clock_ms()), refresh_s=REFRESH_S, q=_q(req) or "")
 
 
-class FleetSitePage(Fleet):
+class FleetSitePage(Page):
     """One site's health as a web page."""
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, site: str) -> None:
