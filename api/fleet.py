@@ -15,9 +15,10 @@ Every statement is bounded in time, so years of history (many shards) cost
 nothing: the list reads the last `RECENT_MS` (alerts: `ALERTS_MS`, as a rule
 fires once and its event may be old). A known site with no point in that window
 (stale by then), or a device with a heartbeat but no recent data, is looked up
-by the same statements over `LOOK_BACK_MS`, for those sites only, and kept in
-`Beyond` for `BEYOND_TTL_S`: their newest points only change by new points,
-which the window sees (a backfill of old points shows after the TTL).
+by the same statements 30 days back, then (no live point yet) `LOOK_BACK_MS`,
+for those sites only, and kept in `Beyond` for `BEYOND_TTL_S`: their newest
+points only change by new points, which the window sees (a backfill of older
+points shows after the TTL).
 
 A viewer's statements carry `"site" = '...' OR ...` (escaped literals), so
 another site's rows are never even read. Missing measurements (no heartbeat
@@ -49,6 +50,7 @@ DAY_MS = 86_400_000
 RECENT_MS = DAY_MS  # the list's window (a site older than stale_after_s within it is listed stale)
 ALERTS_MS = 30 * DAY_MS  # a rule whose firing event is older (and never resolved) is not listed active
 LOOK_BACK_MS = 400 * DAY_MS  # a site not seen for longer is listed with last_seen null
+LOOK_BACK_STEPS = (ALERTS_MS, LOOK_BACK_MS)  # looked up 30 days back first, then the rest
 BEYOND_TTL_S = 300.0
 CHUNK = 100  # sites per statement when looking beyond the window
 
@@ -127,23 +129,27 @@ class Beyond:
         with self._lock:
             kept = {s: v for s, v in ((s, self._sites.get(s)) for s in sites) if v is not None and v[0] > now}
         todo = sorted(sites - kept.keys())
-        for start in range(0, len(todo), CHUNK):
-            chunk = todo[start:start + CHUNK]
-            since = now_ms - LOOK_BACK_MS
-            answers = reader.query_each(_statements(Scope(tuple(chunk)), since_ms=since, alerts_since_ms=since)[1:])
-            per_site: dict[str, list[list[dict]]] = {s: [[] for _ in answers] for s in chunk}
-            for k, answer in enumerate(answers):  # each answer split into one series per site
-                for series in answer:
-                    at = series["columns"].index("site")
-                    for values in series.get("values") or ():
-                        mine = per_site[values[at]][k]
-                        if not mine:
-                            mine.append({"columns": series["columns"], "values": []})
-                        mine[0]["values"].append(values)
-            with self._lock:
-                for site, lists in per_site.items():
-                    self._sites[site] = kept[site] = (now + self.ttl_s, lists)
+        for look_back in LOOK_BACK_STEPS:  # the recently stale first: fewer shards to read
+            for start in range(0, len(todo), CHUNK):
+                self._ask(reader, todo[start:start + CHUNK], now_ms - look_back, kept, now)
+            todo = [site for site in todo if not kept[site][1][0]]  # no live point yet: further back
         return [[series for _, lists in kept.values() for series in lists[k]] for k in range(len(NAMES) - 1)]
+
+    def _ask(self, reader: InfluxQLReader, chunk: list[str], since: int, kept: dict, now: float) -> None:
+        """The answers for `chunk` since `since`, split per site, kept (here and in `kept`)."""
+        answers = reader.query_each(_statements(Scope(tuple(chunk)), since_ms=since, alerts_since_ms=since)[1:])
+        per_site: dict[str, list[list[dict]]] = {s: [[] for _ in answers] for s in chunk}
+        for k, answer in enumerate(answers):  # each answer split into one series per site
+            for series in answer:
+                at = series["columns"].index("site")
+                for values in series.get("values") or ():
+                    mine = per_site[values[at]][k]
+                    if not mine:
+                        mine.append({"columns": series["columns"], "values": []})
+                    mine[0]["values"].append(values)
+        with self._lock:
+            for site, lists in per_site.items():
+                self._sites[site] = kept[site] = (now + self.ttl_s, lists)
 
 
 def _rows(series: list[dict]) -> Iterable[tuple[dict, dict]]:
