@@ -61,7 +61,8 @@ def fill(influxd: Influxd, database: str, n: int, now: int, weeks: int = 0) -> i
             lines += heartbeat_lines(site, newest - b * BEAT_MS - 1000, backlog=(k * 37) % 500)
         for w in range(1, weeks + 1):
             lines += heartbeat_lines(site, newest - w * WEEK_MS)
-            lines.append(line("batteryStatus", {"site": site, "device": "epever"}, {"voltage": 12.4}, newest - w * WEEK_MS))
+            lines.append(line("batteryStatus", {"site": site, "device": "epever"}, {"voltage": 12.4},
+                              newest - w * WEEK_MS))
         lines.append(line("batteryStatus", {"site": site, "device": "epever"}, {"voltage": 12.5 + k % 10 / 10},
                           newest - 2000 - k))
         if k % 20 == 0:
@@ -153,8 +154,9 @@ def main() -> None:
                 stale = {f"site-{k:04d}" for k in range(n) if is_stale(k)}
                 far = timed(lambda: Beyond(ttl_s=0).answers(direct, stale, now_ms()), max(3, args.requests // 4))
                 api_cpu, db_cpu = cpu_per_request(lambda: sites(app, token), args.requests, influxd.proc.pid)
+                p95 = sorted(warm)[int(0.95 * len(warm))]
                 print(f"{n:>5} sites ({points} points): /sites cold {p50(cold):.1f} ms ({p50(cold) / TARGET_MS:.2f}x), "
-                      f"warm {p50(warm):.1f} ms ({p50(warm) / TARGET_MS:.2f}x, p95 {sorted(warm)[int(0.95 * len(warm))]:.1f})"
+                      f"warm {p50(warm):.1f} ms ({p50(warm) / TARGET_MS:.2f}x, p95 {p95:.1f})"
                       f"; CPU per warm request: API {api_cpu:.1f} + influxd {db_cpu:.1f} = {api_cpu + db_cpu:.1f} ms")
                 print(f"      influxd alone: the list's request {p50(whole):.1f} ms = "
                       + " + ".join(f"{k} {v:.1f}" for k, v in each.items())
