@@ -135,6 +135,17 @@ class AuthMiddleware:
     def process_resource(self, req: falcon.Request, resp: falcon.Response, resource, params) -> None:
         if resource is None or req.method == "OPTIONS" or not getattr(resource, "auth_required", True):
             return
+        try:
+            self._check(req, resource)
+        except Unauthorized as exc:
+            # A web page (the fleet's) shows a browser how to log in instead of a JSON error.
+            page = getattr(resource, "login_page", None)
+            if page is None or req.client_prefers((falcon.MEDIA_JSON, falcon.MEDIA_HTML)) != falcon.MEDIA_HTML:
+                raise
+            page(req, resp, str(exc))
+            resp.complete = True
+
+    def _check(self, req: falcon.Request, resource) -> None:
         token = access_token(req)
         if token is None:
             raise Unauthorized("a valid access token is needed: `Authorization: Bearer <token>` "

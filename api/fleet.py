@@ -1,7 +1,7 @@
 """The installer's fleet from InfluxDB: every site a user may see, its health, in triage order.
 
 A site is known from any point carrying its `site` tag (`SHOW TAG VALUES`, an
-index lookup). Each list is one request of a few InfluxQL statements, each
+index lookup). Each list is a few InfluxQL statements in one request, each
 `GROUP BY "site"` (never one query per site), whatever the number of sites:
 
 - the newest live point per site and device (the catalogue's live stamp field),
@@ -11,6 +11,15 @@ index lookup). Each list is one request of a few InfluxQL statements, each
 - the newest event per alert rule (`alerts`, issue 13): firing when the newest
   event of its (site, device, rule) is `state=firing`.
 
+Every statement is bounded in time, so years of history (many shards) cost
+nothing: the list reads the last `RECENT_MS` (alerts: `ALERTS_MS`, as a rule
+fires once and its event may be old). A known site with no point in that window
+(stale by then), or a device with a heartbeat but no recent data, is looked up
+by the same statements 30 days back, then (no live point yet) `LOOK_BACK_MS`,
+for those sites only, and kept in `Beyond` for `BEYOND_TTL_S`: their newest
+points only change by new points, which the window sees (a backfill of older
+points shows after the TTL).
+
 A viewer's statements carry `"site" = '...' OR ...` (escaped literals), so
 another site's rows are never even read. Missing measurements (no heartbeat
 or alerts written yet) answer empty: those fields are then null.
@@ -18,6 +27,9 @@ or alerts written yet) answer empty: those fields are then null.
 
 from __future__ import annotations
 
+import functools
+import threading
+import time
 import urllib.parse
 from dataclasses import dataclass
 from typing import Iterable
@@ -29,12 +41,18 @@ from replicator.influxql import InfluxQLReader, ident, literal
 from .families import iso
 
 HEALTH, ALERTS = "edge_health", "alerts"
-# What the list shows of a heartbeat (each field read costs a cursor per site: the disk figures and
-# the clock are on the site's own page, /sites/{site}).
-SITE_HEALTH_FIELDS = ("version", "backlog_rows", "oldest_unsent_age_s", "dead_letters", "dropped_rows", "completeness")
-DEVICE_HEALTH_FIELDS = ("newest_sample_age_s", "errors", "fresh")
+# What the list shows of a heartbeat (each field read costs a cursor per site: the version, the oldest unsent
+# age, the disk figures and the clock are on the site's own page, /sites/{site}).
+SITE_HEALTH_FIELDS = ("backlog_rows", "dead_letters", "dropped_rows", "completeness")
+DEVICE_HEALTH_FIELDS = ("errors", "fresh")
 CRITICAL = "critical"
 DAY_MS = 86_400_000
+RECENT_MS = DAY_MS  # the list's window (a site older than stale_after_s within it is listed stale)
+ALERTS_MS = 30 * DAY_MS  # a rule whose firing event is older (and never resolved) is not listed active
+LOOK_BACK_MS = 400 * DAY_MS  # a site not seen for longer is listed with last_seen null
+LOOK_BACK_STEPS = (ALERTS_MS, LOOK_BACK_MS)  # looked up 30 days back first, then the rest
+BEYOND_TTL_S = 300.0
+CHUNK = 100  # sites per statement when looking beyond the window
 
 
 @dataclass(frozen=True)
@@ -55,92 +73,179 @@ def _fields(fields: Iterable[str]) -> str:
     return ", ".join(ident(f) for f in fields)
 
 
-# The newest point of each series: a raw select, ORDER BY time DESC LIMIT 1 per group, reads one point
-# per series (a last() per field costs one iterator per field: ten times slower at 1,000 sites).
-NEWEST = "ORDER BY time DESC LIMIT 1"
+NAMES = ("known", "data", "health", "dev_health", "alerts")
 
 
-def _statements(scope: Scope) -> list[str]:
+def _newest_points(measurement: str, fields: Iterable[str], where: str, tags: tuple[str, ...], since: str) -> str:
+    """The newest point of each series (by `tags`) as rows of one series, each naming its tags.
+
+    Inside: a raw select, ORDER BY time DESC LIMIT 1 per group, reads one point per series (a last() per
+    field costs one iterator per field: ten times slower at 1,000 sites). Outside: the groups flattened into
+    one series (a third cheaper for InfluxDB to answer than a thousand series). InfluxDB 1.x may give a
+    series' newest point of each shard in the window: the reader keeps the newest (`_newest`)."""
+    fields = _fields(fields)
+    return (f"SELECT {_fields(tags)}, {fields} FROM (SELECT {fields} FROM {ident(measurement)}{where} "
+            f"GROUP BY {_fields(tags)} ORDER BY time DESC LIMIT 1) WHERE {since} ORDER BY time DESC")
+
+
+def _statements(scope: Scope, *, since_ms: int, alerts_since_ms: int) -> list[str]:
+    """The list's statements (`NAMES`, in order), each bounded in time."""
     stamp = EPEVER_TRACER.stamp(LIVE)
-    by_site, by_device = f"GROUP BY {ident('site')}", f"GROUP BY {ident('site')}, {ident('device')}"
     no_device, a_device = f"{ident('device')} = ''", f"{ident('device')} != ''"
+    since, alerts_since = f"time >= {int(since_ms)}ms", f"time >= {int(alerts_since_ms)}ms"
+    site, device = ("site",), ("site", "device")
     return [
         f"SHOW TAG VALUES WITH KEY = {ident('site')}{scope.where()}",
-        f"SELECT {ident(stamp.influx)} FROM {ident(stamp.measurement)}{scope.where()} {by_device} {NEWEST}",
-        f"SELECT {_fields(SITE_HEALTH_FIELDS)} FROM {ident(HEALTH)}{scope.where(no_device)} {by_site} {NEWEST}",
-        f"SELECT {_fields(DEVICE_HEALTH_FIELDS)} FROM {ident(HEALTH)}{scope.where(a_device)} {by_device} {NEWEST}",
-        f"SELECT {ident('event_id')} FROM {ident(ALERTS)}{scope.where()} "
-        f"GROUP BY {ident('site')}, {ident('device')}, {ident('rule')}, {ident('severity')}, {ident('state')} "
-        f"{NEWEST}",
+        _newest_points(stamp.measurement, (stamp.influx,), scope.where(since), device, since),
+        _newest_points(HEALTH, SITE_HEALTH_FIELDS, scope.where(no_device, since), site, since),
+        _newest_points(HEALTH, DEVICE_HEALTH_FIELDS, scope.where(a_device, since), device, since),
+        _newest_points(ALERTS, ("event_id",), scope.where(alerts_since),
+                       ("site", "device", "rule", "severity", "state"), alerts_since),
     ]
 
 
+def list_statements(scope: Scope, now_ms: int) -> list[str]:
+    """The statements of one list, within the window (what bench/sites.py times one by one)."""
+    return _statements(scope, since_ms=now_ms - RECENT_MS, alerts_since_ms=now_ms - ALERTS_MS)
+
+
+def _records(answer: list[dict]) -> list[dict]:
+    """The rows of a statement's answer as dicts (time, tags, fields)."""
+    return [dict(zip(s["columns"], v)) for s in answer for v in s.get("values") or ()]
+
+
+class Beyond:
+    """The newest points of the sites not seen within the window, per site, for `ttl_s` (one per process:
+    shared by the threads of a server, so a lock)."""
+
+    def __init__(self, ttl_s: float = BEYOND_TTL_S):
+        self.ttl_s = ttl_s
+        self._lock = threading.Lock()
+        self._sites: dict[str, tuple[float, list[list[dict]]]] = {}
+
+    def answers(self, reader: InfluxQLReader, sites: set[str], now_ms: int) -> list[list[dict]]:
+        """The answers of the four SELECTs (`NAMES[1:]`) for `sites`, over the look-back; asked once per TTL."""
+        now = time.monotonic()
+        with self._lock:
+            kept = {s: v for s, v in ((s, self._sites.get(s)) for s in sites) if v is not None and v[0] > now}
+        todo = sorted(sites - kept.keys())
+        for look_back in LOOK_BACK_STEPS:  # the recently stale first: fewer shards to read
+            for start in range(0, len(todo), CHUNK):
+                self._ask(reader, todo[start:start + CHUNK], now_ms - look_back, kept, now)
+            todo = [site for site in todo if not kept[site][1][0]]  # no live point yet: further back
+        return [[series for _, lists in kept.values() for series in lists[k]] for k in range(len(NAMES) - 1)]
+
+    def _ask(self, reader: InfluxQLReader, chunk: list[str], since: int, kept: dict, now: float) -> None:
+        """The answers for `chunk` since `since`, split per site, kept (here and in `kept`)."""
+        answers = reader.query_each(_statements(Scope(tuple(chunk)), since_ms=since, alerts_since_ms=since)[1:])
+        per_site: dict[str, list[list[dict]]] = {s: [[] for _ in answers] for s in chunk}
+        for k, answer in enumerate(answers):  # each answer split into one series per site
+            for series in answer:
+                at = series["columns"].index("site")
+                for values in series.get("values") or ():
+                    mine = per_site[values[at]][k]
+                    if not mine:
+                        mine.append({"columns": series["columns"], "values": []})
+                    mine[0]["values"].append(values)
+        with self._lock:
+            for site, lists in per_site.items():
+                self._sites[site] = kept[site] = (now + self.ttl_s, lists)
+
+
 def _rows(series: list[dict]) -> Iterable[tuple[dict, dict]]:
-    """(tags, first row as a dict) of each series."""
+    """(tags, first row as a dict) of each series of a grouped answer."""
     for s in series:
         if s.get("values"):
             yield s.get("tags") or {}, dict(zip(s["columns"], s["values"][0]))
 
 
-def _active_alerts(series: list[dict]) -> dict[str, list[dict]]:
-    """site -> the rules whose newest event fires: device, rule, severity, since."""
-    newest: dict[tuple, tuple[int, dict]] = {}
-    for tags, row in _rows(series):
-        key = (tags.get("site"), tags.get("device"), tags.get("rule"))
-        if key not in newest or row["time"] > newest[key][0]:
-            newest[key] = (row["time"], tags)
-    out: dict[str, list[dict]] = {}
-    for (site, device, rule), (t, tags) in sorted(newest.items(), key=lambda kv: (str(kv[0]), kv[1][0])):
-        if tags.get("state") == "firing":
-            out.setdefault(site, []).append({"device": device or None, "rule": rule,
-                                             "severity": tags.get("severity"), "since": iso(t)})
+def _newest(answer: list[dict], out: dict | None = None) -> dict[tuple[str, str], dict]:
+    """(site, device or "") -> its newest row (a dict) in a flattened answer, merged into `out` (the window's,
+    then the look-back's). Rows come newest first: one dict per key, not per row (this runs over the fleet)."""
+    out = {} if out is None else out
+    for series in answer:
+        columns = series["columns"]
+        at_site, at_device = columns.index("site"), columns.index("device") if "device" in columns else None
+        for values in series.get("values") or ():
+            key = (values[at_site], "" if at_device is None else values[at_device] or "")
+            kept = out.get(key)
+            if kept is None or values[0] > kept["time"]:  # time is the first column
+                out[key] = dict(zip(columns, values))
     return out
+
+
+def _active_alerts(records: list[dict]) -> dict[str, list[dict]]:
+    """site -> the rules whose newest event fires: device, rule, severity, since."""
+    newest: dict[tuple, dict] = {}
+    for r in records:
+        key = (r["site"], r.get("device"), r.get("rule"))
+        if key not in newest or r["time"] > newest[key]["time"]:
+            newest[key] = r
+    out: dict[str, list[dict]] = {}
+    for (site, device, rule), r in sorted(newest.items(), key=lambda kv: (str(kv[0]), kv[1]["time"])):
+        if r.get("state") == "firing":
+            out.setdefault(site, []).append({"device": device or None, "rule": rule,
+                                             "severity": r.get("severity"), "since": iso(r["time"])})
+    return out
+
+
+@functools.lru_cache(maxsize=4096)
+def _health_path(site: str) -> str:
+    return "/sites/" + urllib.parse.quote(site, safe="")
 
 
 def _age_s(now_ms: int, ts: int | None) -> float | None:
     return None if ts is None else round(max(0.0, (now_ms - ts) / 1000), 1)
 
 
-def fleet(reader: InfluxQLReader, scope: Scope, *, now_ms: int, stale_after_s: float) -> list[dict]:
+def fleet(reader: InfluxQLReader, scope: Scope, *, now_ms: int, stale_after_s: float,
+          beyond: Beyond | None = None) -> list[dict]:
     """Every site of `scope` with its health, in triage order (`triage_key`)."""
-    known, data, health, dev_health, alerts = reader.query_each(_statements(scope))
+    known, data, health, dev_health, alerts = reader.query_each(list_statements(scope, now_ms))
     known_names = {v for s in known for _, v in s.get("values", [])}
     # A viewer's sites are listed even before their first point (never seen: stale).
     names = set(scope.sites) if scope.sites is not None else known_names
+    newest = [_newest(part) for part in (data, health, dev_health)]
+    seen = {site for part in newest for site, _ in part}
+    no_data = {key[0] for key in newest[2] if key not in newest[0]}  # a device beats, no recent data
+    beyond_sites = (names - seen) | (no_data & names)
+    if beyond_sites:
+        far = (beyond or Beyond(ttl_s=0)).answers(reader, beyond_sites, now_ms)
+        newest = [_newest(extra, part) for part, extra in zip(newest, far)]
+        alerts = alerts + far[3]
     devices: dict[str, dict[str, dict]] = {}
-    for tags, row in _rows(data):
-        devices.setdefault(tags["site"], {})[tags["device"]] = {"last_ms": row["time"]}
-    for tags, row in _rows(dev_health):
-        devices.setdefault(tags["site"], {}).setdefault(tags["device"], {}).update(
+    for (site, device), row in newest[0].items():
+        devices.setdefault(site, {})[device] = {"last_ms": row["time"]}
+    for (site, device), row in newest[2].items():
+        devices.setdefault(site, {}).setdefault(device, {}).update(
             {"beat_ms": row["time"], **{f: row.get(f) for f in DEVICE_HEALTH_FIELDS}})
-    beats = {tags["site"]: row["time"] for tags, row in _rows(health)}
-    healths = {tags["site"]: {f: row.get(f) for f in SITE_HEALTH_FIELDS} for tags, row in _rows(health)}
-    firing = _active_alerts(alerts)
+    beats = {site: row for (site, _), row in newest[1].items()}
+    firing = _active_alerts(_records(alerts))
     out = []
     for name in names:
-        site_devices = []
-        for device, d in sorted(devices.get(name, {}).items()):
+        site_devices, mine = [], devices.get(name, {})
+        for device, d in (sorted(mine.items()) if len(mine) > 1 else mine.items()):
             fresh = d.get("fresh")
             if fresh is None and d.get("last_ms") is not None:  # no heartbeat: the data's own age says
                 fresh = _age_s(now_ms, d["last_ms"]) <= stale_after_s
             site_devices.append({"device": device, "last_sample": iso(d["last_ms"]) if d.get("last_ms") else None,
-                                 "fresh": fresh, "newest_sample_age_s": d.get("newest_sample_age_s"),
-                                 "errors": d.get("errors")})
-        stamps = [t for t in (beats.get(name), *(d.get("last_ms") for d in devices.get(name, {}).values()),
-                              *(d.get("beat_ms") for d in devices.get(name, {}).values())) if t is not None]
+                                 "fresh": fresh, "errors": d.get("errors")})
+        hb = beats.get(name)
+        stamps = [t for d in mine.values() for t in (d.get("last_ms"), d.get("beat_ms")) if t is not None]
+        if hb:
+            stamps.append(hb["time"])
         last = max(stamps) if stamps else None
         age = _age_s(now_ms, last)
         stale = age is None or age > stale_after_s or any(d["fresh"] is False for d in site_devices)
         rules = firing.get(name, [])
-        hb = healths.get(name)
         out.append({
             "site": name, "known": name in known_names, "last_seen": iso(last) if last is not None else None,
             "age_s": age, "stale": stale,
             "devices": site_devices,
-            "heartbeat": {"time": iso(beats[name]), **hb} if hb is not None and name in beats else None,
+            "heartbeat": {"time": iso(hb["time"]), **{f: hb.get(f) for f in SITE_HEALTH_FIELDS}} if hb else None,
             "alerts": {"active": len(rules), "critical": sum(r["severity"] == CRITICAL for r in rules),
                        "firing": rules},
-            "health": "/sites/" + urllib.parse.quote(name, safe=""),
+            "health": _health_path(name),
         })
     out.sort(key=triage_key)
     return out

@@ -82,3 +82,23 @@ def test_a_viewer_sees_only_its_site_and_no_token_no_page(fleet, browser):
     anonymous = browser.new_page()
     assert anonymous.goto(f"{fleet.b.url}/fleet").status == 401
     anonymous.close()
+
+
+def test_without_a_login_a_browser_gets_a_page_saying_how_and_other_clients_json(fleet, browser, artifacts):
+    page = browser.new_page(viewport=PHONE)
+    for path in ("/fleet", "/fleet/van-lisa?days=2"):
+        resp = page.goto(f"{fleet.a.url}{path}")
+        assert resp.status == 401 and resp.headers["content-type"].startswith("text/html")
+        assert page.locator("h1").inner_text() == "Log in first"
+        assert "dashboard" in page.locator("#login").inner_text()
+        assert page.locator("#login a").get_attribute("href") == path
+        assert "tr.site" not in page.content() and "van-lisa</td>" not in page.content()
+    page.screenshot(path=str(artifacts / "fleet-login-needed-phone.png"), full_page=True)
+    # An expired or forged cookie: the same page.
+    page.context.add_cookies([{"name": "access_token_cookie", "value": "not.a.token", "url": fleet.a.url}])
+    resp = page.goto(f"{fleet.a.url}/fleet")
+    assert resp.status == 401 and page.locator("h1").inner_text() == "Log in first"
+    page.close()
+    # A script or curl (no Accept: text/html): the JSON 401 of every other path.
+    resp = fleet.a.client().get("/fleet")
+    assert resp.status == 401 and resp.json()["error"] == "unauthorized"

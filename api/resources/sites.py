@@ -21,7 +21,7 @@ from replicator.influxql import QueryError
 from ..access import INSTALLER, not_served
 from ..errors import BadRequest, Unavailable
 from ..families import STRING, iso
-from ..fleet import Scope, fleet, matching, site_health
+from ..fleet import Beyond, Scope, fleet, matching, site_health
 from .base import MAX_SITE_CHARS, SITE_PATTERN, Route
 
 TEMPLATES = Environment(loader=FileSystemLoader(Path(__file__).resolve().parent.parent / "templates"),
@@ -57,8 +57,9 @@ def _q(req: falcon.Request) -> str | None:
 class Fleet:
     """What the four paths share: the user's scope, the cloud's reader, errors as 503."""
 
-    def __init__(self, api):
+    def __init__(self, api, beyond: Beyond):
         self.api = api
+        self.beyond = beyond  # the sites not seen within the window, shared by the four paths
 
     def scope(self, req: falcon.Request) -> Scope:
         grant = self.api.access.grant_of(req.context.user) if req.context.user else None
@@ -82,7 +83,7 @@ class Fleet:
         if scope.sites == ():
             return []
         rows = self._ask(lambda reader: fleet(reader, scope, now_ms=self.api.clock_ms(),
-                                              stale_after_s=self.api.settings.stale_after_s))
+                                              stale_after_s=self.api.settings.stale_after_s, beyond=self.beyond))
         return matching(rows, _q(req))
 
     def site(self, req: falcon.Request, site: str) -> dict:
@@ -94,7 +95,8 @@ class Fleet:
         now, days = self.api.clock_ms(), _days(req)
 
         def both(reader):
-            rows = fleet(reader, Scope((site,)), now_ms=now, stale_after_s=self.api.settings.stale_after_s)
+            rows = fleet(reader, Scope((site,)), now_ms=now, stale_after_s=self.api.settings.stale_after_s,
+                         beyond=self.beyond)
             if not rows or not rows[0]["known"]:
                 raise not_served(site)
             return {"summary": rows[0], **site_health(reader, site, now_ms=now, days=days)}
@@ -118,7 +120,17 @@ class SiteResource(Fleet):
         resp.media = self.site(req, site)
 
 
-class FleetPage(Fleet):
+class Page(Fleet):
+    """What the two web pages share: without a valid token, a browser gets a 401 page saying how to log in
+    (api/auth.py calls `login_page`); other clients the JSON 401."""
+
+    def login_page(self, req: falcon.Request, resp: falcon.Response, message: str) -> None:
+        resp.status = falcon.HTTP_401
+        resp.content_type = falcon.MEDIA_HTML
+        resp.text = TEMPLATES.get_template("login_needed.html").render(path=req.relative_uri, message=message)
+
+
+class FleetPage(Page):
     """The fleet as a web page: a row per site, each linking to its health."""
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
@@ -128,7 +140,7 @@ class FleetPage(Fleet):
             sites=rows, user=req.context.user, now=iso(self.api.clock_ms()), refresh_s=REFRESH_S, q=_q(req) or "")
 
 
-class FleetSitePage(Fleet):
+class FleetSitePage(Page):
     """One site's health as a web page."""
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, site: str) -> None:
@@ -150,7 +162,7 @@ SITE_ROW = {
         "age_s": NUMBER, "stale": {"type": "boolean"},
         "devices": {"type": "array", "items": {"type": "object", "properties": {
             "device": STRING, "last_sample": WHEN, "fresh": {"type": "boolean", "nullable": True},
-            "newest_sample_age_s": NUMBER, "errors": INTEGER}}},
+            "errors": INTEGER}}},
         "heartbeat": {"type": "object", "nullable": True,
                       "description": "the newest edge_health point of the site (issue 14's fields)"},
         "alerts": {"type": "object", "required": ["active", "critical", "firing"],
@@ -178,16 +190,17 @@ HTML = {"text/html": {"schema": {"type": "string"}}}
 
 
 def routes(api) -> list:
+    beyond = Beyond()
     return [
-        Route("/sites", SitesResource(api), "The sites the user may see, in triage order", SITES_SCHEMA,
+        Route("/sites", SitesResource(api, beyond), "The sites the user may see, in triage order", SITES_SCHEMA,
               tag="fleet", params=(Q_PARAM,), errors=(400, 503), source_header=False,
               description=SitesResource.__doc__),
-        Route("/sites/{site}", SiteResource(api), "One site's health", SITE_SCHEMA, tag="fleet",
+        Route("/sites/{site}", SiteResource(api, beyond), "One site's health", SITE_SCHEMA, tag="fleet",
               params=(SITE_PATH, DAYS_PARAM), errors=(400, 404, 503), source_header=False,
               description=SiteResource.__doc__),
-        Route("/fleet", FleetPage(api), "The fleet page (HTML)", tag="fleet", params=(Q_PARAM,), errors=(400, 503),
-              content=HTML, source_header=False, description=FleetPage.__doc__),
-        Route("/fleet/{site}", FleetSitePage(api), "One site's health page (HTML)", tag="fleet",
+        Route("/fleet", FleetPage(api, beyond), "The fleet page (HTML)", tag="fleet", params=(Q_PARAM,),
+              errors=(400, 503), content=HTML, source_header=False, description=FleetPage.__doc__),
+        Route("/fleet/{site}", FleetSitePage(api, beyond), "One site's health page (HTML)", tag="fleet",
               params=(SITE_PATH, DAYS_PARAM), errors=(400, 404, 503), content=HTML, source_header=False,
               description=FleetSitePage.__doc__),
     ]
