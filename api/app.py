@@ -50,6 +50,7 @@ class Settings:
     cors_origins: tuple[str, ...] = ()
     store_path: str | None = None  # the machine /serveur/infos describes is this one when set
     metrics_dir: str | None = None
+    commit_window_s: float = 0.0  # [store]: the collector commits a sample at most this long after reading it
 
     @classmethod
     def from_config(cls, cfg, *, metrics_dir: str | None = None) -> "Settings":
@@ -57,6 +58,7 @@ class Settings:
         return cls(
             site=cfg.site.id, device=cfg.modbus.device, timezone=cfg.site.timezone,
             interval_s=cfg.modbus.interval_s, slow_interval_s=cfg.modbus.slow_interval_s,
+            commit_window_s=cfg.store.commit_window_s,
             jwt_secret=a.jwt_secret, access_ttl_s=a.access_ttl_s, refresh_ttl_s=a.refresh_ttl_s,
             cookie_secure=a.cookie_secure, cookie_samesite=a.cookie_samesite,
             cors_origins=a.cors_origins, store_path=cfg.store.path if "local" in a.sources else None,
@@ -83,8 +85,10 @@ class Api:
         self.openapi: dict = {}
 
     def require_fresh(self, ts_ms: int, group: str) -> None:
-        """Raise the 503 of `realtime` when the newest row of `group` is older than two poll intervals."""
-        error = stale(ts_ms, self.clock_ms(), group, self.settings.interval_s, self.settings.slow_interval_s)
+        """Raise the 503 of `realtime` when the newest row of `group` is older than two poll intervals (plus
+        the commit window)."""
+        s = self.settings
+        error = stale(ts_ms, self.clock_ms(), group, s.interval_s, s.slow_interval_s, s.commit_window_s)
         if error is not None:
             raise error
 

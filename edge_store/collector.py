@@ -1,11 +1,14 @@
 """The collector: polls the controller and stores every sample.
 
-`poll_once(group)` does one read of one register group and stores what it
-got, or records why it got nothing; `run()` schedules it (live values every
-`interval_s`, slow groups every `slow_interval_s`), backs off while the port
+`poll_once(group)` does one read of one register group and holds what it
+got, or why it got nothing; `commit()` stores what is held in one transaction
+(`Store.write_round`). `run()` schedules them (live values every `interval_s`,
+slow groups every `slow_interval_s`; what a pass read is committed at the end
+of the pass, or held for up to `commit_window_s`: one commit for several polls
+writes each page once, the SD card's wear per sample), backs off while the port
 or the device is gone, prunes old rows, keeps the file under `max_size_mb` and
 the filesystem above `min_free_mb` free, and stops cleanly on SIGTERM/SIGINT:
-the write in hand finishes, the port is closed, the exit code is 0. A store
+what is held is committed, the port is closed, the exit code is 0. A store
 that cannot write is logged sparingly (edge_store/write_failures.py).
 """
 
@@ -52,7 +55,8 @@ class Collector:
                  slow_interval_s: float, retention_days: int | None = None,
                  max_size_mb: int | None = None, min_free_mb: int = 0, replicating: bool = False,
                  ntp: SyncFlag | None = None, clock_ms: Callable[[], int] = now_ms,
-                 monotonic: Callable[[], float] = time.monotonic, write_state: bool = False):
+                 monotonic: Callable[[], float] = time.monotonic, write_state: bool = False,
+                 commit_window_s: float = 0.0):
         self.store = store
         self.reader = reader
         self.device = device
@@ -69,6 +73,12 @@ class Collector:
         self.failures_in_a_row = 0      # live polls in a row that found the device unreachable
         self.last_unreachable = False
         self.stored = 0
+        self.commit_window_s = commit_window_s
+        # Read and not yet committed: (group, row) samples, (kind, block, detail, device, ts_ms) errors.
+        self._held: list[tuple[str, dict]] = []
+        self._held_errors: list[tuple] = []
+        self._held_since: float | None = None  # monotonic time of the oldest thing held
+        self._committed = False  # the first round is committed at once: a start shows at once that it reads
         # With write_state (the long-running collector), readers learn of failed writes from `<store>-writes`.
         self.write_failures = WriteFailures(store.path if write_state else None, monotonic=monotonic,
                                             clock_ms=clock_ms)
@@ -77,8 +87,9 @@ class Collector:
 
     # -- one pass --------------------------------------------------------------
 
-    def poll_once(self, group: str) -> int | None:
-        """Read one group and store it; return the new row id, or None when the read failed."""
+    def poll_once(self, group: str) -> bool:
+        """Read one group and hold the sample (or the errors) for the next `commit()`; False when the read
+        failed."""
         ts_ms = self._clock_ms()
         synced = self.ntp.flag()
         try:
@@ -86,7 +97,7 @@ class Collector:
         except ModbusError as exc:
             self._record(exc, ts_ms)
             self.last_unreachable = True
-            return None
+            return False
         result = self.reader.read_group(group)
         for exc in result.errors:
             self._record(exc, ts_ms)
@@ -95,16 +106,52 @@ class Collector:
         self.last_unreachable = result.values is None and all(
             isinstance(e, ModbusError) and e.kind in ("timeout", "port") for e in result.errors)
         if result.values is None:
-            return None
-        row_id = self.store.insert_sample(group, ts_ms, synced, self.device, result.values)
+            return False
+        self._hold()
+        self._held.append((group, {"ts_ms": ts_ms, "ntp_synced": synced, "device": self.device, **result.values}))
+        log.debug("held %s ts_ms=%d", group, ts_ms)
+        return True
+
+    def _hold(self) -> None:
+        if self._held_since is None:
+            self._held_since = self._monotonic()
+
+    def commit(self) -> list[int]:
+        """Store what is held in one transaction (`Store.write_round`); the new row ids.
+
+        A store that cannot write loses what was held (as a poll's sample was lost before
+        batching): the failure is counted and logged sparingly (write_failures.py)."""
+        held, errors = self._held, self._held_errors
+        self._held, self._held_errors, self._held_since = [], [], None
+        if not held and not errors:
+            return []
+        try:
+            ids = self.store.write_round(held, errors)
+        except StoreError as exc:
+            # Busy past the timeout or a full disk: "could not store 7 samples: database or disk is full".
+            self.write_failures.failed(exc)
+            return []
         self._wrote()
-        self.stored += 1
-        log.debug("stored %s id=%d ts_ms=%d", group, row_id, ts_ms)
-        return row_id
+        self._committed = True
+        self.stored += len(ids)
+        for (group, row), row_id in zip(held, ids):
+            log.debug("stored %s id=%d ts_ms=%d", group, row_id, row["ts_ms"])
+        return ids
+
+    def commit_due(self, next_poll: float) -> bool:
+        """Whether to commit now: always without a window; with one, when holding on until `next_poll`
+        (monotonic) would keep the oldest thing held longer than the window."""
+        if self._held_since is None:
+            return False
+        return (self.commit_window_s <= 0 or not self._committed
+                or next_poll - self._held_since > self.commit_window_s)
 
     def poll_all_once(self) -> dict[str, int | None]:
-        """One poll of every group, live and slow (what `collect --once` does)."""
-        return {group: self.poll_once(group) for group in (LIVE, *SLOW_GROUPS)}
+        """One poll of every group, live and slow, committed together (what `collect --once` does): the
+        row id per group, None where the read failed."""
+        read = [group for group in (LIVE, *SLOW_GROUPS) if self.poll_once(group)]
+        ids = dict(zip(read, self.commit()))
+        return {group: ids.get(group) for group in (LIVE, *SLOW_GROUPS)}
 
     def prune_once(self) -> int:
         """Delete rows older than the retention period, then keep the file under max_size_mb.
@@ -175,12 +222,8 @@ class Collector:
         # The first error of a streak is worth a line; the rest are counted in the store.
         level = logging.WARNING if self.failures_in_a_row == 0 else logging.DEBUG
         log.log(level, "%s error: %s", kind, exc)
-        try:
-            self.store.record_error(kind, block, str(exc), device=self.device, ts_ms=ts_ms)
-        except StoreError as store_exc:
-            self.write_failures.failed(store_exc)  # "could not record error: ..."
-        else:
-            self._wrote()
+        self._hold()
+        self._held_errors.append((kind, block, str(exc), self.device, ts_ms))
 
     # -- the loop --------------------------------------------------------------
 
@@ -212,7 +255,7 @@ class Collector:
             while not self.stop_event.is_set():
                 now = mono()
                 if now >= next_live:
-                    self._guarded(LIVE)
+                    self.poll_once(LIVE)
                     if not self.last_unreachable:
                         if self.failures_in_a_row >= 3:
                             log.info("the controller answers again")
@@ -228,8 +271,10 @@ class Collector:
                         for group in SLOW_GROUPS:
                             if self.stop_event.is_set():
                                 break
-                            self._guarded(group)
+                            self.poll_once(group)
                     next_slow = mono() + self.slow_interval_s
+                if self.commit_due(min(next_live, next_slow)):
+                    self.commit()
                 if now >= next_prune and not self.stop_event.is_set():
                     try:
                         self.prune_once()
@@ -247,16 +292,7 @@ class Collector:
                 if wait > 0:
                     self.stop_event.wait(wait)
         finally:
+            self.commit()  # a stop commits what is held; only a crash loses it
             self.reader.close()
             self.write_failures.close()
             log.info("collector stopped; %d samples stored this run", self.stored)
-
-    def _guarded(self, group: str) -> bool:
-        try:
-            return self.poll_once(group) is not None
-        except StoreError as exc:
-            # The database is busy or the disk is full: the sample is lost, the loop goes on. The
-            # message says it already ("could not store live sample: database or disk is full").
-            self.write_failures.failed(exc)
-            self.last_unreachable = False
-            return False

@@ -12,7 +12,8 @@ from .base import SITE_PARAM, Route, answer, fresh_within_s, site_of
 
 
 class StatusResource:
-    """Whether live data is available right now: the newest live sample is at most two poll intervals old."""
+    """Whether live data is available right now: the newest live sample is at most two poll intervals (plus the
+    commit window) old."""
 
     auth_required = False
 
@@ -21,7 +22,7 @@ class StatusResource:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         site = site_of(req, self.api.settings.site)
-        limit_s = fresh_within_s(self.api.settings.interval_s)
+        limit_s = fresh_within_s(self.api.settings.interval_s, self.api.settings.commit_window_s)
         try:
             ts, source = self.api.sources.answer(site, lambda s: s.newest_ts(site, LIVE), what="live sample")
         except (NotFound, Unavailable) as exc:

@@ -1,0 +1,73 @@
+"""The commit window (issue 12, `[store] commit_window_s`): polls held in memory and committed together. A
+SIGKILL loses at most the polls held since the last commit, never a committed row; a stop commits them."""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+import time
+
+from edge_store.registers import LIVE
+from edge_store.store import Store
+from tests.fixtures_serial import assert_rows_equal_served, collector_env
+from tests.samples import FROZEN, expected_values
+
+KILLS = 10
+INTERVAL_S, WINDOW_S = 0.05, 0.5
+
+
+def logged(log: str, what: str) -> list[int]:
+    """The numbers after `what` in the log's lines that have it (`stored live id=`, `held live ts_ms=`)."""
+    return [int(line.split(what)[1].split()[0]) for line in log.splitlines() if what in line]
+
+
+def test_collector_killed_with_a_window_loses_only_what_it_held(serial_pair, start_simulator, tmp_path,
+                                                                 start_kammthaar):
+    start_simulator("--port", serial_pair.device, *FROZEN)
+    db = tmp_path / "k.db"
+    env = collector_env(db, serial_pair.client, modbus_interval_s=str(INTERVAL_S), modbus_slow_interval_s="0.2",
+                        store_commit_window_s=str(WINDOW_S))
+    rng = random.Random(20261204)
+    committed: set[int] = set()
+    must_be_stored: set[int] = set()
+    for _ in range(KILLS):
+        proc = start_kammthaar("collect", env=env)
+        proc.wait_for(lambda: "stored " in proc.log(), 60, "nothing stored", poll_s=0.005)
+        time.sleep(rng.uniform(0.0, 1.0))
+        proc.kill()
+        log = proc.log()
+        committed |= set(logged(log, "stored live id="))
+        # What was held before the last commit was in it; what was held after it is what the kill lost:
+        # at most one window of polls (they run on a grid and never burst).
+        last = log.rfind("stored live id=")
+        must_be_stored |= set(logged(log[:last], "held live ts_ms="))
+        lost = logged(log[last:], "held live ts_ms=")
+        assert len(lost) <= WINDOW_S / INTERVAL_S + 1, lost
+
+    conn = sqlite3.connect(db)
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    conn.close()
+    with Store(db, readonly=True) as store:
+        rows = store.rows(LIVE)
+        assert committed <= {r["id"] for r in rows}
+        assert must_be_stored <= {r["ts_ms"] for r in rows}
+        assert assert_rows_equal_served(store, expected_values()) >= len(committed)
+    # Several polls per commit, or the window did nothing.
+    assert len(committed) >= 3 * KILLS
+
+
+def test_a_stop_commits_what_the_window_holds(serial_pair, start_simulator, tmp_path, start_kammthaar):
+    """With the default 30 s window: the first round is committed at once (a start shows that it reads),
+    the next ones are held; SIGTERM commits them before the exit."""
+    start_simulator("--port", serial_pair.device, *FROZEN)
+    db = tmp_path / "k.db"
+    proc = start_kammthaar("collect", env=collector_env(db, serial_pair.client, modbus_interval_s=str(INTERVAL_S),
+                                                        store_commit_window_s="30"))
+    proc.wait_for(lambda: "stored live id=" in proc.log(), 20, "the first round was not committed at once")
+    proc.wait_for(lambda: len(logged(proc.log(), "held live ts_ms=")) >= 10, 30, "fewer than 10 polls")
+    assert proc.stop(30) == 0
+    log = proc.log()
+    held = logged(log, "held live ts_ms=")
+    with Store(db, readonly=True) as store:
+        assert sorted(r["ts_ms"] for r in store.rows(LIVE)) == sorted(held)
+    assert len(logged(log, "stored live id=")) == len(held)
