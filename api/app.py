@@ -23,14 +23,26 @@ from .machine import Machine
 from .machine_tokens import MachineTokens
 from .metrics import Metrics, MetricsMiddleware
 from .openapi import document
-from .resources import (battery, breadcrumb, charging, controller, discharging, docs, health, host, load, login,
-                        solar, statistics)
+from .resources import (battery, breadcrumb, charging, controller, devices, discharging, docs, health, host, load,
+                        login, solar, statistics)
 from .resources.base import SOURCE_HEADER, stale
 from .sources import Sources
 from .users import Users
 
-FAMILIES = (battery, solar, load, controller, charging, discharging, statistics, breadcrumb, host, login, health,
-            docs)
+FAMILIES = (battery, solar, load, controller, charging, discharging, statistics, breadcrumb, host, devices, login,
+            health, docs)
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    """A configured device as the API describes it (GET /devices) and judges its freshness."""
+
+    name: str
+    model: str
+    unit: int
+    port: str
+    interval_s: float
+    slow_interval_s: float
 
 
 @dataclass(frozen=True)
@@ -38,7 +50,7 @@ class Settings:
     """What the API needs from the configuration, as plain values."""
 
     site: str
-    device: str
+    device: str  # the default device: data paths answer for it without ?device=
     timezone: str
     interval_s: float
     slow_interval_s: float
@@ -51,18 +63,29 @@ class Settings:
     store_path: str | None = None  # the machine /serveur/infos describes is this one when set
     metrics_dir: str | None = None
     commit_window_s: float = 0.0  # [store]: the collector commits a sample at most this long after reading it
+    devices: tuple[DeviceInfo, ...] = ()  # empty: the one EPEVER `device`
+
+    def __post_init__(self):
+        if not self.devices:
+            object.__setattr__(self, "devices", (DeviceInfo(self.device, "epever-tracer", 1, "", self.interval_s,
+                                                            self.slow_interval_s),))
+
+    def device_info(self, name: str) -> DeviceInfo | None:
+        return next((d for d in self.devices if d.name == name), None)
 
     @classmethod
     def from_config(cls, cfg, *, metrics_dir: str | None = None) -> "Settings":
         a = cfg.api
         return cls(
-            site=cfg.site.id, device=cfg.modbus.device, timezone=cfg.site.timezone,
+            site=cfg.site.id, device=cfg.default_device, timezone=cfg.site.timezone,
             interval_s=cfg.modbus.interval_s, slow_interval_s=cfg.modbus.slow_interval_s,
             commit_window_s=cfg.store.commit_window_s,
             jwt_secret=a.jwt_secret, access_ttl_s=a.access_ttl_s, refresh_ttl_s=a.refresh_ttl_s,
             cookie_secure=a.cookie_secure, cookie_samesite=a.cookie_samesite,
             cors_origins=a.cors_origins, store_path=cfg.store.path if "local" in a.sources else None,
             metrics_dir=metrics_dir,
+            devices=tuple(DeviceInfo(d.name, d.model, d.unit, str(d.port), d.interval_s, d.slow_interval_s)
+                          for d in cfg.devices),
         )
 
 
@@ -84,11 +107,13 @@ class Api:
         self.metrics = Metrics(settings.metrics_dir)
         self.openapi: dict = {}
 
-    def require_fresh(self, ts_ms: int, group: str) -> None:
-        """Raise the 503 of `realtime` when the newest row of `group` is older than two poll intervals (plus
-        the commit window)."""
-        s = self.settings
-        error = stale(ts_ms, self.clock_ms(), group, s.interval_s, s.slow_interval_s, s.commit_window_s)
+    def require_fresh(self, ts_ms: int, group: str, device: str | None = None) -> None:
+        """Raise the 503 of `realtime` when the newest row of `group` is older than two of the device's poll
+        intervals (plus the commit window)."""
+        d = self.settings.device_info(device or self.settings.device)
+        live_s, slow_s = (d.interval_s, d.slow_interval_s) if d else (self.settings.interval_s,
+                                                                       self.settings.slow_interval_s)
+        error = stale(ts_ms, self.clock_ms(), group, live_s, slow_s, self.settings.commit_window_s)
         if error is not None:
             raise error
 

@@ -37,7 +37,7 @@ def build_sources(cfg):
     out = []
     for name in cfg.api.sources:
         if name == "local":
-            out.append(LocalSource(cfg.store.path, site=cfg.site.id, device=cfg.modbus.device))
+            out.append(LocalSource(cfg.store.path, site=cfg.site.id, device=cfg.default_device))
         elif name == "cloud" and cfg.cloud.url:
             c = cfg.cloud
             if c.api == "v2":
@@ -49,7 +49,7 @@ def build_sources(cfg):
                     return InfluxQLReader(c.url, database=c.database, retention_policy=c.retention_policy,
                                           username=c.username, password=c.password,
                                           timeout_s=min(c.timeout_s, QUERY_TIMEOUT_S))
-            out.append(CloudSource(make, device=cfg.modbus.device, timezone_name=cfg.site.timezone))
+            out.append(CloudSource(make, device=cfg.default_device, timezone_name=cfg.site.timezone))
     return Sources(out)
 
 

@@ -73,6 +73,7 @@ def snapshot(api) -> dict[str, Any]:
         collector.update(newest_sample=iso(ts), newest_ms=ts, age_s=round(age_s, 3), fresh=age_s <= limit_s,
                          source=source)
     out["collector"] = collector
+    out["devices"] = _devices(api, now)
     out["replicator"] = replicator
     out["modbus_errors"] = {k.split(".", 1)[1]: v for k, v in sorted(counters.items())
                             if k.startswith("modbus_errors.")}
@@ -85,8 +86,29 @@ def snapshot(api) -> dict[str, Any]:
           if (s.name == "local" and store["reachable"]) or (s.name == "cloud" and out["cloud"]["reachable"])]
     if not up:
         out["status"] = "down"
-    elif len(up) < len(sources.sources) or not collector["fresh"] or (store.get("writes") or {}).get("failing"):
+    elif (len(up) < len(sources.sources) or not collector["fresh"] or not all(d["fresh"] for d in out["devices"])
+          or (store.get("writes") or {}).get("failing")):
         out["status"] = "degraded"
     else:
         out["status"] = "ok"
+    return out
+
+
+def _devices(api, now: int) -> list[dict[str, Any]]:
+    """Per configured device: its newest live sample, whether it is fresh, its error counts (null when no
+    source knows them)."""
+    settings = api.settings
+    names = [d.name for d in settings.devices]
+    try:
+        states, _ = api.sources.answer(settings.site, lambda s: s.device_states(settings.site, names), what="device")
+    except (NotFound, Unavailable):
+        states = {}
+    out = []
+    for d in settings.devices:
+        state = states.get(d.name) or {"newest_ms": None, "errors": None}
+        ts = state["newest_ms"]
+        age_s = None if ts is None else round(max(0.0, (now - ts) / 1000), 3)
+        out.append({"name": d.name, "model": d.model, "newest_sample": _iso(ts), "newest_ms": ts, "age_s": age_s,
+                    "fresh": age_s is not None and age_s <= fresh_within_s(d.interval_s, settings.commit_window_s),
+                    "errors": state["errors"]})
     return out

@@ -98,6 +98,7 @@ class StoreCollector:
         yield _gauge("collector_fresh",
                      "1 when the newest live sample is at most two poll intervals (plus the commit window) old",
                      1 if collector["fresh"] else 0)
+        yield from _device_metrics(snap["devices"])
         errors = CounterMetricFamily(f"{PREFIX}_modbus_errors", "Modbus read errors by kind (the counters table)",
                                      labels=["kind"])
         for kind, value in snap["modbus_errors"].items():
@@ -133,6 +134,23 @@ class StoreCollector:
             ok = store["reachable"] if name == "local" else cloud["reachable"]
             up.add_metric([name], 1 if ok else 0)
         yield up
+
+
+def _device_metrics(devices: list[dict]):
+    """Per device: its newest sample's age, whether it is fresh, its read errors by kind."""
+    age = GaugeMetricFamily(f"{PREFIX}_device_sample_age_seconds", "Age of a device's newest live sample",
+                            labels=["device"])
+    fresh = GaugeMetricFamily(f"{PREFIX}_device_fresh", "1 when a device's newest live sample is at most two of "
+                              "its poll intervals old", labels=["device"])
+    errors = CounterMetricFamily(f"{PREFIX}_device_modbus_errors", "Modbus read errors per device and kind",
+                                 labels=["device", "kind"])
+    for d in devices:
+        if d["age_s"] is not None:
+            age.add_metric([d["name"]], d["age_s"])
+        fresh.add_metric([d["name"]], 1 if d["fresh"] else 0)
+        for kind, value in sorted((d["errors"] or {}).items()):
+            errors.add_metric([d["name"], kind], value)
+    yield from (age, fresh, errors)
 
 
 class MetricsMiddleware:

@@ -15,7 +15,7 @@ ERROR_SCHEMA = {"type": "object", "required": ["error", "message"], "additionalP
 ERROR_TEXT = {400: "A parameter or body that cannot be used; the message says which",
               401: "No access token, or one that is forged, expired, revoked, of the wrong type or outdated",
               403: "A machine token whose scope does not open this path (a metrics token opens /metrics)",
-              404: "No data for this site (none stored yet, or the site is not served here)",
+              404: "No data for this site or device (none stored yet, a device not configured, or the site is not served here)",
               429: "Too many failed logins: wait Retry-After seconds",
               503: "No data source can answer right now (or live data is not fresh): retry after Retry-After seconds"}
 SOURCE_HEADER = {"X-Data-Source": {"required": True, "description": "where the answer came from",

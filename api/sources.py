@@ -35,6 +35,7 @@ from edge_store.catalogue import EPEVER_TRACER, Catalogue
 from edge_store.catalogue.rollup_figures import DAY, FIGURES, MONTH, PERIOD_FIELD, Figure, answer_row
 from edge_store.errors import KammthaarError, StoreError
 from edge_store.outbox import Outbox
+from edge_store.registers import LIVE
 from edge_store.rollups import META_PRUNED, bucket_means_sql
 from replicator.influxql import InfluxQLReader, QueryError, ident, literal
 
@@ -100,42 +101,53 @@ class LocalSource:
 
     # -- answers ------------------------------------------------------------------------
 
-    def newest_row(self, group: str) -> dict | None:
+    def newest_row(self, group: str, device: str | None = None) -> dict | None:
         table = schema.SAMPLE_TABLES[group]
         return self._row_dict(f"SELECT * FROM {table} WHERE device = ? ORDER BY ts_ms DESC, id DESC LIMIT 1",
-                              (self.device,))
+                              (device or self.device,))
 
-    def newest(self, site: str, family: Family) -> Snapshot | None:
-        rows = {part.group: self.newest_row(part.group) for part in family.parts}
+    def newest(self, site: str, family: Family, device: str | None = None) -> Snapshot | None:
+        rows = {part.group: self.newest_row(part.group, device) for part in family.parts}
         primary = rows[family.primary.group]
         if primary is None:
             return None
         return Snapshot(primary["ts_ms"], family.from_rows(rows))
 
-    def newest_ts(self, site: str, group: str) -> int | None:
+    def newest_ts(self, site: str, group: str, device: str | None = None) -> int | None:
         table = schema.SAMPLE_TABLES[group]
-        rows = self._rows(f"SELECT max(ts_ms) FROM {table} WHERE device = ?", (self.device,))
+        rows = self._rows(f"SELECT max(ts_ms) FROM {table} WHERE device = ?", (device or self.device,))
         return rows[0][0] if rows else None
 
-    def series(self, site: str, metric: Metric, start_ms: int, end_ms: int, every_ms: int | None) -> list:
+    def series(self, site: str, metric: Metric, start_ms: int, end_ms: int, every_ms: int | None,
+               device: str | None = None) -> list:
         """(ts_ms, value) pairs in [start_ms, end_ms): bucket means of the minute buckets, or raw samples."""
+        device = device or self.device
         column = metric.column
         if column not in schema.MINUTE_METRICS:  # the metric table is ours; never a request's text
             raise StoreError(f"no minute buckets for {column}")
         if every_ms is None:
             return self._rows(f"SELECT ts_ms, {column} FROM live_samples WHERE device = ? AND ts_ms >= ? "
-                              f"AND ts_ms < ? ORDER BY ts_ms", (self.device, start_ms, end_ms))
-        return self._rows(bucket_means_sql(column), {"every_ms": every_ms, "device": self.device,
+                              f"AND ts_ms < ? ORDER BY ts_ms", (device, start_ms, end_ms))
+        return self._rows(bucket_means_sql(column), {"every_ms": every_ms, "device": device,
                                                      "start_ms": start_ms, "end_ms": end_ms})
 
-    def periods(self, site: str, kind: str, first: str, last: str) -> list[dict]:
+    def periods(self, site: str, kind: str, first: str, last: str, device: str | None = None) -> list[dict]:
         """Statistics objects of the local days (months) first..last, both included, oldest first."""
         key = PERIOD_COLUMN[kind]
         table = f"rollup_{kind}"
         rows = self._dicts(f"SELECT * FROM {table} WHERE device = ? AND {key} >= ? AND {key} <= ? ORDER BY {key}",
-                           (self.device, first, last))
+                           (device or self.device, first, last))
         field = PERIOD_FIELD[key]
         return [answer_row(r, {field: r[key]}) for r in rows]
+
+    def device_states(self, site: str, names: Iterable[str]) -> dict[str, dict]:
+        """Per device: the newest live sample's time (None: none yet) and its errors by kind, one snapshot."""
+        with self.db.reading(self._what):
+            errors: dict[str, dict[str, int]] = {}
+            for device, kind, value in self._rows("SELECT device, kind, value FROM device_errors"):
+                errors.setdefault(device, {})[kind] = value
+            return {name: {"newest_ms": self.newest_ts(site, LIVE, name), "errors": errors.get(name, {})}
+                    for name in names}
 
     # -- health ---------------------------------------------------------------------------
 
@@ -234,13 +246,13 @@ class CloudSource:
 
     # -- answers ------------------------------------------------------------------------
 
-    def _where(self, site: str) -> str:
-        return f"{ident('site')} = {literal(site)} AND {ident('device')} = {literal(self.device)}"
+    def _where(self, site: str, device: str | None = None) -> str:
+        return f"{ident('site')} = {literal(site)} AND {ident('device')} = {literal(device or self.device)}"
 
-    def newest(self, site: str, family: Family) -> Snapshot | None:
+    def newest(self, site: str, family: Family, device: str | None = None) -> Snapshot | None:
         parts = [p for p in family.parts if p.measurement]
         statements = [f"SELECT {', '.join(ident(f) for f in p.fields)} FROM {ident(p.measurement)} "
-                      f"WHERE {self._where(site)} ORDER BY time DESC LIMIT 1" for p in parts]
+                      f"WHERE {self._where(site, device)} ORDER BY time DESC LIMIT 1" for p in parts]
         answers = self._reader().query_each(statements)
         records: dict[str, dict | None] = {p.group: None for p in family.parts}
         for part, series in zip(parts, answers):
@@ -251,18 +263,19 @@ class CloudSource:
             return None
         return Snapshot(int(primary["time"]), family.from_records(records))
 
-    def newest_ts(self, site: str, group: str) -> int | None:
+    def newest_ts(self, site: str, group: str, device: str | None = None) -> int | None:
         # The newest point of a field the catalogue writes with every row of the group.
         stamp = self.catalogue.stamp(group)
         (series,) = self._reader().query_each([
-            f"SELECT {ident(stamp.influx)} FROM {ident(stamp.measurement)} WHERE {self._where(site)} "
+            f"SELECT {ident(stamp.influx)} FROM {ident(stamp.measurement)} WHERE {self._where(site, device)} "
             f"ORDER BY time DESC LIMIT 1"])
         if series and series[0].get("values"):
             return int(series[0]["values"][0][0])
         return None
 
-    def series(self, site: str, metric: Metric, start_ms: int, end_ms: int, every_ms: int | None) -> list:
-        where = f"{self._where(site)} AND time >= {int(start_ms)}ms AND time < {int(end_ms)}ms"
+    def series(self, site: str, metric: Metric, start_ms: int, end_ms: int, every_ms: int | None,
+               device: str | None = None) -> list:
+        where = f"{self._where(site, device)} AND time >= {int(start_ms)}ms AND time < {int(end_ms)}ms"
         if every_ms is None:
             q = f"SELECT {ident(metric.field)} FROM {ident(metric.measurement)} WHERE {where} ORDER BY time ASC"
         else:
@@ -271,7 +284,7 @@ class CloudSource:
         (series,) = self._reader().query_each([q])
         return [(int(t), v) for s in series for t, v in s.get("values", []) if v is not None]
 
-    def periods(self, site: str, kind: str, first: str, last: str) -> list[dict]:
+    def periods(self, site: str, kind: str, first: str, last: str, device: str | None = None) -> list[dict]:
         field = PERIOD_FIELD[PERIOD_COLUMN[kind]]
         if kind == DAILY:
             lo, hi = date.fromisoformat(first), date.fromisoformat(last)
@@ -286,7 +299,7 @@ class CloudSource:
             return []
         start = datetime.combine(lo - timedelta(days=1), datetime.min.time(), timezone.utc)
         end = datetime.combine(hi + timedelta(days=2), datetime.min.time(), timezone.utc)
-        q = (f"SELECT * FROM {ident('rollup_' + kind)} WHERE {self._where(site)} "
+        q = (f"SELECT * FROM {ident('rollup_' + kind)} WHERE {self._where(site, device)} "
              f"AND time >= {literal(start)} AND time < {literal(end)} ORDER BY time ASC")
         (series,) = self._reader().query_each([q])
         out: dict[str, dict] = {}
@@ -297,6 +310,10 @@ class CloudSource:
                 if isinstance(key, str) and first <= key <= last:
                     out[key] = _stat_object(kind, key, lambda f, r=record: r.get(f.name))
         return [out[k] for k in sorted(out)]
+
+    def device_states(self, site: str, names: Iterable[str]) -> dict[str, dict]:
+        """Per device: the newest live point's time; its errors are the edge's (None: not known here)."""
+        return {name: {"newest_ms": self.newest_ts(site, LIVE, name), "errors": None} for name in names}
 
     def health(self) -> dict:
         return {"reachable": self.reachable()}

@@ -1,126 +1,143 @@
-"""The collector: polls the controller and stores every sample.
+"""The collector: polls every configured device and stores every sample.
 
-`poll_once(group)` does one read of one register group and holds what it
-got, or why it got nothing; `commit()` stores what is held in one transaction
-(`Store.write_round`). `run()` schedules them (live values every `interval_s`,
-slow groups every `slow_interval_s`; what a pass read is committed at the end
-of the pass, or held for up to `commit_window_s`: one commit for several polls
-writes each page once, the SD card's wear per sample), backs off while the port
-or the device is gone, prunes old rows, keeps the file under `max_size_mb` and
-the filesystem above `min_free_mb` free, and stops cleanly on SIGTERM/SIGINT:
-what is held is committed, the port is closed, the exit code is 0. A store
-that cannot write is logged sparingly (edge_store/write_failures.py).
+Each bus (the devices on one port) is owned by one thread (edge_store/bus.py:
+one device after the other, a silent one backed off by its circuit breaker),
+ports in parallel; this loop alone writes the store: each pass of a bus is
+handed over here, held with its errors and committed in one transaction
+(`Store.write_round`): at once, or up to `commit_window_s` after it was read,
+as one commit for several passes writes each page once (the SD card's wear
+per sample; the first pass after start is committed at once).
+Between writes it prunes old rows, keeps the file under `max_size_mb` and the
+filesystem above `min_free_mb` free, and stops cleanly on SIGTERM/SIGINT: the
+reads in hand finish and are stored with what is held, the ports are closed,
+the exit code is 0; a crash loses what is held, at most the window.
+A store that cannot write is logged sparingly (edge_store/write_failures.py).
+`poll_once(group, device)` does one read and its write in the caller's
+thread, for tests and `collect --once`.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
 import signal
 import threading
 import time
 from typing import Callable
 
-from .errors import DecodeError, KammthaarError, ModbusError, StoreError
+from .bus import SLOW_GROUPS, BusLoop, DevicePoller, Reading, error_kind
+from .errors import StoreError
 from .ntp import SyncFlag
 from .modbus_reader import Reader
-from .registers import CLOCK, LIVE, SETTINGS, STATS
+from .registers import LIVE
 from .store import Store, now_ms
 from .write_failures import WriteFailures
 
 log = logging.getLogger(__name__)
 
-SLOW_GROUPS = (STATS, SETTINGS, CLOCK)
+__all__ = ["Collector", "DevicePoller", "SLOW_GROUPS", "error_kind"]
+
 PRUNE_EVERY_S = 3600.0
 SPACE_EVERY_S = 10.0  # max_size_mb and min_free_mb are checked this often (a few pragmas and a statvfs)
 SPACE_LOG_EVERY_S = 600.0
-# The longest a prune works before the loop polls again (issue 17): a prune far behind
-# (a retention lowered, months to delete) goes on after the next poll, step by step.
+# The longest a prune works before the loop stores again (issue 17): a prune far behind
+# (a retention lowered, months to delete) goes on after the next readings, step by step.
 PRUNE_STEP_S = 0.5
-MAX_BACKOFF_S = 60.0
-
-
-def error_kind(exc: KammthaarError) -> str:
-    """The counter an error lands in."""
-    if isinstance(exc, ModbusError):
-        return exc.kind
-    if isinstance(exc, DecodeError):
-        return "out_of_range"
-    return "other"
+WAKE_S = 0.25  # the writer looks at the stop flag at least this often
 
 
 class Collector:
-    """Owns the bus: reads groups with a Reader and writes samples to a Store."""
+    """Owns the buses (through their threads) and the store's writes."""
 
-    def __init__(self, store: Store, reader: Reader, *, device: str, interval_s: float,
-                 slow_interval_s: float, retention_days: int | None = None,
+    def __init__(self, store: Store, reader: Reader | None = None, *, device: str = "epever",
+                 interval_s: float = 5.0, slow_interval_s: float = 60.0, retention_days: int | None = None,
                  max_size_mb: int | None = None, min_free_mb: int = 0, replicating: bool = False,
                  ntp: SyncFlag | None = None, clock_ms: Callable[[], int] = now_ms,
                  monotonic: Callable[[], float] = time.monotonic, write_state: bool = False,
-                 commit_window_s: float = 0.0):
+                 devices: list[DevicePoller] | None = None, commit_window_s: float = 0.0):
         self.store = store
-        self.reader = reader
-        self.device = device
-        self.interval_s = interval_s
-        self.slow_interval_s = slow_interval_s
+        # Without `devices`: the one device `reader` reads (the tests' and the library's short form).
+        self.devices = devices or [DevicePoller(device, reader, interval_s=interval_s, slow_interval_s=slow_interval_s,
+                                                ntp=ntp, clock_ms=clock_ms, monotonic=monotonic)]
         self.retention_days = retention_days
         self.max_size_mb = max_size_mb
         self.min_free_mb = min_free_mb
         self.replicating = replicating  # a [cloud] url is set: unsent samples are kept longer
-        self.ntp = ntp or SyncFlag()
         self._clock_ms = clock_ms
         self._monotonic = monotonic
         self.stop_event = threading.Event()
-        self.failures_in_a_row = 0      # live polls in a row that found the device unreachable
-        self.last_unreachable = False
         self.stored = 0
+        self.failed = False  # a bus loop died of a bug
+        self._inbox: queue.Queue[list[Reading]] = queue.Queue()
         self.commit_window_s = commit_window_s
         # Read and not yet committed: (group, row) samples, (kind, block, detail, device, ts_ms) errors.
         self._held: list[tuple[str, dict]] = []
         self._held_errors: list[tuple] = []
-        self._held_since: float | None = None  # monotonic time of the oldest thing held
-        self._committed = False  # the first round is committed at once: a start shows at once that it reads
+        self._held_since: float | None = None  # monotonic time the oldest thing held was handed over
+        self._committed = False
         # With write_state (the long-running collector), readers learn of failed writes from `<store>-writes`.
         self.write_failures = WriteFailures(store.path if write_state else None, monotonic=monotonic,
                                             clock_ms=clock_ms)
         self._space_pruned = 0
         self._space_logged: float | None = None
 
+    def device(self, name: str | None = None) -> DevicePoller:
+        """A device's poller by name (default: the first)."""
+        if name is None:
+            return self.devices[0]
+        for d in self.devices:
+            if d.name == name:
+                return d
+        raise KeyError(name)
+
     # -- one pass --------------------------------------------------------------
 
-    def poll_once(self, group: str) -> bool:
-        """Read one group and hold the sample (or the errors) for the next `commit()`; False when the read
-        failed."""
-        ts_ms = self._clock_ms()
-        synced = self.ntp.flag()
-        try:
-            self.reader.connect()
-        except ModbusError as exc:
-            self._record(exc, ts_ms)
-            self.last_unreachable = True
-            return False
-        result = self.reader.read_group(group)
-        for exc in result.errors:
-            self._record(exc, ts_ms)
-        # Silence (timeouts) or a lost port is an unreachable device; an
-        # exception or an impossible value is an answer, from a device that is there.
-        self.last_unreachable = result.values is None and all(
-            isinstance(e, ModbusError) and e.kind in ("timeout", "port") for e in result.errors)
-        if result.values is None:
-            return False
-        self._hold()
-        self._held.append((group, {"ts_ms": ts_ms, "ntp_synced": synced, "device": self.device, **result.values}))
-        log.debug("held %s ts_ms=%d", group, ts_ms)
-        return True
+    def poll_once(self, group: str, device: str | None = None) -> int | None:
+        """Read one group of one device (default: the first) and store it; the new row id, or None."""
+        reading = self.device(device).read(group)
+        return self.store_readings([reading])[0]
 
-    def _hold(self) -> None:
+    def poll_all_once(self) -> dict[tuple[str, str], int | None]:
+        """One poll of every group of every device, live and slow, stored in one transaction (what
+        `collect --once` does)."""
+        keys = [(d.name, group) for d in self.devices for group in (LIVE, *SLOW_GROUPS)]
+        return dict(zip(keys, self.store_readings([self.device(name).read(group) for name, group in keys])))
+
+    def store_readings(self, readings: list[Reading]) -> list[int | None]:
+        """Store what the readings gave and record their errors, with anything held, in one transaction;
+        the row id of each reading (None: nothing stored)."""
+        first = len(self._held)
+        self.hold(readings)
+        ids = iter(self.commit()[first:])
+        return [next(ids, None) if r.result.values is not None else None for r in readings]
+
+    def hold(self, readings: list[Reading]) -> None:
+        """Keep the readings' samples and errors for the next `commit()`."""
         if self._held_since is None:
             self._held_since = self._monotonic()
+        for r in readings:
+            for exc in r.result.errors:
+                block = getattr(exc, "block", "") or getattr(exc, "register", "")
+                self._held_errors.append((error_kind(exc), block, str(exc), r.device, r.ts_ms))
+            if r.result.values is not None:
+                self._held.append((r.group, {"ts_ms": r.ts_ms, "ntp_synced": r.ntp_synced, "device": r.device,
+                                             **r.result.values}))
+                log.debug("held %s ts_ms=%d device=%s", r.group, r.ts_ms, r.device)
+
+    def commit_due(self, slack_s: float = 0.0) -> bool:
+        """Whether to commit what is held now: without a window, or before the first commit, always; with
+        one, once the oldest thing held is `commit_window_s` (plus `slack_s`) old."""
+        if self._held_since is None:
+            return False
+        return (self.commit_window_s <= 0 or not self._committed
+                or self._monotonic() - self._held_since >= self.commit_window_s + slack_s)
 
     def commit(self) -> list[int]:
-        """Store what is held in one transaction (`Store.write_round`); the new row ids.
+        """Store what is held in one transaction (`Store.write_round`); the new row ids, in order.
 
-        A store that cannot write loses what was held (as a poll's sample was lost before
-        batching): the failure is counted and logged sparingly (write_failures.py)."""
+        A store that cannot write loses what was held (the database is busy or the disk is full, and
+        the message says it: "could not store 7 samples: database or disk is full"), says so sparingly
+        and goes on."""
         held, errors = self._held, self._held_errors
         self._held, self._held_errors, self._held_since = [], [], None
         if not held and not errors:
@@ -128,30 +145,14 @@ class Collector:
         try:
             ids = self.store.write_round(held, errors)
         except StoreError as exc:
-            # Busy past the timeout or a full disk: "could not store 7 samples: database or disk is full".
             self.write_failures.failed(exc)
             return []
         self._wrote()
         self._committed = True
         self.stored += len(ids)
         for (group, row), row_id in zip(held, ids):
-            log.debug("stored %s id=%d ts_ms=%d", group, row_id, row["ts_ms"])
+            log.debug("stored %s id=%d ts_ms=%d device=%s", group, row_id, row["ts_ms"], row["device"])
         return ids
-
-    def commit_due(self, next_poll: float) -> bool:
-        """Whether to commit now: always without a window; with one, when holding on until `next_poll`
-        (monotonic) would keep the oldest thing held longer than the window."""
-        if self._held_since is None:
-            return False
-        return (self.commit_window_s <= 0 or not self._committed
-                or next_poll - self._held_since > self.commit_window_s)
-
-    def poll_all_once(self) -> dict[str, int | None]:
-        """One poll of every group, live and slow, committed together (what `collect --once` does): the
-        row id per group, None where the read failed."""
-        read = [group for group in (LIVE, *SLOW_GROUPS) if self.poll_once(group)]
-        ids = dict(zip(read, self.commit()))
-        return {group: ids.get(group) for group in (LIVE, *SLOW_GROUPS)}
 
     def prune_once(self) -> int:
         """Delete rows older than the retention period, then keep the file under max_size_mb.
@@ -216,15 +217,6 @@ class Collector:
             except StoreError as exc:
                 self.write_failures.failed(exc)
 
-    def _record(self, exc: KammthaarError, ts_ms: int) -> None:
-        kind = error_kind(exc)
-        block = getattr(exc, "block", "") or getattr(exc, "register", "")
-        # The first error of a streak is worth a line; the rest are counted in the store.
-        level = logging.WARNING if self.failures_in_a_row == 0 else logging.DEBUG
-        log.log(level, "%s error: %s", kind, exc)
-        self._hold()
-        self._held_errors.append((kind, block, str(exc), self.device, ts_ms))
-
     # -- the loop --------------------------------------------------------------
 
     def stop(self, *_args) -> None:
@@ -236,51 +228,42 @@ class Collector:
         signal.signal(signal.SIGTERM, self.stop)
         signal.signal(signal.SIGINT, self.stop)
 
-    def _backoff_s(self) -> float:
-        # A device or adapter that is gone is asked less and less often, never less than every minute.
-        if self.failures_in_a_row < 3:
-            return self.interval_s
-        return min(self.interval_s * 2 ** (self.failures_in_a_row - 2), max(self.interval_s, MAX_BACKOFF_S))
-
     def run(self) -> None:
-        """Poll until stopped. Never dies of a Modbus or store error."""
+        """Poll every bus and store until stopped. Never dies of a Modbus or store error."""
+        from .devices import group_by
+
+        buses = [BusLoop(port, pollers, self._inbox.put, self.stop_event, self._monotonic)
+                 for port, pollers in group_by(self.devices, lambda d: str(d.reader.port)).items()]
+        for bus in buses:
+            log.info("collecting from %s: %s", bus.port, ", ".join(
+                f"{d.name} (unit {d.reader.unit}) every {d.interval_s:g}s, slow groups every {d.slow_interval_s:g}s"
+                for d in bus.pollers))
+            bus.start()
         mono = self._monotonic
-        next_live = mono()
-        next_slow = next_live
-        next_prune = next_live
-        next_space = next_live + SPACE_EVERY_S  # the first prune checks the space too
-        log.info("collecting from %s every %gs (slow groups every %gs)", self.reader.port,
-                 self.interval_s, self.slow_interval_s)
+        next_prune = mono()
+        next_space = next_prune + SPACE_EVERY_S  # the first prune checks the space too
         try:
             while not self.stop_event.is_set():
+                try:
+                    readings = self._inbox.get(timeout=max(0.0, min(WAKE_S, min(next_prune, next_space) - mono())))
+                except queue.Empty:
+                    # No pass came: a bus gone quiet (its devices backed off) still has its samples committed.
+                    if self.commit_due(slack_s=WAKE_S):
+                        self.commit()
+                else:
+                    self.hold(readings)
+                    if self.commit_due():
+                        self.commit()
+                if any(bus.crashed for bus in buses):
+                    self.failed = True
+                    self.stop_event.set()
                 now = mono()
-                if now >= next_live:
-                    self.poll_once(LIVE)
-                    if not self.last_unreachable:
-                        if self.failures_in_a_row >= 3:
-                            log.info("the controller answers again")
-                        self.failures_in_a_row = 0
-                    else:
-                        self.failures_in_a_row += 1
-                    next_live += self._backoff_s()
-                    if next_live < mono():
-                        # Fell behind (slow answers): skip the missed slots rather than burst.
-                        next_live = mono() + self._backoff_s()
-                if now >= next_slow and not self.stop_event.is_set():
-                    if self.failures_in_a_row == 0:
-                        for group in SLOW_GROUPS:
-                            if self.stop_event.is_set():
-                                break
-                            self.poll_once(group)
-                    next_slow = mono() + self.slow_interval_s
-                if self.commit_due(min(next_live, next_slow)):
-                    self.commit()
                 if now >= next_prune and not self.stop_event.is_set():
                     try:
                         self.prune_once()
                     except StoreError as exc:
                         log.error("prune failed: %s", exc)
-                    # Not done: the next step after the polls that are due.
+                    # Not done: the next step after the readings that are due.
                     next_prune = mono() + (PRUNE_EVERY_S if self.prune_done else 0.0)
                 if now >= next_space and not self.stop_event.is_set():
                     try:
@@ -288,11 +271,14 @@ class Collector:
                     except StoreError as exc:
                         self.write_failures.failed(exc)
                     next_space = mono() + SPACE_EVERY_S
-                wait = min(next_live, next_slow, next_prune, next_space) - mono()
-                if wait > 0:
-                    self.stop_event.wait(wait)
         finally:
-            self.commit()  # a stop commits what is held; only a crash loses it
-            self.reader.close()
+            self.stop_event.set()
+            for bus in buses:
+                bus.join()
+            while not self._inbox.empty():  # the reads in hand are stored, with what is held
+                self.hold(self._inbox.get_nowait())
+            self.commit()
+            for d in self.devices:
+                d.reader.close()
             self.write_failures.close()
             log.info("collector stopped; %d samples stored this run", self.stored)

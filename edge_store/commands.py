@@ -27,7 +27,11 @@ EXIT_FAILURE = 1
 def build_collector(cfg: config.Config):
     """The collector the config describes, on a migrated store with its rollups built."""
     from . import migrate
+    from .bus import DevicePoller
+    from .catalogue import MODELS
     from .collector import Collector
+    from .devices import buses
+    from .link import Link
     from .modbus_reader import Reader
     from .rollups.rebuild import ensure_built
     from .store import Store
@@ -41,9 +45,16 @@ def build_collector(cfg: config.Config):
         log.info("rollups rebuilt for %s: %d days, %d months (%d days left as they were: samples pruned)",
                  settings.timezone, rebuilt.days, rebuilt.months, len(rebuilt.skipped_days))
     m = cfg.modbus
-    reader = Reader(m.port, unit=m.unit, baudrate=m.baudrate, timeout_s=m.timeout_s, retries=m.retries)
-    return Collector(store, reader, device=m.device, interval_s=m.interval_s,
-                     slow_interval_s=m.slow_interval_s, retention_days=cfg.store.retention_days,
+    pollers = []
+    for group in buses(cfg.devices).values():
+        # One link per port: the devices on it share its client and its silence between requests.
+        link = Link(group[0].port, baudrate=group[0].baudrate, timeout_s=m.timeout_s,
+                    inter_request_s=m.inter_request_ms / 1000)
+        for d in group:
+            reader = Reader(link=link, unit=d.unit, retries=d.retries, registers=MODELS[d.model].registers)
+            pollers.append(DevicePoller(d.name, reader, interval_s=d.interval_s, slow_interval_s=d.slow_interval_s,
+                                        probe_max_s=m.probe_max_s))
+    return Collector(store, devices=pollers, retention_days=cfg.store.retention_days,
                      max_size_mb=cfg.store.max_size_mb, min_free_mb=cfg.store.min_free_mb,
                      replicating=bool(cfg.cloud.url), write_state=True, commit_window_s=cfg.store.commit_window_s)
 
@@ -82,14 +93,15 @@ def cmd_collect(args) -> int:
     try:
         if args.once:
             results = collector.poll_all_once()
-            for group, row_id in results.items():
-                print(f"{group}: " + (f"stored row {row_id}" if row_id else "read failed (see `kammthaar status`)"))
+            for (device, group), row_id in results.items():
+                print(f"{device} {group}: " + (f"stored row {row_id}" if row_id else "read failed (see `kammthaar status`)"))
             return 0 if all(results.values()) else EXIT_FAILURE
         collector.install_signal_handlers()
         collector.run()
-        return 0
+        return EXIT_FAILURE if collector.failed else 0
     finally:
-        collector.reader.close()
+        for device in collector.devices:
+            device.reader.close()
         collector.store.close()
 
 

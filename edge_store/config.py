@@ -12,10 +12,11 @@ from __future__ import annotations
 import os
 import socket
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping
 
+from . import devices as devices_mod
 from .errors import ConfigError
 from .settings import (ENV_PREFIX, HOST_NAME, SECTION_TYPES, SECTIONS, SETTINGS, SYSTEM_ZONE, ApiSection,
                        CloudSection, MachineDefault, ModbusSection, RollupsSection, Setting, SiteSection,
@@ -70,6 +71,20 @@ class Config:
     rollups: RollupsSection
     api: ApiSection
     source: str | None = None  # the file it came from
+    devices: tuple[devices_mod.DeviceConfig, ...] = ()  # [[devices]]; never empty once built
+
+    def __post_init__(self):
+        if not self.devices:  # no [[devices]]: the one EPEVER of [modbus]
+            object.__setattr__(self, "devices", devices_mod.single_device(self.modbus))
+        names = [d.name for d in self.devices]
+        if self.api.default_device and self.api.default_device not in names:
+            raise ConfigError(f"config: [api] default_device = {self.api.default_device!r} is not allowed: "
+                              f"expected one of the devices: {', '.join(names)}")
+
+    @property
+    def default_device(self) -> str:
+        """The device data paths answer for without ?device=."""
+        return self.api.default_device or self.devices[0].name
 
     def get(self, section: str, key: str) -> Any:
         return getattr(getattr(self, section), key)
@@ -86,7 +101,7 @@ class Config:
                 if s.secret and value:
                     value = "********"
                 lines.append(f"{s.key} = {toml_value(value)}")
-        return "\n".join(lines) + "\n"
+        return "\n".join(lines) + "\n" + devices_mod.show(self.devices, toml_value)
 
     def require_cloud(self) -> None:
         """What writing to or reading from [cloud] url needs besides it: the keys of its `api`."""
@@ -189,9 +204,11 @@ def load(path: str | None = None, environ: Mapping[str, str] | None = None) -> C
             raise ConfigError(f"config: {path} is not valid TOML: {exc}") from None
 
     values: dict[tuple[str, str], Any] = {}
+    raw_devices = raw.pop("devices", None)
     for section, body in raw.items():
         if section not in SECTIONS:
-            raise ConfigError(f"config: unknown section [{section}] in {path}; allowed: " + ", ".join(SECTIONS))
+            raise ConfigError(f"config: unknown section [{section}] in {path}; allowed: "
+                              + ", ".join((*SECTIONS, "[devices]")) + " ([[devices]] entries)")
         if not isinstance(body, dict):
             raise ConfigError(f"config: [{section}] in {path} must be a table of keys")
         for key, value in body.items():
@@ -218,4 +235,7 @@ def load(path: str | None = None, environ: Mapping[str, str] | None = None) -> C
             values[(s.section, s.key)] = _coerce(s, _default(s), "the default")
     sections = {name: kind(**{key: v for (section, key), v in values.items() if section == name})
                 for name, kind in SECTION_TYPES.items()}
-    return Config(**sections, source=path)
+    devices = () if raw_devices is None else devices_mod.parse_devices(
+        raw_devices, sections["modbus"], str(path),
+        lambda key, value, where: _coerce(replace(_BY_KEY[("modbus", key)], section="devices"), value, where))
+    return Config(**sections, source=path, devices=devices)

@@ -11,17 +11,15 @@ read, or a value the device cannot physically report, yields no values.
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from pymodbus import FramerType
-from pymodbus.client import ModbusSerialClient, ModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
 from tenacity import RetryError, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from .errors import DecodeError, IllegalAddressError, KammthaarError, ModbusError
-from .ports import SERIAL, ModbusPort
+from .link import Link, make_client  # noqa: F401 (make_client: re-exported, it lived here)
+from .ports import ModbusPort
 from .catalogue.epever_tracer import REGISTERS as EPEVER_TRACER
 from .registers import DISCRETE, HOLDING, INPUT, Block, Register, decode_register, plan_blocks, registers_of
 
@@ -29,16 +27,6 @@ log = logging.getLogger(__name__)
 
 # pymodbus logs every timeout at ERROR on its own; we count and log them ourselves.
 logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
-
-
-def make_client(port: ModbusPort, *, baudrate: int, timeout_s: float, trace_packet: Callable | None = None):
-    """A pymodbus client for a port: a serial device, Modbus TCP or RTU framing over TCP."""
-    common = {"timeout": timeout_s, "retries": 0, "trace_packet": trace_packet}
-    if port.kind != SERIAL:
-        return ModbusTcpClient(port.address.host, port=port.address.port, framer=FramerType(port.framer),
-                               reconnect_delay=0, **common)
-    return ModbusSerialClient(port.path, framer=FramerType.RTU, baudrate=baudrate, bytesize=8, parity="N",
-                              stopbits=1, reconnect_delay=0, **common)
 
 
 @dataclass
@@ -51,62 +39,36 @@ class GroupRead:
 
 
 class Reader:
-    """Reads register groups from one controller. Not thread-safe: one process owns the bus."""
+    """Reads register groups from one controller over a Link (its own, or its bus's, shared with the
+    other devices on the port). Not thread-safe: one thread owns a bus."""
 
-    def __init__(self, port: ModbusPort | str, *, unit: int = 1, baudrate: int = 115200, timeout_s: float = 1.0,
-                 retries: int = 2, registers: tuple[Register, ...] = EPEVER_TRACER,
-                 backoff_s: float = 0.05, sleep: Callable[[float], None] | None = None):
-        self.port = port if isinstance(port, ModbusPort) else ModbusPort.parse(port)
+    def __init__(self, port: ModbusPort | str | None = None, *, unit: int = 1, baudrate: int = 115200,
+                 timeout_s: float = 1.0, retries: int = 2, registers: tuple[Register, ...] = EPEVER_TRACER,
+                 backoff_s: float = 0.05, sleep: Callable[[float], None] | None = None, link: Link | None = None):
+        self.link = link if link is not None else Link(port, baudrate=baudrate, timeout_s=timeout_s)
+        self.port = self.link.port
         self.unit = unit
-        self.baudrate = baudrate
-        self.timeout_s = timeout_s
         self.retries = retries
         self.registers = registers
         self.backoff_s = backoff_s
         self._sleep = sleep
-        self._client = None
-        self._rx_bytes = 0
         self._split: set[str] = set()          # blocks the firmware rejected whole: read per register
         self._unsupported: set[str] = set()    # optional registers the device does not have
         self._plans: dict[str, list[Block]] = {}
 
     # -- connection ------------------------------------------------------------
 
-    def _trace(self, sending: bool, data: bytes) -> bytes:
-        if not sending:
-            self._rx_bytes += len(data)
-        return data
-
     def connect(self) -> None:
         """Open the port. Raises ModbusError(kind='port') when it is not there."""
-        if self._client is not None and self._client.connected:
-            return
-        self.close()
-        client = make_client(self.port, baudrate=self.baudrate, timeout_s=self.timeout_s, trace_packet=self._trace)
-        try:
-            ok = client.connect()
-        except (OSError, ModbusException) as exc:
-            ok, why = False, str(exc)
-        else:
-            why = "connect failed"
-        if not ok:
-            client.close()
-            raise ModbusError(f"cannot open {self.port}: {why}", kind="port")
-        self._client = client
-        log.info("opened %s", self.port)
+        self.link.connect()
 
     @property
     def connected(self) -> bool:
-        return self._client is not None and self._client.connected
+        return self.link.connected
 
     def close(self) -> None:
-        """Close the port (idempotent)."""
-        if self._client is not None:
-            try:
-                self._client.close()
-            except (OSError, ModbusException):
-                pass
-            self._client = None
+        """Close the port (idempotent; on a shared bus, for every device on it)."""
+        self.link.close()
 
     # -- reading ---------------------------------------------------------------
 
@@ -125,10 +87,12 @@ class Reader:
 
     def read_block(self, block: Block) -> list[int] | list[bool]:
         """One request for one block. Raises ModbusError with the failure's kind."""
-        if self._client is None:
-            self.connect()
-        client = self._client
-        rx_before = self._rx_bytes
+        link = self.link
+        if link.client is None:
+            link.connect()
+        client = link.client
+        rx_before = link.rx_bytes
+        link.quiet()
         try:
             if block.table == INPUT:
                 resp = client.read_input_registers(block.start, count=block.count, device_id=self.unit)
@@ -143,11 +107,11 @@ class Reader:
             raise ModbusError(f"{block.label}: port lost: {exc}", kind="port", block=block.label) from exc
         except ModbusIOException as exc:
             # Bytes came back but no valid frame: a CRC or framing error; nothing: a timeout.
-            kind = "crc" if self._rx_bytes > rx_before else "timeout"
-            if not self._port_alive():
+            kind = "crc" if link.rx_bytes > rx_before else "timeout"
+            if not link.alive():
                 self.close()
                 kind = "port"
-            elif not isinstance(client, ModbusSerialClient):
+            elif not link.serial:
                 # Over TCP a late answer would wait in the socket and be taken for the
                 # next request's: a fresh connection for the next request.
                 self.close()
@@ -155,6 +119,8 @@ class Reader:
         except (OSError, ModbusException) as exc:
             self.close()
             raise ModbusError(f"{block.label}: port error: {exc}", kind="port", block=block.label) from exc
+        finally:
+            link.request_done()
         if resp.isError():
             code = getattr(resp, "exception_code", None)
             if code == 2:
@@ -167,16 +133,6 @@ class Reader:
             raise ModbusError(f"{block.label}: answer of {len(words)} values for {block.count} asked",
                               kind="short_answer", block=block.label)
         return words
-
-    def _port_alive(self) -> bool:
-        # A serial adapter pulled out keeps an open fd that only errors; check the device node.
-        client = self._client
-        if client is None:
-            return False
-        sock = getattr(client, "socket", None)
-        if isinstance(client, ModbusSerialClient):
-            return os.path.exists(self.port.path) and sock is not None
-        return client.connected
 
     def _read_with_retries(self, block: Block, errors: list[KammthaarError]) -> list[int] | list[bool]:
         def remember(state):

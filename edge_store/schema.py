@@ -88,6 +88,16 @@ counters = Table(
     Column("updated_ms", Integer, nullable=False),
 )
 
+# Errors per device and kind (migration 0009): `counters` keeps the totals, this the same per device.
+device_errors = Table(
+    "device_errors",
+    metadata,
+    Column("device", Text, primary_key=True),
+    Column("kind", Text, primary_key=True, comment="timeout, crc, exception, port, out_of_range, ..."),
+    Column("value", Integer, nullable=False),
+    Column("updated_ms", Integer, nullable=False),
+)
+
 
 # -- rollups (edge_store/rollups/ keeps them; migrations 0002 and 0005) ----------
 

@@ -156,7 +156,9 @@ class ModbusSection:
     slow_interval_s: float = _key(60.0, "Seconds between two reads of device statistics, settings and clock.", minimum=0.05)
     timeout_s: float = _key(1.0, "Seconds to wait for one answer from the controller.", minimum=0.01)
     retries: int = _key(2, "Extra attempts for a block read that failed, with backoff.", minimum=0)
-    device: str = _key("epever", "Name of this controller: the `device` tag of every point.")
+    device: str = _key("epever", "Name of this controller: the `device` tag of every point (without [[devices]]).")
+    inter_request_ms: float = _key(20.0, "Milliseconds of silence on a bus between the end of one answer and the next request (the Modbus 3.5-character gap is 1.75 ms above 19200 baud; many devices want tens of ms).", minimum=0.0)
+    probe_max_s: float = _key(60.0, "A device that stopped answering is probed again after 5 s, then less and less often, at most every probe_max_s seconds (its bus-mates are read meanwhile).", minimum=1.0)
 
 
 @dataclass(frozen=True)
@@ -202,6 +204,7 @@ class ApiSection:
     refresh_ttl_s: int = _key(604800, "Seconds a refresh token is valid (logout or a password change ends it sooner).", minimum=60)
     cookie_secure: bool = _key(True, "Send the token cookies over HTTPS only (browsers also keep them for http://localhost).")
     cookie_samesite: str = _key("LAX", "SameSite attribute of the token cookies: LAX, STRICT or NONE (NONE needs cookie_secure).", choices=("LAX", "STRICT", "NONE"))
+    default_device: str = _key("", "The device data paths answer for without `?device=` (empty: the first configured device).")
     sources: tuple[str, ...] = _key(["local", "cloud"], "Where answers come from, in order: local (the SQLite store, read-only), cloud (InfluxDB through InfluxQL, the [cloud] section). The first source that is reachable and holds the window asked for answers; a cloud deployment says cloud.", check=_check_sources)
 
 

@@ -24,37 +24,42 @@ def _when(ts_ms: int, tz: ZoneInfo) -> str:
 def report(store: Store, cfg) -> str:
     """The summary as text: newest samples, counters, recent errors, file size."""
     tz = ZoneInfo(cfg.site.timezone)
-    lines = [f"site {cfg.site.id}, device {cfg.modbus.device}, store {store.path}"]
+    lines = [f"site {cfg.site.id}, store {store.path}"]
     try:
         size = sum(os.path.getsize(store.path + ext) for ext in ("", "-wal") if os.path.exists(store.path + ext))
         lines.append(f"database size: {size / 1e6:.1f} MB (cap {cfg.store.max_size_mb} MB)")
     except OSError:
         pass
     lines.extend(writes_lines(store.path, cfg, tz))
-    live = store.latest(LIVE)
-    if live is None:
-        lines.append("live: no sample yet")
-    else:
-        def figure(obj: str, key: str, spec: str = "") -> str:
-            f = EPEVER_TRACER.field(obj, key)
-            return f"{live[f.column]:{spec}} {EPEVER_TRACER.unit(f)}".rstrip()
+    device_errors = store.device_errors()
+    for device in cfg.devices:
+        errors = device_errors.get(device.name, {})
+        lines.append(f"device {device.name} ({device.model}, unit {device.unit} on {device.port}): errors "
+                     + (", ".join(f"{k}={v}" for k, v in sorted(errors.items())) or "none"))
+        live = store.latest(LIVE, device.name)
+        if live is None:
+            lines.append("live: no sample yet")
+        else:
+            def figure(obj: str, key: str, spec: str = "") -> str:
+                f = EPEVER_TRACER.field(obj, key)
+                return f"{live[f.column]:{spec}} {EPEVER_TRACER.unit(f)}".rstrip()
 
-        def code(obj: str, key: str) -> str:
-            f = EPEVER_TRACER.field(obj, key)
-            return f.decode()(live[f.column])
+            def code(obj: str, key: str) -> str:
+                f = EPEVER_TRACER.field(obj, key)
+                return f.decode()(live[f.column])
 
-        lines.append(
-            f"live: {_when(live['ts_ms'], tz)}{'' if live['ntp_synced'] else ' [clock not NTP-synchronised]'}\n"
-            f"  battery {figure('battery', 'voltage', '.2f')} {figure('battery', 'current', '+.2f')} "
-            f"{figure('battery', 'state_of_charge')} {figure('battery', 'temperature', '.1f')} "
-            f"({code('battery', 'status.battery_status')}, {code('charging', 'charging_status')})\n"
-            f"  pv {figure('solar', 'voltage', '.2f')} {figure('solar', 'power', '.1f')}; "
-            f"load {figure('load', 'power', '.1f')}"
-        )
-    for group in (STATS, SETTINGS, CLOCK):
-        row = store.latest(group)
-        lines.append(f"{group}: " + (_when(row["ts_ms"], tz) if row else "not read yet")
-                     + (f", device clock {row[CLOCK_FIELD.column]}" if row and group == CLOCK else ""))
+            lines.append(
+                f"live: {_when(live['ts_ms'], tz)}{'' if live['ntp_synced'] else ' [clock not NTP-synchronised]'}\n"
+                f"  battery {figure('battery', 'voltage', '.2f')} {figure('battery', 'current', '+.2f')} "
+                f"{figure('battery', 'state_of_charge')} {figure('battery', 'temperature', '.1f')} "
+                f"({code('battery', 'status.battery_status')}, {code('charging', 'charging_status')})\n"
+                f"  pv {figure('solar', 'voltage', '.2f')} {figure('solar', 'power', '.1f')}; "
+                f"load {figure('load', 'power', '.1f')}"
+            )
+        for group in (STATS, SETTINGS, CLOCK):
+            row = store.latest(group, device.name)
+            lines.append(f"{group}: " + (_when(row["ts_ms"], tz) if row else "not read yet")
+                         + (f", device clock {row[CLOCK_FIELD.column]}" if row and group == CLOCK else ""))
     lines.append(f"rows: live {store.rows_kept(LIVE)}, statistics {store.rows_kept(STATS)}, "
                  f"settings {store.rows_kept(SETTINGS)}, clock {store.rows_kept(CLOCK)}")
     lines.append(rollups_line(store, cfg))
@@ -64,7 +69,7 @@ def report(store: Store, cfg) -> str:
     errors = store.errors(limit=5)
     if errors:
         lines.append("recent errors:")
-        lines.extend(f"  {_when(e['ts_ms'], tz)} {e['kind']} {e['block']}: {e['detail']}" for e in errors)
+        lines.extend(f"  {_when(e['ts_ms'], tz)} {e['device']} {e['kind']} {e['block']}: {e['detail']}" for e in errors)
     lines.extend(replication_lines(store, cfg, tz))
     return "\n".join(lines)
 

@@ -8,7 +8,6 @@ is the collector's hot path; reads go through SQLAlchemy for typed rows.
 
 from __future__ import annotations
 
-import collections
 import os
 import time
 from pathlib import Path
@@ -35,6 +34,9 @@ _WATERMARK = "(SELECT coalesce(max(position), 0) FROM replication_watermarks WHE
 BUMP_COUNTER = ("INSERT INTO counters (name, value, updated_ms) VALUES (?, ?, ?) "
          "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value, updated_ms = excluded.updated_ms")
 _INSERT_ERROR = "INSERT INTO collector_errors (ts_ms, device, kind, block, detail) VALUES (?, ?, ?, ?, ?)"
+
+_BUMP_DEVICE_ERRORS = ("INSERT INTO device_errors (device, kind, value, updated_ms) VALUES (?, ?, 1, ?) "
+                       "ON CONFLICT(device, kind) DO UPDATE SET value = value + 1, updated_ms = excluded.updated_ms")
 
 
 # Rows a prune (or the size cap) deletes per transaction: a few tens of ms of write lock here
@@ -143,12 +145,8 @@ class Store:
                     ids.append(conn.execute(self._insert_sql[group], params).lastrowid)
                     if self.rollups is not None:
                         self.rollups.on_sample(conn, group, ids[-1], params["ts_ms"], params["device"], params)
-                if errors:
-                    conn.executemany(_INSERT_ERROR, [(ts, dev, kind, block, detail[:500])
-                                                     for kind, block, detail, dev, ts in errors])
-                    kinds = collections.Counter(e[0] for e in errors)
-                    conn.executemany(BUMP_COUNTER, [(f"modbus_errors.{k}", n, max(e[4] for e in errors))
-                                                    for k, n in kinds.items()])
+                for kind, block, detail, device, ts_ms in errors:
+                    self._error(conn, kind, block, detail, device, ts_ms)
         except BaseException:
             self._forget_rollups()
             raise
@@ -162,8 +160,13 @@ class Store:
         """Log one collector error and count it under `modbus_errors.<kind>`."""
         ts_ms = now_ms() if ts_ms is None else ts_ms
         with self.db.writing("could not record error") as conn:
-            conn.execute(_INSERT_ERROR, (ts_ms, device, kind, block, detail[:500]))
-            conn.execute(BUMP_COUNTER, (f"modbus_errors.{kind}", 1, ts_ms))
+            self._error(conn, kind, block, detail, device, ts_ms)
+
+    @staticmethod
+    def _error(conn, kind: str, block: str, detail: str, device: str, ts_ms: int) -> None:
+        conn.execute(_INSERT_ERROR, (ts_ms, device, kind, block, detail[:500]))
+        conn.execute(BUMP_COUNTER, (f"modbus_errors.{kind}", 1, ts_ms))
+        conn.execute(_BUMP_DEVICE_ERRORS, (device, kind, ts_ms))
 
     def increment(self, name: str, by: int = 1) -> None:
         """Add to a named counter (created at zero)."""
@@ -348,6 +351,15 @@ class Store:
         table = schema.sample_tables[group]
         with self.db.core_reading(f"could not count {group} samples") as conn:
             return conn.execute(select(func.count()).select_from(table)).scalar_one()
+
+    def device_errors(self) -> dict[str, dict[str, int]]:
+        """Errors ever counted, per device and kind."""
+        t = schema.device_errors
+        out: dict[str, dict[str, int]] = {}
+        with self.db.core_reading("could not read the device errors") as conn:
+            for device, kind, value in conn.execute(select(t.c.device, t.c.kind, t.c.value)):
+                out.setdefault(device, {})[kind] = value
+        return out
 
     def errors(self, limit: int = 100) -> list[dict[str, Any]]:
         """The newest collector errors, newest first."""

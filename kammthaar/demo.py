@@ -85,7 +85,7 @@ def fill_history(collector, cfg: config.Config, days: int) -> None:
                           "older samples would be pruned at once")
     started = time.monotonic()
     counts = history.fill(collector.store, days, interval_s=cfg.modbus.interval_s,
-                          slow_interval_s=cfg.modbus.slow_interval_s, device=cfg.modbus.device)
+                          slow_interval_s=cfg.modbus.slow_interval_s, device=cfg.default_device)
     print(f"history: {days} day{'' if days == 1 else 's'} of the simulator's model stored ({counts['live']} live samples) "
           f"in {time.monotonic() - started:.1f} s", flush=True)
 

@@ -24,7 +24,7 @@ CONTRACT_PATHS = [
     "/statistics/daily/realtime", "/statistics/daily/last", "/statistics/energy/realtime",
     "/statistics/energy/last", "/statistics/energy/7days", "/breadcrumb/realtime", "/breadcrumb/last",
     "/serveur/status", "/serveur/infos", "/server-time", "/statistics/daily", "/statistics/monthly", "/health",
-    "/metrics", "/openapi.json", "/api/swagger-ui",
+    "/metrics", "/openapi.json", "/api/swagger-ui", "/devices",
 ]
 
 

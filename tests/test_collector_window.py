@@ -30,6 +30,7 @@ def test_collector_killed_with_a_window_loses_only_what_it_held(serial_pair, sta
     rng = random.Random(20261204)
     committed: set[int] = set()
     must_be_stored: set[int] = set()
+    lost_in_all = 0
     for _ in range(KILLS):
         proc = start_kammthaar("collect", env=env)
         proc.wait_for(lambda: "stored " in proc.log(), 60, "nothing stored", poll_s=0.005)
@@ -43,6 +44,7 @@ def test_collector_killed_with_a_window_loses_only_what_it_held(serial_pair, sta
         must_be_stored |= set(logged(log[:last], "held live ts_ms="))
         lost = logged(log[last:], "held live ts_ms=")
         assert len(lost) <= WINDOW_S / INTERVAL_S + 1, lost
+        lost_in_all += len(lost)
 
     conn = sqlite3.connect(db)
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
@@ -52,8 +54,8 @@ def test_collector_killed_with_a_window_loses_only_what_it_held(serial_pair, sta
         assert committed <= {r["id"] for r in rows}
         assert must_be_stored <= {r["ts_ms"] for r in rows}
         assert assert_rows_equal_served(store, expected_values()) >= len(committed)
-    # Several polls per commit, or the window did nothing.
-    assert len(committed) >= 3 * KILLS
+    # The kills found polls held, or the window held nothing.
+    assert lost_in_all > 0
 
 
 def test_a_stop_commits_what_the_window_holds(serial_pair, start_simulator, tmp_path, start_kammthaar):

@@ -15,7 +15,7 @@ from typing import Any
 import falcon
 
 from edge_store.registers import LIVE
-from ..errors import BadRequest, Unavailable
+from ..errors import BadRequest, NotFound, Unavailable
 from ..families import Family, Metric, Snapshot, iso, r2
 
 SOURCE_HEADER = "X-Data-Source"
@@ -59,6 +59,30 @@ RAW_PARAM = {"name": "raw", "in": "query", "required": False,
              "schema": {"type": "string", "enum": ["true", "false"]}}
 
 
+ALL_DEVICES = "all"
+DEVICE_PARAM = {"name": "device", "in": "query", "required": False,
+                "description": "The device (a `[[devices]] name`, see /devices); default: `[api] default_device`, "
+                               "else the first configured device. An unknown device is a 404.",
+                "schema": {"type": "string", "pattern": "^[a-z0-9_-]{1,64}$"}}
+DEVICE_OR_ALL_PARAM = {**DEVICE_PARAM, "description": DEVICE_PARAM["description"] + " `all`: the site's total, "
+                       "energy and charge summed over every device."}
+
+
+def device_of(req: falcon.Request, api, *, allow_all: bool = False) -> str:
+    """The `device` parameter (default: the default device): a configured device, else 404, before any data
+    is read (whatever its freshness); `all` where the path sums over devices."""
+    name = req.get_param("device")
+    if name is None:
+        return api.settings.device
+    if name == ALL_DEVICES and allow_all:
+        return name
+    if api.settings.device_info(name) is None:
+        known = ", ".join(d.name for d in api.settings.devices)
+        raise NotFound(f"no device {name[:64]!r} here; the devices are: {known}"
+                       + (" (or all)" if allow_all else ""))
+    return name
+
+
 def site_of(req: falcon.Request, default: str) -> str:
     """The `site` parameter (default: this server's site): 1 to 128 printable characters."""
     site = req.get_param("site")
@@ -88,9 +112,11 @@ class ObjectResource:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         site = site_of(req, self.api.settings.site)
-        snap, source = self.api.sources.answer(site, lambda s: s.newest(site, self.family), what=self.family.name)
+        device = device_of(req, self.api)
+        snap, source = self.api.sources.answer(site, lambda s: s.newest(site, self.family, device),
+                                               what=self.family.name)
         if self.realtime:
-            self.api.require_fresh(snap.ts_ms, self.family.primary.group)
+            self.api.require_fresh(snap.ts_ms, self.family.primary.group, device)
         body = dict(snap.value)
         if self.with_date:
             body["date"] = iso(snap.ts_ms)
@@ -115,11 +141,11 @@ def object_routes(api, family: Family, base: str, summary: str, *, tag: str = "d
              "commit window) old")
     return [
         Route(f"{base}/realtime", ObjectResource(api, family, realtime=True), f"{summary}: realtime",
-              object_schema(family, False), tag=tag, params=(SITE_PARAM,), errors=(400, 404, 503),
+              object_schema(family, False), tag=tag, params=(SITE_PARAM, DEVICE_PARAM), errors=(400, 404, 503),
               description=f"{fresh.capitalize()}; otherwise 503 (use /last)."),
         Route(f"{base}/last", ObjectResource(api, family, realtime=False),
               f"{summary}: newest stored record", object_schema(family, True), tag=tag,
-              params=(SITE_PARAM,), errors=(400, 404, 503),
+              params=(SITE_PARAM, DEVICE_PARAM), errors=(400, 404, 503),
               description="The newest stored record, however old, and `date`, the time of that record "
                           "(ISO 8601, UTC): its age shows."),
     ]
@@ -151,6 +177,7 @@ class SeriesResource:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         site = site_of(req, self.api.settings.site)
+        device = device_of(req, self.api)
         raw_param = req.get_param("raw")
         every_param = req.get_param("every")
         if raw_param is not None and raw_param.lower() not in ("true", "false"):
@@ -162,13 +189,13 @@ class SeriesResource:
         start, end = series_window(self.api.clock_ms(), every_ms)
         metric = self.metric
         points, source = self.api.sources.answer(
-            site, lambda s: s.series(site, metric, start, end, every_ms), since_ms=start, what=metric.name)
+            site, lambda s: s.series(site, metric, start, end, every_ms, device), since_ms=start, what=metric.name)
         answer(resp, [{"time": iso(t), "value": r2(v)} for t, v in points], source)
 
 
 def series_route(api, path: str, metric: Metric, summary: str, tag: str = "data") -> Route:
     return Route(path, SeriesResource(api, metric), summary, SERIES_SCHEMA, tag=tag,
-                 params=(SITE_PARAM, EVERY_PARAM, RAW_PARAM), errors=(400, 404, 503),
+                 params=(SITE_PARAM, DEVICE_PARAM, EVERY_PARAM, RAW_PARAM), errors=(400, 404, 503),
                  description="The last 24 h, oldest first: means over 5-minute buckets by default "
                              "(at most 288 points), `every` chooses the bucket, `raw=true` gives every sample. "
                              "An empty window is [].")
@@ -199,4 +226,4 @@ def stale(ts_ms: int, now: int, group: str, live_interval_s: float, slow_interva
 
 
 __all__ = ["Route", "ObjectResource", "SeriesResource", "object_routes", "series_route", "site_of", "answer",
-           "SITE_PARAM", "Snapshot"]
+           "SITE_PARAM", "DEVICE_PARAM", "DEVICE_OR_ALL_PARAM", "ALL_DEVICES", "device_of", "Snapshot"]

@@ -11,7 +11,8 @@ from .base import Route
 
 HEALTH_SCHEMA = {
     "type": "object",
-    "required": ["status", "site", "time", "sources", "store", "collector", "replicator", "cloud", "modbus_errors"],
+    "required": ["status", "site", "time", "sources", "store", "collector", "replicator", "cloud", "modbus_errors",
+                 "devices"],
     "properties": {
         "status": {"type": "string", "enum": ["ok", "degraded", "down"]},
         "site": {"type": "string"}, "time": {"type": "string", "format": "date-time"},
@@ -44,6 +45,15 @@ HEALTH_SCHEMA = {
                   "properties": {"configured": {"type": "boolean"},
                                  "reachable": {"type": "boolean", "nullable": True}}},
         "modbus_errors": {"type": "object", "additionalProperties": {"type": "integer"}},
+        "devices": {"type": "array", "description": "every configured device",
+                    "items": {"type": "object", "required": ["name", "model", "newest_sample", "age_s", "fresh", "errors"],
+                              "properties": {"name": {"type": "string"}, "model": {"type": "string"},
+                                             "newest_sample": {"type": "string", "format": "date-time",
+                                                               "nullable": True},
+                                             "age_s": {"type": "number", "nullable": True},
+                                             "fresh": {"type": "boolean"},
+                                             "errors": {"type": "object", "nullable": True,
+                                                        "additionalProperties": {"type": "integer"}}}}},
     },
 }
 

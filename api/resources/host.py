@@ -8,7 +8,7 @@ from edge_store.registers import LIVE
 
 from ..errors import NotFound, Unavailable
 from ..families import STRING, iso, obj
-from .base import SITE_PARAM, Route, answer, fresh_within_s, site_of
+from .base import DEVICE_PARAM, SITE_PARAM, Route, answer, device_of, fresh_within_s, site_of
 
 
 class StatusResource:
@@ -22,9 +22,10 @@ class StatusResource:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         site = site_of(req, self.api.settings.site)
-        limit_s = fresh_within_s(self.api.settings.interval_s, self.api.settings.commit_window_s)
+        device = device_of(req, self.api)
+        limit_s = fresh_within_s(self.api.settings.device_info(device).interval_s, self.api.settings.commit_window_s)
         try:
-            ts, source = self.api.sources.answer(site, lambda s: s.newest_ts(site, LIVE), what="live sample")
+            ts, source = self.api.sources.answer(site, lambda s: s.newest_ts(site, LIVE, device), what="live sample")
         except (NotFound, Unavailable) as exc:
             resp.media = {"status": False, "message": f"no live data: {exc}"}
             return
@@ -62,8 +63,8 @@ def routes(api) -> list:
     percent = {"type": "number", "minimum": 0, "maximum": 100}
     return [
         Route("/serveur/status", StatusResource(api), "Is live data available right now",
-              obj({"status": {"type": "boolean"}, "message": STRING}), tag="server", params=(SITE_PARAM,),
-              auth=False, errors=(400,), description=StatusResource.__doc__, extra={"source_optional": True}),
+              obj({"status": {"type": "boolean"}, "message": STRING}), tag="server", params=(SITE_PARAM, DEVICE_PARAM),
+              auth=False, errors=(400, 404), description=StatusResource.__doc__, extra={"source_optional": True}),
         Route("/serveur/infos", InfosResource(api), "Usage of the collector's machine",
               obj({"cpu_usage": percent, "memory_usage": percent, "disk_usage": percent,
                    "temperature": {"type": "number", "nullable": True,

@@ -14,8 +14,10 @@ from edge_store.catalogue.rollup_figures import FIGURES
 
 from ..errors import BadRequest
 from ..families import NULLABLE_NUMBER, family, obj, r3
-from ..sources import DAILY, MONTHLY
-from .base import SITE_PARAM, Route, answer, object_routes, site_of
+from ..site_totals import sum_days, sum_periods
+from ..sources import DAILY, MONTHLY, PERIOD_COLUMN
+from edge_store.catalogue.rollup_figures import PERIOD_FIELD
+from .base import ALL_DEVICES, DEVICE_OR_ALL_PARAM, SITE_PARAM, Route, answer, device_of, object_routes, site_of
 
 DAILY_DEVICE = family("daily statistics", "daily")
 ENERGY = family("energy statistics", "energy")
@@ -78,8 +80,16 @@ class PeriodsResource:
         tz = ZoneInfo(self.api.settings.timezone)
         return datetime.fromtimestamp(self.api.clock_ms() / 1000, tz).date()
 
+    def fetch(self, source, site: str, device: str, lo: str, hi: str) -> list[dict]:
+        """The period objects of one device, or of every device summed (`all`), from one source."""
+        if device != ALL_DEVICES:
+            return source.periods(site, self.kind, lo, hi, device)
+        return sum_periods((source.periods(site, self.kind, lo, hi, d.name) for d in self.api.settings.devices),
+                           PERIOD_FIELD[PERIOD_COLUMN[self.kind]])
+
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         site = site_of(req, self.api.settings.site)
+        device = device_of(req, self.api, allow_all=True)
         today = self.today()
         if self.kind == DAILY:
             last = _day_param(req, "to", today)
@@ -91,7 +101,7 @@ class PeriodsResource:
         if lo > hi:  # an empty period
             answer(resp, [], self.api.sources.answer(site, lambda s: True, what="statistics")[1])
             return
-        rows, source = self.api.sources.answer(site, lambda s: s.periods(site, self.kind, lo, hi), what="statistics")
+        rows, source = self.api.sources.answer(site, lambda s: self.fetch(s, site, device, lo, hi), what="statistics")
         answer(resp, rows, source)
 
 
@@ -106,10 +116,17 @@ class SevenDaysResource:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         site = site_of(req, self.api.settings.site)
+        device = device_of(req, self.api, allow_all=True)
         today = self.periods.today()
         days = [(today - timedelta(days=n)).isoformat() for n in range(6, -1, -1)]
-        rows, source = self.api.sources.answer(site, lambda s: s.periods(site, DAILY, days[0], days[-1]),
-                                               what="statistics")
+        names = [d.name for d in self.api.settings.devices] if device == ALL_DEVICES else [device]
+        per_device, source = self.api.sources.answer(
+            site, lambda s: [s.periods(site, DAILY, days[0], days[-1], name) for name in names], what="statistics")
+        answer(resp, sum_days(self.energy(days, rows) for rows in per_device), source)
+
+    @staticmethod
+    def energy(days: list[str], rows: list[dict]) -> dict[str, dict]:
+        """One device's energy per day, from its statistics objects."""
         by_day = {r["date"]: r for r in rows}
         out = {}
         for day in days:
@@ -120,7 +137,7 @@ class SevenDaysResource:
             consumed = r["device_consumed_kwh"] if r["device_consumed_kwh"] is not None else r["energy_consumed_kwh"]
             generated = r["device_generated_kwh"] if r["device_generated_kwh"] is not None else r["energy_generated_kwh"]
             out[day] = {"consumed_today": r3(consumed), "generated_today": r3(generated)}
-        answer(resp, out, source)
+        return out
 
 
 SEVEN_DAYS_SCHEMA = {
@@ -143,16 +160,16 @@ def routes(api) -> list:
         *object_routes(api, DAILY_DEVICE, "/statistics/daily", "Device statistics of today", tag="statistics"),
         *object_routes(api, ENERGY, "/statistics/energy", "Device energy counters", tag="statistics"),
         Route("/statistics/energy/7days", SevenDaysResource(api), "Energy of the last 7 local days",
-              SEVEN_DAYS_SCHEMA, tag="statistics", params=(SITE_PARAM,), errors=(400, 404, 503),
+              SEVEN_DAYS_SCHEMA, tag="statistics", params=(SITE_PARAM, DEVICE_OR_ALL_PARAM), errors=(400, 404, 503),
               description="Per local day: what the controller reported at the end of the day (its "
                           "consumed_today, generated_today), else what the edge integrated; null without data."),
         Route("/statistics/daily", PeriodsResource(api, DAILY), "Statistics per local day (computed on the edge)",
               {"type": "array", "items": stat_schema("date", DAY_RE.pattern)}, tag="statistics",
-              params=(SITE_PARAM, *day_params), errors=(400, 404, 503),
+              params=(SITE_PARAM, DEVICE_OR_ALL_PARAM, *day_params), errors=(400, 404, 503),
               description="One object per local day with data, oldest first; default the last 30 days."),
         Route("/statistics/monthly", PeriodsResource(api, MONTHLY),
               "Statistics per local month (computed on the edge)",
               {"type": "array", "items": stat_schema("month", MONTH_RE.pattern)}, tag="statistics",
-              params=(SITE_PARAM, *month_params), errors=(400, 404, 503),
+              params=(SITE_PARAM, DEVICE_OR_ALL_PARAM, *month_params), errors=(400, 404, 503),
               description="One object per local month with data, oldest first; default the last 12 months."),
     ]
