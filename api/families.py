@@ -11,10 +11,17 @@ from InfluxDB records; both decode and round each field as the catalogue
 says, so both give the same JSON for the same sample. A `Metric` is one
 series: its one-minute bucket column in the store, its measurement and
 field in InfluxDB.
+
+A family is built for one device model: its keys are the object's keys over
+every model (edge_store/catalogue/: one vocabulary), and a key the model lacks
+is null (its schema says nullable). A part of a group the model has no field
+of in the object is read for its time only, from a field the model writes with
+every row of that group.
 """
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
@@ -39,10 +46,18 @@ class Family:
     from_rows: Callable[[Mapping[str, Mapping[str, Any] | None]], dict]
     from_records: Callable[[Mapping[str, Mapping[str, Any] | None]], dict]
     schema: dict = field(default_factory=dict)  # the object's OpenAPI schema
+    api_object: str = ""
+    model: str = ""
 
     @property
     def primary(self) -> Part:
         return self.parts[0]
+
+    def for_model(self, model: str) -> "Family":
+        """The same object for a device of another model (itself for its own)."""
+        if model == self.model or not self.api_object:
+            return self
+        return _for_model(self.name, self.api_object, model)
 
 
 @dataclass(frozen=True)
@@ -112,48 +127,80 @@ def _field_schema(f: Field, nullable: bool) -> dict:
     return out
 
 
-def _object_schema(catalogue: Catalogue, api_object: str, primary: str) -> dict:
-    """Every key required; a field of another group than the primary one is null when that group has no row."""
-    def schema(node: dict) -> dict:
-        return obj({k: schema(v) if isinstance(v, dict) else _field_schema(v, catalogue.group(v) != primary)
-                    for k, v in node.items()})
+def _group(f: Field) -> str:
+    """The register group a field's column is read with (one group per column over the models)."""
+    return next(c.group(f) for c in cat.MODELS.values() if c.has_column(f.column))
 
-    return schema(catalogue.nest(catalogue.object_fields(api_object), lambda f: f))
+
+def _object_schema(api_object: str, primary: str) -> dict:
+    """Every key required; null when the key's group has no row (not the primary one) or a model lacks it."""
+    everywhere = {f for f in cat.object_fields(api_object)
+                  if all(f in c.fields for c in cat.MODELS.values())}
+
+    def schema(node: dict) -> dict:
+        return obj({k: schema(v) if isinstance(v, dict)
+                    else _field_schema(v, _group(v) != primary or v not in everywhere) for k, v in node.items()})
+
+    return schema(Catalogue.nest(cat.object_fields(api_object), lambda f: f))
+
+
+def _part(catalogue: Catalogue, api_object: str, group: str, fs: list[Field]) -> Part:
+    if not fs:  # the model has nothing of this object in the group: its time from a field it always writes
+        if not catalogue.replicated(group):
+            return Part(group, None)
+        stamp = catalogue.stamp(group)
+        return Part(group, stamp.measurement, (stamp.influx,))
+    measurements = {f.measurement for f in fs}
+    if len(measurements) != 1:
+        raise ValueError(f"{api_object}: the {group} group's fields are in several measurements: {measurements}")
+    return Part(group, fs[0].measurement, tuple(f.influx for f in fs if f.measurement))
 
 
 def family(name: str, api_object: str, catalogue: Catalogue = EPEVER_TRACER) -> Family:
-    """The family answering the API object `api_object` of `catalogue` (`name` is what messages call it)."""
-    fields = catalogue.object_fields(api_object)
+    """The family answering the API object `api_object` for a device of `catalogue`'s model
+    (`name` is what messages call it)."""
+    fields = cat.object_fields(api_object)
+    has = set(catalogue.fields)
     groups: dict[str, list[Field]] = {}
     for f in fields:
-        groups.setdefault(catalogue.group(f), []).append(f)
-    parts = []
-    for group, fs in groups.items():
-        measurements = {f.measurement for f in fs}
-        if len(measurements) != 1:
-            raise ValueError(f"{api_object}: the {group} group's fields are in several measurements: {measurements}")
-        parts.append(Part(group, fs[0].measurement, tuple(f.influx for f in fs if f.measurement)))
-    from_column = {f: (catalogue.group(f), f.column, f.from_column()) for f in fields}
-    from_influx = {f: (catalogue.group(f), f.influx, f.from_influx()) for f in fields}
+        groups.setdefault(_group(f), [])
+        if f in has:
+            groups[_group(f)].append(f)
+    parts = tuple(_part(catalogue, api_object, group, fs) for group, fs in groups.items())
+    from_column = {f: (_group(f), f.column, f.from_column()) for f in fields if f in has}
+    from_influx = {f: (_group(f), f.influx, f.from_influx()) for f in fields if f in has and f.measurement}
 
     def from_rows(rows: Mapping[str, Mapping[str, Any] | None]) -> dict:
         def value(f: Field) -> Any:
-            group, column, convert = from_column[f]
-            return convert(get(rows[group], column))
-        return catalogue.nest(fields, value)
+            read = from_column.get(f)
+            return None if read is None else read[2](get(rows[read[0]], read[1]))
+        return Catalogue.nest(fields, value)
 
     def from_records(records: Mapping[str, Mapping[str, Any] | None]) -> dict:
         def value(f: Field) -> Any:
-            group, influx, convert = from_influx[f]
-            return convert(get(records[group], influx)) if f.measurement else None
-        return catalogue.nest(fields, value)
+            read = from_influx.get(f)
+            return None if read is None else read[2](get(records[read[0]], read[1]))
+        return Catalogue.nest(fields, value)
 
-    return Family(name, tuple(parts), from_rows, from_records, _object_schema(catalogue, api_object, parts[0].group))
+    return Family(name, parts, from_rows, from_records, _object_schema(api_object, parts[0].group), api_object,
+                  catalogue.model)
 
 
-def metric(api_object: str, key: str, catalogue: Catalogue = EPEVER_TRACER) -> Metric:
-    """The 24 h series of a field (one the catalogue keeps in one-minute buckets)."""
-    f = catalogue.field(api_object, key)
+@functools.lru_cache(maxsize=None)
+def _for_model(name: str, api_object: str, model: str) -> Family:
+    return family(name, api_object, cat.MODELS[model])
+
+
+def families(name: str, api_object: str) -> dict[str, Family]:
+    """The family of an API object for each device model, by model name."""
+    return {model: family(name, api_object, c) for model, c in cat.MODELS.items()}
+
+
+def metric(api_object: str, key: str) -> Metric:
+    """The 24 h series of a field (one the catalogue keeps in one-minute buckets; the same for every model)."""
+    f = next((f for f in cat.object_fields(api_object) if f.key == key), None)
+    if f is None:
+        raise KeyError(f"no model has a field {api_object}.{key}")
     if f.series is None:
         raise ValueError(f"{api_object}.{key} has no series")
     return Metric(f.series, f.column, f.measurement, f.influx)

@@ -35,9 +35,10 @@ def build_sources(cfg):
     from .sources import CloudSource, LocalSource, Sources
 
     out = []
+    models = {d.name: d.model for d in cfg.devices}
     for name in cfg.api.sources:
         if name == "local":
-            out.append(LocalSource(cfg.store.path, site=cfg.site.id, device=cfg.default_device))
+            out.append(LocalSource(cfg.store.path, site=cfg.site.id, device=cfg.default_device, models=models))
         elif name == "cloud" and cfg.cloud.url:
             c = cfg.cloud
             if c.api == "v2":
@@ -49,7 +50,7 @@ def build_sources(cfg):
                     return InfluxQLReader(c.url, database=c.database, retention_policy=c.retention_policy,
                                           username=c.username, password=c.password,
                                           timeout_s=min(c.timeout_s, QUERY_TIMEOUT_S))
-            out.append(CloudSource(make, device=cfg.default_device, timezone_name=cfg.site.timezone))
+            out.append(CloudSource(make, device=cfg.default_device, timezone_name=cfg.site.timezone, models=models))
     return Sources(out)
 
 

@@ -27,15 +27,15 @@ import os
 import threading
 import time
 from datetime import date, datetime, timedelta, timezone
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Mapping
 
 from edge_store import schema
 from edge_store.db import Database, dicts
-from edge_store.catalogue import EPEVER_TRACER, Catalogue
+from edge_store.catalogue import DEFAULT_MODEL, EPEVER_TRACER, MODELS, Catalogue
 from edge_store.catalogue.rollup_figures import DAY, FIGURES, MONTH, PERIOD_FIELD, Figure, answer_row
 from edge_store.errors import KammthaarError, StoreError
 from edge_store.outbox import Outbox
-from edge_store.registers import LIVE
+from edge_store.registers import LIVE, SETTINGS
 from edge_store.rollups import META_PRUNED, bucket_means_sql
 from replicator.influxql import InfluxQLReader, QueryError, ident, literal
 
@@ -63,10 +63,11 @@ class LocalSource:
 
     name = "local"
 
-    def __init__(self, path: str, *, site: str, device: str):
+    def __init__(self, path: str, *, site: str, device: str, models: Mapping[str, str] | None = None):
         self.path = str(path)
         self.site = site
         self.device = device
+        self.models = dict(models or {})  # device -> model name ([[devices]]); others are the default model
         self.db = Database(self.path, readonly=True)
         self._what = f"the store {self.path} cannot be read"
         self._outbox = Outbox(self.db)
@@ -146,8 +147,16 @@ class LocalSource:
             errors: dict[str, dict[str, int]] = {}
             for device, kind, value in self._rows("SELECT device, kind, value FROM device_errors"):
                 errors.setdefault(device, {})[kind] = value
-            return {name: {"newest_ms": self.newest_ts(site, LIVE, name), "errors": errors.get(name, {})}
-                    for name in names}
+            return {name: {"newest_ms": self.newest_ts(site, LIVE, name), "errors": errors.get(name, {}),
+                           "reported_model": self._reported_model(name)} for name in names}
+
+    def _reported_model(self, device: str) -> str | None:
+        """The model string the device reports (from its newest settings row), where its model has one."""
+        column = MODELS.get(self.models.get(device, DEFAULT_MODEL), EPEVER_TRACER).reported_model
+        if column is None:
+            return None
+        row = self.newest_row(SETTINGS, device)
+        return None if row is None else row.get(column)
 
     # -- health ---------------------------------------------------------------------------
 
@@ -180,10 +189,12 @@ class CloudSource:
 
     def __init__(self, make_reader: Callable[[], InfluxQLReader], *, device: str, timezone_name: str,
                  probe_timeout_s: float = PROBE_TIMEOUT_S, remember_s: float = REMEMBER_S,
-                 monotonic: Callable[[], float] = time.monotonic, catalogue: Catalogue = EPEVER_TRACER):
+                 monotonic: Callable[[], float] = time.monotonic, catalogue: Catalogue = EPEVER_TRACER,
+                 models: Mapping[str, str] | None = None):
         self._make_reader = make_reader
         self.device = device
         self.catalogue = catalogue
+        self.models = dict(models or {})  # device -> model name ([[devices]]); others are `catalogue`'s
         self.timezone_name = timezone_name
         self.probe_timeout_s = probe_timeout_s
         self.remember_s = remember_s
@@ -265,7 +276,7 @@ class CloudSource:
 
     def newest_ts(self, site: str, group: str, device: str | None = None) -> int | None:
         # The newest point of a field the catalogue writes with every row of the group.
-        stamp = self.catalogue.stamp(group)
+        stamp = MODELS[self.models[device]].stamp(group) if device in self.models else self.catalogue.stamp(group)
         (series,) = self._reader().query_each([
             f"SELECT {ident(stamp.influx)} FROM {ident(stamp.measurement)} WHERE {self._where(site, device)} "
             f"ORDER BY time DESC LIMIT 1"])

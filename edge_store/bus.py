@@ -58,6 +58,8 @@ class DevicePoller:
         self.interval_s = interval_s
         self.slow_interval_s = slow_interval_s
         self.probe_max_s = probe_max_s
+        # The model's slow groups (the Rover has no clock group).
+        self.slow_groups = tuple(g for g in SLOW_GROUPS if reader is None or g in reader.groups)
         self.ntp = ntp or SyncFlag()
         self._clock_ms = clock_ms
         self._monotonic = monotonic
@@ -89,7 +91,7 @@ class DevicePoller:
         if self.failures_in_a_row:
             return None
         if not self._slow_pending and now >= self.next_slow:
-            self._slow_pending = list(SLOW_GROUPS)
+            self._slow_pending = list(self.slow_groups)
             self.next_slow = now + self.slow_interval_s
         if self._slow_pending:
             return self.read(self._slow_pending.pop(0))

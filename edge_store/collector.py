@@ -100,7 +100,7 @@ class Collector:
     def poll_all_once(self) -> dict[tuple[str, str], int | None]:
         """One poll of every group of every device, live and slow, stored in one transaction (what
         `collect --once` does)."""
-        keys = [(d.name, group) for d in self.devices for group in (LIVE, *SLOW_GROUPS)]
+        keys = [(d.name, group) for d in self.devices for group in (LIVE, *d.slow_groups)]
         return dict(zip(keys, self.store_readings([self.device(name).read(group) for name, group in keys])))
 
     def store_readings(self, readings: list[Reading]) -> list[int | None]:

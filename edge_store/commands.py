@@ -51,7 +51,7 @@ def build_collector(cfg: config.Config):
         link = Link(group[0].port, baudrate=group[0].baudrate, timeout_s=m.timeout_s,
                     inter_request_s=m.inter_request_ms / 1000)
         for d in group:
-            reader = Reader(link=link, unit=d.unit, retries=d.retries, registers=MODELS[d.model].registers)
+            reader = Reader(link=link, unit=d.unit, retries=d.retries, model=MODELS[d.model])
             pollers.append(DevicePoller(d.name, reader, interval_s=d.interval_s, slow_interval_s=d.slow_interval_s,
                                         probe_max_s=m.probe_max_s))
     return Collector(store, devices=pollers, retention_days=cfg.store.retention_days,

@@ -6,6 +6,9 @@ exponential backoff, falls back to one read per register when the firmware
 rejects a block that spans unused addresses (exception 2) and remembers it,
 and decodes. It never invents a value: a group with a block that could not be
 read, or a value the device cannot physically report, yields no values.
+It reads whichever device model it is given (edge_store/catalogue/: its
+registers, function codes and block planning); a group read whole also gets
+the model's derived columns, and NULL for the columns other models have.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from tenacity import RetryError, Retrying, retry_if_exception, stop_after_attemp
 from .errors import DecodeError, IllegalAddressError, KammthaarError, ModbusError
 from .link import Link, make_client  # noqa: F401 (make_client: re-exported, it lived here)
 from .ports import ModbusPort
-from .catalogue.epever_tracer import REGISTERS as EPEVER_TRACER
+from .catalogue import EPEVER_TRACER, Catalogue, absent
 from .registers import DISCRETE, HOLDING, INPUT, Block, Register, decode_register, plan_blocks, registers_of
 
 log = logging.getLogger(__name__)
@@ -39,17 +42,19 @@ class GroupRead:
 
 
 class Reader:
-    """Reads register groups from one controller over a Link (its own, or its bus's, shared with the
-    other devices on the port). Not thread-safe: one thread owns a bus."""
+    """Reads register groups from one controller of a model over a Link (its own, or its bus's, shared with
+    the other devices on the port). Not thread-safe: one thread owns a bus."""
 
     def __init__(self, port: ModbusPort | str | None = None, *, unit: int = 1, baudrate: int = 115200,
-                 timeout_s: float = 1.0, retries: int = 2, registers: tuple[Register, ...] = EPEVER_TRACER,
+                 timeout_s: float = 1.0, retries: int = 2, model: Catalogue = EPEVER_TRACER,
                  backoff_s: float = 0.05, sleep: Callable[[float], None] | None = None, link: Link | None = None):
         self.link = link if link is not None else Link(port, baudrate=baudrate, timeout_s=timeout_s)
         self.port = self.link.port
         self.unit = unit
         self.retries = retries
-        self.registers = registers
+        self.model = model
+        self.registers: tuple[Register, ...] = model.registers
+        self.groups = model.groups()  # a group the model does not have (the Rover's clock) is never read
         self.backoff_s = backoff_s
         self._sleep = sleep
         self._split: set[str] = set()          # blocks the firmware rejected whole: read per register
@@ -75,7 +80,7 @@ class Reader:
     def plan(self, group: str) -> list[Block]:
         """The blocks a group is read in, honouring remembered splits."""
         if group not in self._plans:
-            self._plans[group] = plan_blocks(registers_of(group, self.registers))
+            self._plans[group] = plan_blocks(registers_of(group, self.registers), self.model.max_gap)
         out: list[Block] = []
         for block in self._plans[group]:
             out.extend(self._singles(block) if block.label in self._split else [block])
@@ -179,7 +184,8 @@ class Reader:
             except ModbusError as exc:
                 result.errors.append(exc)
                 return result
-        values: dict[str, Any] = {r.name: None for r in registers_of(group, self.registers) if r.optional}
+        values: dict[str, Any] = {name: None for name in absent(self.model, group)}
+        values.update((r.name, None) for r in registers_of(group, self.registers) if r.optional)
         rejected = False
         for block, words in raw:
             for reg in block.registers:
@@ -191,5 +197,5 @@ class Reader:
                     result.errors.append(exc)
                     rejected = True
         if not rejected:
-            result.values = values
+            result.values = self.model.derive(group, values)
         return result

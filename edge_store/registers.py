@@ -154,7 +154,8 @@ def decode_register(reg: Register, words: list[int] | tuple[int, ...]) -> float 
                 raw = -(raw & 0x7F)
         else:  # pragma: no cover - the table is ours
             raise ValueError(f"unknown register kind {kind}")
-        value = round(raw / reg.divisor, 2) if reg.divisor != 1 else raw
+        # 2 decimals for /10 and /100 (the devices' resolution), 3 for /1000 (Wh counters as kWh).
+        value = round(raw / reg.divisor, max(2, len(str(reg.divisor)) - 1)) if reg.divisor != 1 else raw
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         if (reg.low is not None and value < reg.low) or (reg.high is not None and value > reg.high):
             raise DecodeError(

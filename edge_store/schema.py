@@ -2,8 +2,9 @@
 
 Alembic owns the database (migrations/); these definitions are what the code
 reads and writes, and a test checks that the migrated database matches them.
-Sample tables get their value columns from the device's catalogue
-(edge_store/catalogue/): one column per register, named like it; the
+Sample tables get their value columns from the device models' catalogues
+(edge_store/catalogue/): one column per register or derived value of any
+model, named like it, NULL where a model that has the group lacks it; the
 one-minute buckets keep the live columns the catalogue marks. `AUTOINCREMENT` keeps row ids from ever being reused,
 even after every row was pruned, because replication watermarks are row ids.
 """
@@ -12,8 +13,9 @@ from __future__ import annotations
 
 from sqlalchemy import BigInteger, Boolean, Column, Float, Index, Integer, MetaData, Table, Text, text
 
+from . import catalogue
 from .catalogue import EPEVER_TRACER
-from .registers import CLOCK, LIVE, SETTINGS, STATS, TEXT_KINDS, Register, registers_of
+from .registers import CLOCK, LIVE, SETTINGS, STATS, TEXT_KINDS
 
 metadata = MetaData()
 
@@ -26,16 +28,23 @@ SAMPLE_TABLES = {
 }
 
 
-def _value_column(reg: Register) -> Column:
-    if reg.kind in TEXT_KINDS:
+def _value_column(group: str, name: str, lines: list) -> Column:
+    """One column from the register (or derived) line of each model having it."""
+    kinds = {"text" if r.kind in TEXT_KINDS else "bool" if r.kind == "bool" else "number" for r in lines}
+    if len(kinds) != 1:
+        raise ValueError(f"column {name} would hold {sorted(kinds)}: two models disagree")
+    if kinds == {"text"}:
         type_ = Text()
-    elif reg.kind == "bool":
+    elif kinds == {"bool"}:
         type_ = Boolean(create_constraint=False)
-    elif reg.divisor != 1:
+    elif any(r.divisor != 1 for r in lines):
         type_ = Float()
     else:
         type_ = Integer()
-    return Column(reg.name, type_, nullable=reg.optional, comment=(reg.doc or reg.name) + (f" ({reg.unit})" if reg.unit else ""))
+    having_group = sum(1 for cat in catalogue.MODELS.values() if group in cat.groups())
+    nullable = any(r.optional for r in lines) or len(lines) < having_group
+    first = lines[0]
+    return Column(name, type_, nullable=nullable, comment=(first.doc or name) + (f" ({first.unit})" if first.unit else ""))
 
 
 def _sample_table(group: str) -> Table:
@@ -48,7 +57,7 @@ def _sample_table(group: str) -> Table:
         Column("ntp_synced", Boolean(create_constraint=False), nullable=False,
                comment="system clock NTP-synchronised at poll time"),
         Column("device", Text, nullable=False),
-        *(_value_column(r) for r in registers_of(group, EPEVER_TRACER.registers)),
+        *(_value_column(group, name, lines) for name, lines in catalogue.columns(group)),
         Index(f"ix_{name}_device_ts", "device", "ts_ms"),
         Index(f"ix_{name}_ts", "ts_ms"),
         sqlite_autoincrement=True,

@@ -6,7 +6,7 @@ import os
 from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
-from .catalogue import EPEVER_TRACER
+from .catalogue import EPEVER_TRACER, MODELS, Catalogue
 from .registers import CLOCK, LIVE, SETTINGS, STATS
 from .rollups import META_TIMEZONE, read_meta
 from .store import Store, now_ms
@@ -33,6 +33,7 @@ def report(store: Store, cfg) -> str:
     lines.extend(writes_lines(store.path, cfg, tz))
     device_errors = store.device_errors()
     for device in cfg.devices:
+        model = MODELS[device.model]
         errors = device_errors.get(device.name, {})
         lines.append(f"device {device.name} ({device.model}, unit {device.unit} on {device.port}): errors "
                      + (", ".join(f"{k}={v}" for k, v in sorted(errors.items())) or "none"))
@@ -40,23 +41,9 @@ def report(store: Store, cfg) -> str:
         if live is None:
             lines.append("live: no sample yet")
         else:
-            def figure(obj: str, key: str, spec: str = "") -> str:
-                f = EPEVER_TRACER.field(obj, key)
-                return f"{live[f.column]:{spec}} {EPEVER_TRACER.unit(f)}".rstrip()
-
-            def code(obj: str, key: str) -> str:
-                f = EPEVER_TRACER.field(obj, key)
-                return f.decode()(live[f.column])
-
-            lines.append(
-                f"live: {_when(live['ts_ms'], tz)}{'' if live['ntp_synced'] else ' [clock not NTP-synchronised]'}\n"
-                f"  battery {figure('battery', 'voltage', '.2f')} {figure('battery', 'current', '+.2f')} "
-                f"{figure('battery', 'state_of_charge')} {figure('battery', 'temperature', '.1f')} "
-                f"({code('battery', 'status.battery_status')}, {code('charging', 'charging_status')})\n"
-                f"  pv {figure('solar', 'voltage', '.2f')} {figure('solar', 'power', '.1f')}; "
-                f"load {figure('load', 'power', '.1f')}"
-            )
-        for group in (STATS, SETTINGS, CLOCK):
+            lines.append(f"live: {_when(live['ts_ms'], tz)}"
+                         f"{'' if live['ntp_synced'] else ' [clock not NTP-synchronised]'}\n{live_lines(live, model)}")
+        for group in (g for g in model.groups() if g != LIVE):
             row = store.latest(group, device.name)
             lines.append(f"{group}: " + (_when(row["ts_ms"], tz) if row else "not read yet")
                          + (f", device clock {row[CLOCK_FIELD.column]}" if row and group == CLOCK else ""))
@@ -72,6 +59,20 @@ def report(store: Store, cfg) -> str:
         lines.extend(f"  {_when(e['ts_ms'], tz)} {e['device']} {e['kind']} {e['block']}: {e['detail']}" for e in errors)
     lines.extend(replication_lines(store, cfg, tz))
     return "\n".join(lines)
+
+
+def live_lines(live: dict, model: Catalogue) -> str:
+    """A live row's figures and codes in two lines, as the device's model decodes them."""
+    def figure(obj: str, key: str, spec: str = "") -> str:
+        f = model.field(obj, key)
+        return f"{live[f.column]:{spec}} {model.unit(f)}".rstrip()
+
+    codes = ", ".join(f.decode()(live[f.column]) for f in model.summary if live[f.column] is not None)
+    return (f"  battery {figure('battery', 'voltage', '.2f')} {figure('battery', 'current', '+.2f')} "
+            f"{figure('battery', 'state_of_charge')} {figure('battery', 'temperature', '.1f')}"
+            + (f" ({codes})" if codes else "") + "\n"
+            f"  pv {figure('solar', 'voltage', '.2f')} {figure('solar', 'power', '.1f')}; "
+            f"load {figure('load', 'power', '.1f')}")
 
 
 def writes_lines(path: str, cfg, tz: ZoneInfo) -> list[str]:

@@ -16,7 +16,7 @@ from typing import Any, Iterable, Mapping
 from sqlalchemy import func, select
 
 from . import rollups as rollups_mod
-from . import schema
+from . import catalogue, schema
 from .db import BUSY_TIMEOUT_MS, Database
 from .errors import StoreError
 from .rollups import RollupSettings
@@ -75,6 +75,10 @@ class Store:
             for group, table in schema.sample_tables.items()
         }
         self._storing = {group: f"could not store {group} sample" for group in schema.sample_tables}
+        # What each device model fills per group: a row may leave out exactly what its model lacks.
+        self._model_columns = {group: [frozenset(c.name for c in cat.columns(group))
+                                       for cat in catalogue.MODELS.values() if group in cat.groups()]
+                               for group in schema.sample_tables}
 
     @property
     def engine(self):
@@ -100,10 +104,13 @@ class Store:
             raise
 
     def _params(self, group: str, row: Mapping[str, Any]) -> dict[str, Any]:
-        # A sample with a value missing is refused whole: nothing is made up.
+        # A sample with a value missing is refused whole: nothing is made up. A column its
+        # device model does not have is NULL (a row complete for one of the models).
         missing = [c for c in self._columns[group] if c not in row]
         if missing:
-            raise StoreError(f"{group} sample lacks {', '.join(missing)}")
+            if not any(model <= row.keys() for model in self._model_columns[group]):
+                raise StoreError(f"{group} sample lacks {', '.join(missing)}")
+            return {c: row.get(c) for c in self._columns[group]}
         return {c: row[c] for c in self._columns[group]}
 
     def insert_samples(self, group: str, rows: Iterable[Mapping[str, Any]]) -> int:

@@ -38,7 +38,8 @@ def build_replicator(cfg: config.Config):
     migrate.ensure_schema(cfg.store.path)
     outbox = Outbox(cfg.store.path, synchronous=cfg.store.synchronous)
     return Replicator(outbox, writer, site=cfg.site.id, batch_size=c.batch_size, interval_s=c.interval_s,
-                      max_backlog_age_days=c.max_backlog_age_days, credentials=credentials)
+                      max_backlog_age_days=c.max_backlog_age_days, credentials=credentials,
+                      models={d.name: d.model for d in cfg.devices})
 
 
 def idle(message: str) -> None:

@@ -24,6 +24,11 @@ Two ways to the same bytes:
 
 Tags on every point: `site` and `device`. Timestamp: the row's `ts_ms` (UTC
 milliseconds, precision ms); a rollup's is its period's start (UTC ms).
+
+Per device model (`MODEL_MEASUREMENTS`): a row yields its model's fields, so
+a field the model lacks is absent from InfluxDB, never a zero. The renderer
+learns each device's model from `models` (device name -> model name); a
+device it was not told about is the default model's (an EPEVER Tracer).
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ from typing import Any, Callable, Mapping
 
 from influxdb_client import Point, WritePrecision
 
-from edge_store.catalogue import BOOLEAN, EPEVER_TRACER, FLOAT, STRING, Catalogue  # noqa: F401 (the types)
+from edge_store.catalogue import BOOLEAN, DEFAULT_MODEL, FLOAT, MODELS, STRING, Catalogue  # noqa: F401 (the types)
 from edge_store.catalogue.fields import as_float
 from edge_store.catalogue.rollup_figures import DAY, FIGURES, MONTH, PERIOD_FIELD
 from edge_store.registers import CLOCK, LIVE, SETTINGS, STATS
@@ -118,39 +123,50 @@ def _rollup(period: str) -> Measurement:
                        {field: STRING, **{f.name: FLOAT for f in FIGURES}})
 
 
-MEASUREMENTS: dict[str, tuple[Measurement, ...]] = {
-    **{stream: from_catalogue(EPEVER_TRACER, group) for stream, group in SAMPLE_STREAMS.items()},
-    DAILY_STREAM: (_rollup(DAY),),
-    MONTHLY_STREAM: (_rollup(MONTH),),
+_ROLLUPS = {DAILY_STREAM: (_rollup(DAY),), MONTHLY_STREAM: (_rollup(MONTH),)}
+
+# model -> stream -> the points a row yields (a stream of a group the model lacks yields none).
+MODEL_MEASUREMENTS: dict[str, dict[str, tuple[Measurement, ...]]] = {
+    name: {**{stream: from_catalogue(cat, group) for stream, group in SAMPLE_STREAMS.items()}, **_ROLLUPS}
+    for name, cat in MODELS.items()
 }
+MEASUREMENTS = MODEL_MEASUREMENTS[DEFAULT_MODEL]
 
 
 def field_types() -> dict[str, dict[str, str]]:
-    """measurement -> field -> type, over every stream (a measurement fed by two streams merges)."""
+    """measurement -> field -> type, over every stream and model (a measurement fed by two merges)."""
     out: dict[str, dict[str, str]] = {}
-    for measurements in MEASUREMENTS.values():
-        for m in measurements:
-            merged = out.setdefault(m.name, {})
-            for name, kind in m.types.items():
-                if merged.setdefault(name, kind) != kind:  # pragma: no cover - guarded by a test
-                    raise ValueError(f"{m.name}.{name} would have two types")
+    for tables in MODEL_MEASUREMENTS.values():
+        for measurements in tables.values():
+            for m in measurements:
+                merged = out.setdefault(m.name, {})
+                for name, kind in m.types.items():
+                    if merged.setdefault(name, kind) != kind:  # pragma: no cover - guarded by a test
+                        raise ValueError(f"{m.name}.{name} would have two types")
     return out
 
 
 def lines_per_row(stream: str) -> int:
-    """How many points one row of a stream yields (at most)."""
-    return len(MEASUREMENTS[stream])
+    """How many points one row of a stream yields (at most, over the models)."""
+    return max(len(tables[stream]) for tables in MODEL_MEASUREMENTS.values())
 
 
 class Renderer:
-    """Rows to points or to line protocol, tagged with the site and the row's device."""
+    """Rows to points or to line protocol, tagged with the site and the row's device.
+
+    `models`: device name -> model name (`cfg.devices`); other devices are the default model's,
+    whose tables `measurements` may replace.
+    """
 
     MEMO_LIMIT = 4096
     PIECES_LIMIT = 65536
 
-    def __init__(self, site: str, measurements: Mapping[str, tuple[Measurement, ...]] = MEASUREMENTS):
+    def __init__(self, site: str, measurements: Mapping[str, tuple[Measurement, ...]] = MEASUREMENTS, *,
+                 models: Mapping[str, str] | None = None):
         self.site = site
         self.measurements = dict(measurements)
+        self._devices = {device: MODEL_MEASUREMENTS[model] for device, model in (models or {}).items()
+                         if model != DEFAULT_MODEL}
         self._prefix: dict[tuple[str, str], str] = {}
         self._memo: dict[tuple, str] = {}
         self._pieces: dict[tuple, str] = {}
@@ -159,7 +175,7 @@ class Renderer:
 
     def points(self, stream: str, row: Mapping[str, Any]) -> list[Point]:
         out = []
-        for m in self.measurements[stream]:
+        for m in self._devices.get(row["device"], self.measurements)[stream]:
             point = Point(m.name).tag("site", self.site).tag("device", row["device"])
             for name, value in m.fields(*(row[c] for c in m.inputs)).items():
                 point.field(name, value)
@@ -183,10 +199,10 @@ class Renderer:
         time_part = time_text(row[TIME_COLUMN.get(stream, "ts_ms")])
         out = []
         memo, pieces, prefixes = self._memo, self._pieces, self._prefix
-        for m in self.measurements[stream]:
+        for m in self._devices.get(device, self.measurements)[stream]:
             args = m.args(row)
             if m.memo:
-                key = (m.name, args)
+                key = (m.name, m.inputs, args)  # two models' points of one name read other columns
                 fields = memo.get(key)
                 if fields is None:
                     if len(memo) >= self.MEMO_LIMIT:

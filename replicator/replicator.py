@@ -78,10 +78,11 @@ class Replicator:
                  max_backlog_age_days: int = 0, credentials: str = "", policy: Policy | None = None,
                  streams: tuple[Stream, ...] = STREAMS, auth_recheck_s: float = AUTH_RECHECK_S,
                  max_backoff_s: float = MAX_BACKOFF_S, clock_ms: Callable[[], int] = now_ms,
-                 monotonic: Callable[[], float] = time.monotonic, stop_event: threading.Event | None = None):
+                 monotonic: Callable[[], float] = time.monotonic, stop_event: threading.Event | None = None,
+                 models: dict[str, str] | None = None):
         self.outbox = outbox
         self.writer = writer
-        self.renderer = Renderer(site)
+        self.renderer = Renderer(site, models=models)  # models: device name -> model ([[devices]])
         self.batch_size = batch_size
         self.interval_s = interval_s
         self.max_backlog_age_days = max_backlog_age_days

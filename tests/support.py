@@ -75,11 +75,13 @@ def clean_env(**settings) -> dict:
     return env
 
 
-def rows_in(db: Path | str, table: str) -> int:
-    """Rows of a table, read-only; 0 while the file or the table does not exist yet."""
+def rows_in(db: Path | str, table: str, device: str | None = None) -> int:
+    """Rows of a table (of one device if given), read-only; 0 while the file or the table does not exist yet."""
     try:
         conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
         try:
+            if device is not None:
+                return conn.execute(f"SELECT count(*) FROM {table} WHERE device = ?", (device,)).fetchone()[0]
             return conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
         finally:
             conn.close()

@@ -8,6 +8,7 @@ from edge_store.registers import LIVE, STATS
 from edge_store.rollups import RollupSettings
 from edge_store.store import Store
 from tests.samples import LIVE_VALUES, STATS_VALUES
+from tests.support import clean_env, kammthaar
 
 DEVICES = ("roof", "side", "rover")
 T0 = 1_780_000_000_000
@@ -62,3 +63,21 @@ def test_migrations_up_down_up_keep_the_samples_of_every_device(tmp_path):
         store.record_error("timeout", "b", "no answer", device="rover")
         assert store.device_errors() == {"rover": {"timeout": 1}}
         assert {d: store.latest(LIVE, d)["pv_power"] for d in DEVICES} == {"roof": 10.0, "side": 20.0, "rover": 30.0}
+
+
+def test_status_reports_each_device(tmp_path, db_path):
+    with Store(db_path, rollups=RollupSettings("UTC", 15.0)) as store:
+        fill(store)
+        store.record_error("timeout", "input:0x3100+18", "no answer", device="side")
+    cfg = tmp_path / "k.toml"
+    cfg.write_text(f'[store]\npath = "{db_path}"\n[site]\ntimezone = "UTC"\n[modbus]\nport = "/dev/ttyS9"\n'
+                   + "".join(f'[[devices]]\nname = "{d}"\nmodel = "epever-tracer"\nunit = {u}\n'
+                             for u, d in enumerate(("roof", "side", "attic"), 1)))
+    out = kammthaar("-c", str(cfg), "status", env=clean_env(), timeout_s=60)
+    assert out.returncode == 0, out.stderr
+    sections = out.stdout.split("\ndevice ")[1:]
+    assert [s.split(" ", 1)[0] for s in sections] == ["roof", "side", "attic"]
+    assert "(epever-tracer, unit 2 on /dev/ttyS9): errors timeout=1" in sections[1]
+    assert "errors none" in sections[0] and "live: " in sections[0] and "pv " in sections[0]
+    assert "live: no sample yet" in sections[2]
+    assert "side timeout input:0x3100+18: no answer" in out.stdout  # recent errors name their device

@@ -113,10 +113,10 @@ class ObjectResource:
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         site = site_of(req, self.api.settings.site)
         device = device_of(req, self.api)
-        snap, source = self.api.sources.answer(site, lambda s: s.newest(site, self.family, device),
-                                               what=self.family.name)
+        family = self.family.for_model(self.api.settings.device_info(device).model)
+        snap, source = self.api.sources.answer(site, lambda s: s.newest(site, family, device), what=family.name)
         if self.realtime:
-            self.api.require_fresh(snap.ts_ms, self.family.primary.group, device)
+            self.api.require_fresh(snap.ts_ms, family.primary.group, device)
         body = dict(snap.value)
         if self.with_date:
             body["date"] = iso(snap.ts_ms)

@@ -219,4 +219,5 @@ FIELDS: tuple[Field, ...] = (
     _f("remote_battery_temperature", "remote_battery_temperature", (), None),
 )
 
-EPEVER_TRACER = Catalogue("epever-tracer", REGISTERS, FIELDS)
+EPEVER_TRACER = Catalogue("epever-tracer", REGISTERS, FIELDS, summary=tuple(
+    f for f in FIELDS if (f.column, f.key) in ((BATTERY_WORD, "status.battery_status"), (CHARGING_WORD, "charging_status"))))

@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field as attribute
 from typing import Any, Callable, Mapping
 
-from ..registers import Register
+from ..registers import GROUPS, MAX_GAP, Register, registers_of
 
 FLOAT, INTEGER, BOOLEAN, STRING = "float", "integer", "boolean", "string"
 TYPES = (FLOAT, INTEGER, BOOLEAN, STRING)
@@ -105,6 +105,8 @@ class Field:
                 return lambda word: bool((int(word) >> shift) & mask)
             return (lambda flag: not flag) if self.invert else bool
         if self.type in (FLOAT, INTEGER):
+            if self.width:
+                return lambda word: float((int(word) >> shift) & mask)
             return as_float
         return str
 
@@ -127,16 +129,58 @@ class Field:
         return lambda v: None if v is None else finish(decode(v))
 
 
-class Catalogue:
-    """A device model: its registers (the stored columns) and its fields, with the lookups the code needs."""
+@dataclass(frozen=True)
+class Derived:
+    """A stored column computed from other columns of its group when a group is read (not a register).
 
-    def __init__(self, model: str, registers: tuple[Register, ...], fields: tuple[Field, ...]):
+    A model that has no register for a value the vocabulary stores (Renogy's battery current
+    is its charging current minus its load current) derives it, so that the column, the
+    InfluxDB field and the API key mean one thing for every model. `compute(values)` gets the
+    group's decoded values. `kind`/`divisor` give the column's type as a register's would.
+    """
+
+    name: str
+    group: str
+    inputs: tuple[str, ...]
+    compute: Callable[[Mapping[str, Any]], Any] = attribute(hash=False, compare=False)
+    kind: str = "s32"
+    divisor: int = 1
+    unit: str = ""
+    doc: str = ""
+    optional: bool = False
+
+    @property
+    def is_float(self) -> bool:
+        return self.divisor != 1
+
+
+class Catalogue:
+    """A device model: its registers (the stored columns) and its fields, with the lookups the code needs.
+
+    `derived`: columns computed from the registers of their group (see `Derived`). `max_gap`: the
+    unused addresses a read may span (Renogy's live block is read whole, as its spec advises).
+    `reported_model`: the column holding the model string the device reports, if it has one.
+    """
+
+    def __init__(self, model: str, registers: tuple[Register, ...], fields: tuple[Field, ...], *,
+                 derived: tuple[Derived, ...] = (), max_gap: int = MAX_GAP, reported_model: str | None = None,
+                 summary: tuple[Field, ...] = ()):
         self.model = model
+        self.summary = summary  # the codes `kammthaar status` shows beside the live figures
         self.registers = registers
         self.fields = fields
-        self._registers = {r.name: r for r in registers}
-        if len(self._registers) != len(registers):
+        self.derived = derived
+        self.max_gap = max_gap
+        self.reported_model = reported_model
+        self._registers: dict[str, Register | Derived] = {r.name: r for r in (*registers, *derived)}
+        if len(self._registers) != len(registers) + len(derived):
             raise ValueError(f"{model}: two registers share a name")
+        for d in derived:
+            missing = [c for c in d.inputs if c not in self._registers or self._registers[c].group != d.group]
+            if missing:
+                raise ValueError(f"{model}: {d.name} is derived from {missing}, no columns of its group")
+        if reported_model is not None and reported_model not in self._registers:
+            raise ValueError(f"{model}: the reported model is read from {reported_model}, which is no register")
         for f in fields:
             if f.column not in self._registers:
                 raise ValueError(f"{model}: field {f.key} reads {f.column}, which is no register")
@@ -150,8 +194,27 @@ class Catalogue:
 
     # -- lookups ------------------------------------------------------------------------
 
-    def register(self, column: str) -> Register:
+    def register(self, column: str) -> Register | Derived:
+        """The register a column is read from, or the `Derived` line computing it."""
         return self._registers[column]
+
+    def has_column(self, column: str) -> bool:
+        return column in self._registers
+
+    def columns(self, group: str) -> tuple[Register | Derived, ...]:
+        """The stored columns of a group: its registers in address order, then its derived columns."""
+        return registers_of(group, self.registers) + tuple(d for d in self.derived if d.group == group)
+
+    def groups(self) -> tuple[str, ...]:
+        """The register groups the model has (a model without a clock has no clock group)."""
+        return tuple(g for g in GROUPS if any(r.group == g for r in self.registers))
+
+    def derive(self, group: str, values: dict[str, Any]) -> dict[str, Any]:
+        """`values` of a group read whole, with its derived columns added (in place)."""
+        for d in self.derived:
+            if d.group == group:
+                values[d.name] = d.compute(values)
+        return values
 
     def group(self, f: Field) -> str:
         """The register group (live, stats, settings, clock) a field's column is read with."""

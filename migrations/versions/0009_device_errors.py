@@ -7,14 +7,14 @@ statistics, one row per device and day: no scan of the samples) and its
 errors, for the sqlite3 shell.
 
 Revision ID: 0009
-Revises: 0007
+Revises: 0008
 Create Date: 2026-12-04
 """
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0009"
-down_revision = "0007"
+down_revision = "0008"  # "0007" on its branch; chained after r12a's 0008 at the merge
 branch_labels = None
 depends_on = None
 
