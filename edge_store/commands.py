@@ -1,4 +1,4 @@
-"""edge_store's commands (collect, simulate, status, db, config, rollups) and its objects built from the config.
+"""edge_store's commands (collect, simulate, scan, status, db, config, rollups) and its objects built from the config.
 
 `register(subparsers)` adds them to `kammthaar`'s parser (kammthaar/cli.py);
 each handler takes the parsed arguments, calls one function of the library
@@ -116,6 +116,44 @@ def cmd_simulate(args, parser: argparse.ArgumentParser) -> int:
     return 0
 
 
+def cmd_scan(args) -> int:
+    from .scan import devices_toml, parse_units, scan
+
+    units = parse_units(args.units)
+    found = scan(args.port, baudrate=args.baudrate, units=units, timeout_s=args.timeout_s,
+                 progress=_progress_bar if sys.stderr.isatty() else _progress_count)
+    answering = ", ".join(f"{f.unit} ({f.model or 'unknown model'})" for f in found) or "none"
+    print(f"# kammthaar scan of {args.port} at {args.baudrate} baud: {len(found)} of {len(units)} unit ids "
+          f"answered: {answering}")
+    if not found:
+        print(f"kammthaar: no unit answered on {args.port} at {args.baudrate} baud "
+              "(wiring, A/B swapped, another baud rate?)", file=sys.stderr)
+        return EXIT_FAILURE
+    print(devices_toml(found, port=args.port, baudrate=args.baudrate), end="")
+    return 0
+
+
+def _progress_bar(done: int, total: int, unit: int, width: int = 30) -> None:
+    filled = width * done // total
+    sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} unit {unit:<3}"
+                     + ("\n" if done == total else ""))
+    sys.stderr.flush()
+
+
+def _progress_count(done: int, total: int, unit: int) -> None:
+    print(f"probed {done}/{total} (unit {unit})", file=sys.stderr, flush=True)
+
+
+def _positive(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
+    if number <= 0:
+        raise argparse.ArgumentTypeError(f"{value!r} must be positive")
+    return number
+
+
 def cmd_status(args) -> int:
     from . import migrate
     from .status_report import report
@@ -174,10 +212,21 @@ def register(sub) -> None:
     p.add_argument("--once", action="store_true", help="one poll of every group, live and slow, then exit")
     p.set_defaults(func=cmd_collect)
 
-    p = sub.add_parser("simulate", help="an EPEVER Tracer simulator on a serial port or TCP")
+    p = sub.add_parser("simulate", help="simulated controllers (EPEVER Tracer, Renogy Rover) on a serial port or TCP")
     add_arguments(p)
     # The parser goes along so that a bad flag value ends in its usage line, naming the flag.
     p.set_defaults(func=functools.partial(cmd_simulate, parser=p))
+
+    from .scan import DEFAULT_TIMEOUT_S, DEFAULT_UNITS
+
+    p = sub.add_parser("scan", help="find the controllers on a bus and print the [[devices]] block to paste")
+    p.add_argument("--port", required=True, help="serial device (or tcp://, rtu+tcp:// as [modbus] port)")
+    p.add_argument("--baudrate", type=int, default=115200, help="bus speed (default 115200; a Renogy Rover: 9600)")
+    p.add_argument("--units", default=DEFAULT_UNITS, help=f"unit ids to probe, e.g. 1-16 or 1,16,17,255 "
+                   f"(default {DEFAULT_UNITS})")
+    p.add_argument("--timeout-s", type=_positive, default=DEFAULT_TIMEOUT_S,
+                   help=f"wait for an answer this long; each silent unit costs it once (default {DEFAULT_TIMEOUT_S})")
+    p.set_defaults(func=cmd_scan)
 
     p = sub.add_parser("status", help="a human-readable summary of the store and the collector")
     p.set_defaults(func=cmd_status)

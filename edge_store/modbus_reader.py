@@ -63,6 +63,11 @@ class Reader:
 
     # -- connection ------------------------------------------------------------
 
+    @property
+    def requests_sent(self) -> int:
+        """Frames put on the bus through this reader's link (a scan's cost, a bus's load)."""
+        return self.link.requests
+
     def connect(self) -> None:
         """Open the port. Raises ModbusError(kind='port') when it is not there."""
         self.link.connect()

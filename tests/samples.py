@@ -61,3 +61,14 @@ def expected_values() -> dict:
     model = SolarDay(seed=int(SEED), start=datetime.fromisoformat(START), speed=0, tz=ZoneInfo(ZONE))
     snap = model.snapshot()
     return {r.name: decode_register(r, encode(r, snap[r.name])) for r in EPEVER_TRACER}
+
+
+def expected_unit_values(model: str, seed: int, unit: int) -> dict:
+    """What a unit of the frozen multi-unit simulator serves (`--device unit=U,model=M,seed=S`), decoded."""
+    from edge_store.catalogue import MODELS
+    from edge_store.simulator.options import SimOptions, UnitOptions
+    from edge_store.simulator.serving import device_model
+
+    options = SimOptions(port="/dev/null", speed=0, start=datetime.fromisoformat(START), timezone=ZONE)
+    snap = device_model(options, UnitOptions(unit, model, seed)).snapshot()
+    return {r.name: decode_register(r, encode(r, snap[r.name])) for r in MODELS[model].registers}

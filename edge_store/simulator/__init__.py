@@ -1,1 +1,1 @@
-"""A simulated EPEVER Tracer: the physics (`model`) and a Modbus slave serving it (`server`)."""
+"""Simulated charge controllers: the physics (`model`, `rover`) and the Modbus units serving them (`slave`, `serving`)."""

@@ -8,6 +8,12 @@ parser's usage error (exit 2).
 `--set NAME=VALUE` serves a fixed value for one register, even one outside
 its physical bounds, so the collector's range checks can be exercised; the
 value must still fit the register's encoding.
+
+`--device unit=N,model=M[,seed=S][,slow=SECONDS][,silent]` (repeatable) serves
+several units, of any model of edge_store/catalogue/, on one port: each its own
+seed (default: --seed + unit - 1), a silent unit never answers, a slow one answers
+after its delay. Without --device: one EPEVER Tracer at --unit. The other fault
+flags and --set apply to every unit (--set to the units whose model has the register).
 """
 
 from __future__ import annotations
@@ -21,17 +27,42 @@ from pymodbus.constants import ExcCodes
 
 from ..errors import ConfigError
 from ..ports import HostPort
-from ..catalogue.epever_tracer import REGISTERS as EPEVER_TRACER
+from ..catalogue import DEFAULT_MODEL, MODELS
 from ..registers import TEXT_KINDS
 
 EXCEPTION_CODES = frozenset(int(code) for code in ExcCodes)
-REGISTERS_BY_NAME = {reg.name: reg for reg in EPEVER_TRACER}
+# Every model's registers by name (a name two models share is one value, possibly two encodings).
+REGISTERS_BY_NAME: dict[str, list] = {}
+for _cat in MODELS.values():
+    for _reg in _cat.registers:
+        REGISTERS_BY_NAME.setdefault(_reg.name, []).append(_reg)
 _RAW_RANGE = {"u16": (0, 0xFFFF), "bits": (0, 0xFFFF), "enum": (0, 0xFFFF), "s16": (-0x8000, 0x7FFF),
               "u32": (0, 0xFFFFFFFF), "s32": (-0x80000000, 0x7FFFFFFF), "bool": (0, 1),
               "u32hw": (0, 0xFFFFFFFF), "s32hw": (-0x80000000, 0x7FFFFFFF), "u8hi": (0, 0xFF), "u8lo": (0, 0xFF),
               "sm8hi": (-0x7F, 0x7F), "sm8lo": (-0x7F, 0x7F)}
 MAX_SPEED = 1e6
 MAX_SLOW_S = 3600.0
+MAX_UNIT = 255  # 248-255 are reserved by Modbus, yet some Rovers answer only on 255
+
+
+@dataclass(frozen=True)
+class UnitOptions:
+    """One served unit: its id, model, seed and faults (`slow` None: the --slow of every unit)."""
+
+    unit: int
+    model: str = DEFAULT_MODEL
+    seed: int | None = None
+    silent: bool = False
+    slow: float | None = None
+
+    def check(self) -> None:
+        where = f"--device unit={self.unit}"
+        if not 1 <= self.unit <= MAX_UNIT:
+            raise ConfigError(f"--device unit must be 1..{MAX_UNIT}, not {self.unit}")
+        if self.model not in MODELS:
+            raise ConfigError(f"{where}: model must be one of {', '.join(MODELS)}, not {self.model!r}")
+        if self.slow is not None and not 0 <= self.slow <= MAX_SLOW_S:
+            raise ConfigError(f"{where}: slow must be between 0 and {MAX_SLOW_S:g} seconds, not {self.slow}")
 
 
 @dataclass(frozen=True)
@@ -53,6 +84,7 @@ class SimOptions:
     exceptions: dict[int, int] = field(default_factory=dict)
     strict_gaps: bool = False
     overrides: dict[str, float | int | bool] = field(default_factory=dict)  # register name -> value served
+    devices: tuple[UnitOptions, ...] = ()  # several units (--device); none: one EPEVER at `unit`
 
     def __post_init__(self):
         if (self.port is None) == (self.tcp is None):
@@ -87,6 +119,18 @@ class SimOptions:
             self._set("timezone", _zone(self.timezone).key)
         for name, value in self.overrides.items():
             _check_override(name, value)
+        for device in self.devices:
+            device.check()
+        units = [d.unit for d in self.devices]
+        if len(set(units)) != len(units):
+            raise ConfigError(f"--device: unit {next(u for u in units if units.count(u) > 1)} is given twice")
+
+    @property
+    def units(self) -> tuple[UnitOptions, ...]:
+        """Every served unit with its seed and delay resolved."""
+        devices = self.devices or (UnitOptions(self.unit, DEFAULT_MODEL, self.seed),)
+        return tuple(UnitOptions(d.unit, d.model, self.seed + d.unit - 1 if d.seed is None else d.seed, d.silent,
+                                 self.slow if d.slow is None else d.slow) for d in devices)
 
     def _set(self, name: str, value) -> None:
         object.__setattr__(self, name, value)  # normalising a field of a frozen dataclass, once
@@ -118,16 +162,17 @@ def _zone(name: str) -> ZoneInfo:
 
 def _check_override(name: str, value) -> None:
     """A forced value must name a register and fit its encoding; its physical bounds are not checked."""
-    reg = REGISTERS_BY_NAME.get(name)
-    if reg is None or reg.kind in TEXT_KINDS:
+    regs = REGISTERS_BY_NAME.get(name)
+    if regs is None or any(reg.kind in TEXT_KINDS for reg in regs):
         raise ConfigError(f"--set {name}: not a numeric register of the map")
-    low, high = _RAW_RANGE[reg.kind]
-    try:
-        fits = low <= round(value * reg.divisor) <= high
-    except (OverflowError, ValueError):
-        fits = False
-    if not fits:
-        raise ConfigError(f"--set {name}={value} does not fit a {reg.kind}")
+    for reg in regs:
+        low, high = _RAW_RANGE[reg.kind]
+        try:
+            fits = low <= round(value * reg.divisor) <= high
+        except (OverflowError, ValueError):
+            fits = False
+        if not fits:
+            raise ConfigError(f"--set {name}={value} does not fit a {reg.kind}")
 
 
 # -- flag text -> values (the rules are SimOptions') ----------------------------------
@@ -175,11 +220,31 @@ def _override(text: str) -> tuple[str, float | int | bool]:
     name, sep, raw = text.partition("=")
     if not sep:
         raise ValueError(f"{text!r} is not NAME=VALUE (e.g. battery_voltage=150)")
-    reg = REGISTERS_BY_NAME.get(name)
+    reg = REGISTERS_BY_NAME.get(name, [None])[0]
     if reg is not None and reg.kind == "bool":
         return name, raw.lower() in ("1", "true", "yes", "on")
     value = _number(raw)
     return name, int(value) if value.is_integer() else value
+
+
+def _device(text: str) -> UnitOptions:
+    """unit=N,model=M,seed=S,slow=SECONDS,silent -> UnitOptions (the rules are its `check`)."""
+    values: dict = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key, sep, raw = item.partition("=")
+        if key == "silent" and not sep:
+            values["silent"] = True
+        elif key in ("unit", "seed") and sep:
+            values[key] = _integer(raw)
+        elif key == "slow" and sep:
+            values[key] = _number(raw)
+        elif key == "model" and sep:
+            values[key] = raw
+        else:
+            raise ValueError(f"{item!r} in {text!r}: expected unit=N, model=NAME, seed=N, slow=SECONDS or silent")
+    if "unit" not in values:
+        raise ValueError(f"{text!r} names no unit (unit=N)")
+    return UnitOptions(**values)
 
 
 _NUMBER, _INTEGER = _parser(_number), _parser(_integer)
@@ -214,6 +279,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", type=_parser(_override), action="append", default=[], metavar="NAME=VALUE",
                         dest="overrides", help="serve VALUE for register NAME whatever the model says, "
                         "even an impossible one (repeatable)")
+    parser.add_argument("--device", type=_parser(_device), action="append", default=[], dest="devices",
+                        metavar="unit=N,model=M[,seed=S][,slow=SECONDS][,silent]",
+                        help=f"serve this unit (repeatable; models: {', '.join(MODELS)}; seed default "
+                        "--seed + unit - 1); without it: one EPEVER at --unit")
 
 
 def options_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser | None = None) -> SimOptions:
@@ -224,7 +293,7 @@ def options_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser 
             port=args.port, tcp=args.tcp, framer=args.framer, baudrate=args.baudrate, unit=args.unit,
             speed=args.speed, seed=args.seed, start=args.start, timezone=args.timezone, drop=args.drop,
             corrupt=args.corrupt, slow=args.slow, exceptions=dict(args.exceptions), strict_gaps=args.strict_gaps,
-            overrides=dict(args.overrides),
+            overrides=dict(args.overrides), devices=tuple(args.devices),
         )
     except ConfigError as exc:
         if parser is None:

@@ -1,7 +1,7 @@
-"""Serving the simulated device: a pymodbus server on a serial port or TCP, until told to stop.
+"""Serving the simulated devices: one pymodbus server on a serial port or TCP, until told to stop.
 
 pymodbus's serial server never reopens a lost port, so `serve` recreates it
-once the device path is back (the slave's `trace_connect` says when it went
+once the device path is back (the bus's `trace_connect` says when it went
 away). The "listening on" line is logged once the port is open or the
 socket bound: whoever started the simulator can wait for it.
 """
@@ -19,8 +19,9 @@ from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 
 from ..errors import KammthaarError
 from .model import SolarDay
-from .options import SimOptions
-from .slave import Slave
+from .options import SimOptions, UnitOptions
+from .rover import RoverDay
+from .slave import Bus
 
 log = logging.getLogger(__name__)
 
@@ -32,9 +33,16 @@ def serve(options: SimOptions, stop: threading.Event | None = None) -> None:
     asyncio.run(_serve(options, stop))
 
 
+def device_model(options: SimOptions, unit: UnitOptions) -> SolarDay:
+    """The simulated physics of one unit: the same sun, load and battery for every model, its own seed."""
+    common = dict(seed=unit.seed, start=options.start_utc, speed=options.speed, tz=options.zone)
+    if unit.model == "renogy-rover":
+        return RoverDay(unit=unit.unit, **common)
+    return SolarDay(**common)
+
+
 async def _serve(options: SimOptions, stop: threading.Event | None) -> None:
-    model = SolarDay(seed=options.seed, start=options.start_utc, speed=options.speed, tz=options.zone)
-    slave = Slave(options, model)
+    bus = Bus(options, {unit.unit: device_model(options, unit) for unit in options.units})
     done = asyncio.Event()
     loop = asyncio.get_running_loop()
     signals = (signal.SIGTERM, signal.SIGINT) if threading.current_thread() is threading.main_thread() else ()
@@ -43,9 +51,9 @@ async def _serve(options: SimOptions, stop: threading.Event | None) -> None:
     watcher = asyncio.create_task(_watch_stop(stop, done)) if stop is not None else None
     try:
         if options.port is not None:
-            await _serve_serial(options, slave, done)
+            await _serve_serial(options, bus, done)
         else:
-            await _serve_tcp(options, slave, done)
+            await _serve_tcp(options, bus, done)
     finally:
         if watcher is not None:
             watcher.cancel()
@@ -61,11 +69,17 @@ async def _watch_stop(stop: threading.Event, done: asyncio.Event) -> None:
 
 
 def _describe(options: SimOptions, where: str) -> str:
-    return (f"EPEVER simulator listening on {where} ({options.framer}, unit {options.unit}, "
-            f"speed {options.speed:g}, seed {options.seed}, timezone {options.zone.key})")
+    units = options.units
+    if len(units) == 1 and not options.devices:
+        return (f"EPEVER simulator listening on {where} ({options.framer}, unit {options.unit}, "
+                f"speed {options.speed:g}, seed {options.seed}, timezone {options.zone.key})")
+    served = "; ".join(f"unit {u.unit} {u.model} seed {u.seed}" + (" silent" if u.silent else "")
+                       + (f" slow {u.slow:g} s" if u.slow else "") for u in units)
+    return (f"simulator listening on {where} ({options.framer}, speed {options.speed:g}, "
+            f"timezone {options.zone.key}): {served}")
 
 
-async def _serve_serial(options: SimOptions, slave: Slave, done: asyncio.Event) -> None:
+async def _serve_serial(options: SimOptions, bus: Bus, done: asyncio.Event) -> None:
     announced = waiting = False
     while not done.is_set():
         if not os.path.exists(options.port):
@@ -75,11 +89,11 @@ async def _serve_serial(options: SimOptions, slave: Slave, done: asyncio.Event) 
             await _wait(done, POLL_S)
             continue
         server = ModbusSerialServer(
-            slave.device(), framer=FramerType(options.framer), port=options.port, baudrate=options.baudrate,
-            trace_pdu=slave.trace_pdu, trace_packet=slave.trace_packet, trace_connect=slave.trace_connect,
+            bus.devices(), framer=FramerType(options.framer), port=options.port, baudrate=options.baudrate,
+            trace_pdu=bus.trace_pdu, trace_packet=bus.trace_packet, trace_connect=bus.trace_connect,
             reconnect_delay=0,
         )
-        slave.lost.clear()
+        bus.lost.clear()
         try:
             await server.serve_forever(background=True)
         except RuntimeError:
@@ -92,20 +106,20 @@ async def _serve_serial(options: SimOptions, slave: Slave, done: asyncio.Event) 
             announced = True
         else:
             log.info("serial port %s is back", options.port)
-        lost = asyncio.create_task(slave.lost.wait())
+        lost = asyncio.create_task(bus.lost.wait())
         finished = asyncio.create_task(done.wait())
         await asyncio.wait({lost, finished}, return_when=asyncio.FIRST_COMPLETED)
         lost.cancel()
         finished.cancel()
         await server.shutdown()
-        if slave.lost.is_set() and not done.is_set():
+        if bus.lost.is_set() and not done.is_set():
             log.warning("serial port %s went away; waiting for it to come back", options.port)
 
 
-async def _serve_tcp(options: SimOptions, slave: Slave, done: asyncio.Event) -> None:
+async def _serve_tcp(options: SimOptions, bus: Bus, done: asyncio.Event) -> None:
     server = ModbusTcpServer(
-        slave.device(), framer=FramerType(options.framer), address=(options.tcp.host, options.tcp.port),
-        trace_pdu=slave.trace_pdu, trace_packet=slave.trace_packet,
+        bus.devices(), framer=FramerType(options.framer), address=(options.tcp.host, options.tcp.port),
+        trace_pdu=bus.trace_pdu, trace_packet=bus.trace_packet,
     )
     try:
         await server.serve_forever(background=True)

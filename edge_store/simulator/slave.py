@@ -1,16 +1,18 @@
-"""The simulated device's behaviour on the bus: the pymodbus slave, its hooks and the injected faults.
+"""The simulated devices' behaviour on the bus: the pymodbus slaves, their hooks and the injected faults.
 
-What each register holds is the model's (model.py); this module decides
-what a request gets, through pymodbus 3.16's documented hooks and its
-non-deprecated simulator API (`SimDevice`/`SimData`):
+A `Bus` serves one or more units (`Slave`s), each a device model (model.py,
+rover.py) read through its register table (edge_store/catalogue/). What each
+register holds is the model's; this module decides what a request gets,
+through pymodbus 3.16's documented hooks and its non-deprecated simulator API
+(`SimDevice`/`SimData`, one per unit):
 
 - `SimDevice.action` refreshes the served words from the model on every read
   (`encode(reg, snapshot[reg.name])`, the snapshot cached for 50 ms);
 - `trace_pdu` judges each received request before pymodbus does: a request
-  for another unit or a dropped one is discarded (no answer); an injected
+  for a unit not served, to a silent unit or a dropped one is discarded (no answer); an injected
   exception, an address outside the map or a strict gap, an unsupported
   function code is answered with an exception. The judged request travels on
-  as an `_Answer` PDU, which also applies `--slow`. Judging here, not in
+  as an `_Answer` PDU, which also applies the unit's delay (slow). Judging here, not in
   pymodbus's address table, is what makes gaps exact for discrete inputs
   (pymodbus validates bits 16 at a time) and keeps one rule for every table;
 - `trace_packet` breaks outgoing frames for `--corrupt`. An answer delayed
@@ -21,6 +23,7 @@ non-deprecated simulator API (`SimDevice`/`SimData`):
 Served addresses are the contiguous blocks `plan_blocks` makes from the
 register map (the blocks the spec recommends); addresses inside a block with
 no register answer 0, or exception 2 with `strict_gaps`, as some firmware does.
+Two values sharing a register (the Rover's bytes) are merged into its word.
 """
 
 from __future__ import annotations
@@ -34,14 +37,16 @@ from pymodbus.framer import FramerRTU
 from pymodbus.pdu import ExceptionResponse, ModbusPDU
 from pymodbus.simulator import DataType, SimData, SimDevice
 
+from ..catalogue import MODELS, Catalogue
 from ..catalogue.epever_tracer import REGISTERS as EPEVER_TRACER
-from ..registers import DISCRETE, HOLDING, INPUT, Register, encode, plan_blocks
+from ..registers import DISCRETE, HOLDING, INPUT, MAX_GAP, Register, encode, plan_blocks
 from .model import SolarDay
-from .options import SimOptions
+from .options import SimOptions, UnitOptions
 
 TABLE_OF_FUNCTION = {2: DISCRETE, 3: HOLDING, 4: INPUT}
 MAX_COUNT = {DISCRETE: 2000, HOLDING: 125, INPUT: 125}
 SNAPSHOT_TTL_S = 0.05
+BYTE_KINDS = ("u8hi", "u8lo", "sm8hi", "sm8lo")
 
 
 class RegisterImage:
@@ -66,8 +71,12 @@ class RegisterImage:
             snapshot.update(self.overrides)
             words: dict[str, dict[int, int]] = {INPUT: {}, HOLDING: {}, DISCRETE: {}}
             for reg in self.registers:
+                served = words[reg.table]
                 for offset, word in enumerate(encode(reg, snapshot[reg.name])):
-                    words[reg.table][reg.address + offset] = word
+                    if reg.kind in BYTE_KINDS:  # one byte of a register shared with another value
+                        served[reg.address + offset] = served.get(reg.address + offset, 0) | word
+                    else:
+                        served[reg.address + offset] = word
             self._words, self._taken = words, now
         return self._words[table]
 
@@ -75,9 +84,9 @@ class RegisterImage:
 class AddressMap:
     """Which addresses answer, and what a request gets instead of data."""
 
-    def __init__(self, options: SimOptions, registers: tuple[Register, ...] = EPEVER_TRACER):
+    def __init__(self, options: SimOptions, registers: tuple[Register, ...] = EPEVER_TRACER, max_gap: int = MAX_GAP):
         self.exceptions = dict(options.exceptions)
-        self.blocks = plan_blocks(registers)
+        self.blocks = plan_blocks(registers, max_gap)
         self.served: dict[str, set[int]] = {INPUT: set(), HOLDING: set(), DISCRETE: set()}
         if options.strict_gaps:
             for reg in registers:
@@ -123,15 +132,15 @@ class _Answer(ModbusPDU):
 
 
 class Slave:
-    """The pymodbus device and hooks serving one model with the configured faults."""
+    """One served unit: its pymodbus device, the words its model gives, and its faults."""
 
-    def __init__(self, options: SimOptions, model: SolarDay):
-        self.options = options
-        self.image = RegisterImage(model, overrides=options.overrides)
-        self.addresses = AddressMap(options)
-        # Faults are seeded too, so a failing test run can be replayed.
-        self._rng = random.Random(f"faults-{options.seed}")
-        self.lost = asyncio.Event()
+    def __init__(self, options: SimOptions, unit: UnitOptions, model: SolarDay):
+        self.unit = unit
+        self.catalogue: Catalogue = MODELS[unit.model]
+        registers = self.catalogue.registers
+        names = {r.name for r in registers}
+        self.image = RegisterImage(model, registers, overrides={k: v for k, v in options.overrides.items() if k in names})
+        self.addresses = AddressMap(options, registers, self.catalogue.max_gap)
 
     def device(self) -> SimDevice:
         """A SimDevice whose layout covers every block; `trace_pdu` decides what is served."""
@@ -142,9 +151,13 @@ class Slave:
             else:
                 entry = SimData(block.start, count=block.count, values=0, datatype=DataType.REGISTERS)
                 (holding if block.table == HOLDING else inputs).append(entry)
-        # pymodbus wants a coil table too; it is unreachable (FC 1 is refused).
+        # pymodbus wants every table; one the model lacks (coils, the Rover's FC 2 and 4) is unreachable:
+        # `trace_pdu` refuses it.
         coils = [SimData(0, values=[False], datatype=DataType.BITS)]
-        return SimDevice(id=self.options.unit, simdata=(coils, discrete, holding, inputs),
+        discrete = discrete or coils
+        holding = holding or [SimData(0, count=1, values=0, datatype=DataType.REGISTERS)]
+        inputs = inputs or [SimData(0, count=1, values=0, datatype=DataType.REGISTERS)]
+        return SimDevice(id=self.unit.unit, simdata=(coils, discrete, holding, inputs),
                          use_bit_addressing=True, action=self._refresh)
 
     async def _refresh(self, function_code, start, address, count, registers, values):
@@ -164,16 +177,31 @@ class Slave:
                 registers[a - start] = words.get(a, 0)
         return None
 
+
+class Bus:
+    """Every served unit on one port, and the hooks pymodbus calls for all of them."""
+
+    def __init__(self, options: SimOptions, models: dict[int, SolarDay]):
+        self.options = options
+        self.slaves = {unit.unit: Slave(options, unit, models[unit.unit]) for unit in options.units}
+        # Faults are seeded too, so a failing test run can be replayed.
+        self._rng = random.Random(f"faults-{options.seed}")
+        self.lost = asyncio.Event()
+
+    def devices(self) -> list[SimDevice]:
+        return [slave.device() for slave in self.slaves.values()]
+
     def trace_pdu(self, sending: bool, pdu: ModbusPDU) -> ModbusPDU | None:
         """Judge a received request: None is no answer, else an `_Answer` carrying the verdict."""
         if sending:
             return pdu
-        if pdu.dev_id != self.options.unit:
-            return None  # another unit on the bus: not ours to answer
+        slave = self.slaves.get(pdu.dev_id)
+        if slave is None or slave.unit.silent:
+            return None  # another unit on the bus, or one that never answers
         if self.options.drop and self._rng.random() < self.options.drop:
             return None
-        code = self.addresses.refusal(pdu.function_code, pdu.address, pdu.count)
-        return _Answer(pdu, code, self.options.slow)
+        code = slave.addresses.refusal(pdu.function_code, pdu.address, pdu.count)
+        return _Answer(pdu, code, slave.unit.slow or 0.0)
 
     def trace_packet(self, sending: bool, data: bytes) -> bytes:
         """Break a share (--corrupt) of the outgoing frames."""
