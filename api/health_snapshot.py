@@ -61,7 +61,8 @@ def snapshot(api) -> dict[str, Any]:
     out["store"] = store
 
     # The collector: the newest live sample of the first source that has one.
-    limit_s = fresh_within_s(settings.interval_s, settings.commit_window_s)
+    limit_s = fresh_within_s(settings.device_info(settings.device).interval_s,  # the default device's
+                             settings.commit_window_s)
     collector: dict[str, Any] = {"newest_sample": None, "age_s": None, "fresh": False, "fresh_within_s": limit_s,
                                  "source": None}
     try:

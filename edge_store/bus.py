@@ -92,9 +92,11 @@ class DevicePoller:
             return None
         if not self._slow_pending and now >= self.next_slow:
             self._slow_pending = list(self.slow_groups)
-            self.next_slow = now + self.slow_interval_s
         if self._slow_pending:
-            return self.read(self._slow_pending.pop(0))
+            reading = self.read(self._slow_pending.pop(0))
+            if not self._slow_pending:  # the next round of slow groups counts from the end of this one
+                self.next_slow = self._monotonic() + self.slow_interval_s
+            return reading
         return None
 
     def poll_live(self) -> Reading:

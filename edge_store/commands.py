@@ -60,10 +60,11 @@ def build_collector(cfg: config.Config):
 
 
 def rollup_settings(cfg: config.Config):
-    """The rollups' zone and longest integrated gap, from the config."""
+    """The rollups' zone and longest integrated gap (gap_factor × the longest interval_s of the devices)."""
     from .rollups import RollupSettings
 
-    return RollupSettings(cfg.site.timezone, cfg.rollups.gap_factor * cfg.modbus.interval_s)
+    # One longest gap for every device: the slowest device's, so none of its intervals is left out.
+    return RollupSettings(cfg.site.timezone, cfg.rollups.gap_factor * max(d.interval_s for d in cfg.devices))
 
 
 # -- handlers ----------------------------------------------------------------------

@@ -47,11 +47,14 @@ class Link:
         self._monotonic = monotonic
         self.client = None
         self.rx_bytes = 0
-        self.requests = 0
+        self.requests = 0       # requests done (each followed by the bus's silence)
+        self.requests_sent = 0  # frames put on the bus
         self._quiet_from: float | None = None  # when the last request on the bus ended
 
     def _trace(self, sending: bool, data: bytes) -> bytes:
-        if not sending:
+        if sending:
+            self.requests_sent += 1
+        else:
             self.rx_bytes += len(data)
         return data
 

@@ -65,8 +65,8 @@ class Reader:
 
     @property
     def requests_sent(self) -> int:
-        """Frames put on the bus through this reader's link (a scan's cost, a bus's load)."""
-        return self.link.requests
+        """Frames put on the bus (a scan's cost, a bus's load): the link's, shared with its bus-mates."""
+        return self.link.requests_sent
 
     def connect(self) -> None:
         """Open the port. Raises ModbusError(kind='port') when it is not there."""

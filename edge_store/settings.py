@@ -157,7 +157,7 @@ class ModbusSection:
     timeout_s: float = _key(1.0, "Seconds to wait for one answer from the controller.", minimum=0.01)
     retries: int = _key(2, "Extra attempts for a block read that failed, with backoff.", minimum=0)
     device: str = _key("epever", "Name of this controller: the `device` tag of every point (without [[devices]]).")
-    inter_request_ms: float = _key(20.0, "Milliseconds of silence on a bus between the end of one answer and the next request (the Modbus 3.5-character gap is 1.75 ms above 19200 baud; many devices want tens of ms).", minimum=0.0)
+    inter_request_ms: float = _key(10.0, "Milliseconds of silence on a bus between the end of one answer and the next request (the Modbus 3.5-character gap is 1.75 ms above 19200 baud; many devices want tens of ms).", minimum=0.0)
     probe_max_s: float = _key(60.0, "A device that stopped answering is probed again after 5 s, then less and less often, at most every probe_max_s seconds (its bus-mates are read meanwhile).", minimum=1.0)
 
 
@@ -189,7 +189,7 @@ class CloudSection:
 class RollupsSection:
     """[rollups]: the daily and monthly statistics."""
 
-    gap_factor: float = _key(3.0, "Daily and monthly statistics integrate power and current between consecutive live samples; a gap longer than gap_factor × [modbus] interval_s adds nothing (no energy is invented across an outage) and shows as uncovered time.", minimum=1.0)
+    gap_factor: float = _key(3.0, "Daily and monthly statistics integrate power and current between consecutive live samples; a gap longer than gap_factor × [modbus] interval_s (with [[devices]]: the longest interval_s of the devices) adds nothing (no energy is invented across an outage) and shows as uncovered time.", minimum=1.0)
 
 
 @dataclass(frozen=True)

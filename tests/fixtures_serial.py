@@ -55,6 +55,17 @@ def serial_pair(tmp_path):
 
 
 @pytest.fixture
+def second_serial_pair(tmp_path):
+    """Another socat pty pair in the same test: a second bus."""
+    directory = tmp_path / "bus2"
+    directory.mkdir()
+    pair = SerialPair(directory)
+    pair.plug()
+    yield pair
+    pair.unplug()
+
+
+@pytest.fixture
 def start_simulator(processes):
     """Factory: start_simulator(*args, ready=True, timeout_s=15) -> Process of the simulator.
 

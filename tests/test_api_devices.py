@@ -143,3 +143,15 @@ def test_health_and_metrics_per_device(devices):
     assert 'kammthaar_device_fresh{device="attic"} 0.0' in metrics
     assert 'kammthaar_device_fresh{device="roof"} 1.0' in metrics
     assert 'kammthaar_device_modbus_errors_total{device="side",kind="crc"} 1.0' in metrics
+
+
+def test_openapi_describes_the_device_parameter_and_devices(devices):
+    spec = devices.client().get("/openapi.json").json()
+    params = {path: {p["name"]: p for p in op["get"].get("parameters", [])} for path, op in spec["paths"].items()
+              if "get" in op}
+    assert "device" in params["/battery/last"] and "device" in params["/solarData/last/24h/power"]
+    assert "all" in params["/statistics/daily"]["device"]["description"]
+    assert "all" not in params["/battery/last"]["device"]["description"]
+    items = spec["paths"]["/devices"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]["items"]
+    assert set(items["required"]) == {"name", "model", "reported_model", "unit", "port", "newest_sample", "fresh",
+                                      "errors"}

@@ -1,14 +1,15 @@
 """The real collector reading several devices: one silent unit never stalls its bus-mates, and is read again,
-without a restart, once it answers."""
+without a restart, once it answers (the simulator's SIGUSR1 wakes its silent units)."""
 
 from __future__ import annotations
 
+import signal
 import time
 
 from edge_store.errors import StoreError
 from edge_store.store import Store
 from tests.fixtures_serial import collector_env, counters
-from tests.samples import FROZEN, expected_values
+from tests.samples import FROZEN, SEED, expected_unit_values
 from tests.support import rows_in
 
 INTERVAL_S = 0.2
@@ -19,7 +20,7 @@ def devices_config(tmp_path, port: str) -> str:
     path = tmp_path / "devices.toml"
     path.write_text(f'[modbus]\nport = "{port}"\ninter_request_ms = 5\n\n'
                     '[[devices]]\nname = "roof"\nmodel = "epever-tracer"\nunit = 1\n\n'
-                    '[[devices]]\nname = "ghost"\nmodel = "epever-tracer"\nunit = 7\n')
+                    '[[devices]]\nname = "side"\nmodel = "epever-tracer"\nunit = 2\n')
     return str(path)
 
 
@@ -31,30 +32,32 @@ def device_errors(db, device: str) -> dict[str, int]:
         return {}
 
 
-def test_a_silent_unit_does_not_stall_its_bus_mates_and_is_read_again_when_it_answers(
+def test_a_silent_unit_does_not_stall_its_bus_mate_and_is_read_again_when_it_answers(
         serial_pair, start_simulator, tmp_path, start_kammthaar):
-    sim = start_simulator("--port", serial_pair.device, *FROZEN, "--unit", "1")  # unit 7 gets no answer
+    sim = start_simulator("--port", serial_pair.device, *FROZEN, "--device", "unit=1,model=epever-tracer",
+                          "--device", "unit=2,model=epever-tracer,silent")
     db = tmp_path / "k.db"
     env = collector_env(db, serial_pair.client, modbus_interval_s=str(INTERVAL_S), modbus_slow_interval_s="5")
     proc = start_kammthaar("-c", devices_config(tmp_path, serial_pair.client), "collect", env=env, name="collector")
-    # The ghost's breaker opens after 3 silent polls (3 attempts each).
-    proc.wait_for(lambda: device_errors(db, "ghost").get("timeout", 0) >= 9, 60, "the ghost never timed out")
+    # side's breaker opens after 3 silent polls (3 attempts each).
+    proc.wait_for(lambda: device_errors(db, "side").get("timeout", 0) >= 9, 60, "side never timed out")
     start = rows_in(db, "live_samples", "roof")
     time.sleep(WINDOW_S)
     stored = rows_in(db, "live_samples", "roof") - start
-    # Nominal 30 in the window; with the ghost asked every round (3 timeouts of 0.2 s) it would be at most 7.
+    # Nominal 30 in the window; with side asked every round (3 timeouts of 0.2 s) it would be at most 7.
     assert stored >= 0.5 * WINDOW_S / INTERVAL_S, (stored, proc.log()[-2000:])
-    assert rows_in(db, "live_samples", "ghost") == 0
-    assert counters(db)["modbus_errors.timeout"] == sum(device_errors(db, d).get("timeout", 0) for d in ("roof", "ghost"))
-    # The ghost answers (the simulator now serves unit 7 and roof is silent): read again, no restart.
-    sim.stop(10)
-    start_simulator("--port", serial_pair.device, *FROZEN, "--unit", "7")
-    proc.wait_for(lambda: rows_in(db, "live_samples", "ghost") >= 3, 90, "the ghost was not read again", poll_s=0.2)
-    assert rows_in(db, "device_statistics", "ghost") >= 1  # its slow groups too
+    assert rows_in(db, "live_samples", "side") == 0 and device_errors(db, "roof") == {}
+    assert counters(db)["modbus_errors.timeout"] == device_errors(db, "side")["timeout"]
+    # side answers now: read again at its next probe (at most probe_max_s), without a restart.
+    sim.send_signal(signal.SIGUSR1)
+    proc.wait_for(lambda: rows_in(db, "live_samples", "side") >= 3, 90, "side was not read again", poll_s=0.2)
+    assert rows_in(db, "device_statistics", "side") >= 1  # its slow groups too
     code, log = proc.stop(30), proc.log()
     assert code == 0, log[-3000:]
-    assert "ghost answers again" in log and "ghost is silent" in log
+    assert "side answers again" in log and "side is silent" in log
     with Store(db, readonly=True) as store:
-        served = expected_values()
-        for row in store.rows("live"):
-            assert row["pv_voltage"] == served["pv_voltage"] and row["device"] in ("roof", "ghost")
+        for unit, name in ((1, "roof"), (2, "side")):
+            served = expected_unit_values("epever-tracer", int(SEED) + unit - 1, unit)
+            rows = [r for r in store.rows("live") if r["device"] == name]
+            assert rows and all(r["pv_power"] == served["pv_power"] and r["battery_voltage"] == served["battery_voltage"]
+                                for r in rows), name

@@ -11,7 +11,7 @@ value must still fit the register's encoding.
 
 `--device unit=N,model=M[,seed=S][,slow=SECONDS][,silent]` (repeatable) serves
 several units, of any model of edge_store/catalogue/, on one port: each its own
-seed (default: --seed + unit - 1), a silent unit never answers, a slow one answers
+seed (default: --seed + unit - 1), a silent unit does not answer (until SIGUSR1), a slow one answers
 after its delay. Without --device: one EPEVER Tracer at --unit. The other fault
 flags and --set apply to every unit (--set to the units whose model has the register).
 """

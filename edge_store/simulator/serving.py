@@ -3,7 +3,9 @@
 pymodbus's serial server never reopens a lost port, so `serve` recreates it
 once the device path is back (the bus's `trace_connect` says when it went
 away). The "listening on" line is logged once the port is open or the
-socket bound: whoever started the simulator can wait for it.
+socket bound: whoever started the simulator can wait for it. SIGUSR1
+toggles the units marked silent: they answer, and fall silent again at the
+next SIGUSR1.
 """
 
 from __future__ import annotations
@@ -48,6 +50,8 @@ async def _serve(options: SimOptions, stop: threading.Event | None) -> None:
     signals = (signal.SIGTERM, signal.SIGINT) if threading.current_thread() is threading.main_thread() else ()
     for signum in signals:
         loop.add_signal_handler(signum, done.set)
+    if signals:  # SIGUSR1: the silent units answer (again: fall silent), for failure-isolation tests
+        loop.add_signal_handler(signal.SIGUSR1, bus.toggle_silent)
     watcher = asyncio.create_task(_watch_stop(stop, done)) if stop is not None else None
     try:
         if options.port is not None:
@@ -57,7 +61,7 @@ async def _serve(options: SimOptions, stop: threading.Event | None) -> None:
     finally:
         if watcher is not None:
             watcher.cancel()
-        for signum in signals:
+        for signum in (*signals, signal.SIGUSR1) if signals else ():
             loop.remove_signal_handler(signum)
     log.info("simulator on %s stopped", options.where)
 

@@ -29,6 +29,7 @@ Two values sharing a register (the Rover's bytes) are merged into its word.
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
 
@@ -42,6 +43,8 @@ from ..catalogue.epever_tracer import REGISTERS as EPEVER_TRACER
 from ..registers import DISCRETE, HOLDING, INPUT, MAX_GAP, Register, encode, plan_blocks
 from .model import SolarDay
 from .options import SimOptions, UnitOptions
+
+log = logging.getLogger("edge_store.simulator")
 
 TABLE_OF_FUNCTION = {2: DISCRETE, 3: HOLDING, 4: INPUT}
 MAX_COUNT = {DISCRETE: 2000, HOLDING: 125, INPUT: 125}
@@ -187,6 +190,13 @@ class Bus:
         # Faults are seeded too, so a failing test run can be replayed.
         self._rng = random.Random(f"faults-{options.seed}")
         self.lost = asyncio.Event()
+        self.silenced = True  # the units marked silent keep silent; SIGUSR1 toggles it (serving.py)
+
+    def toggle_silent(self) -> None:
+        """The units marked silent start answering, or fall silent again: a unit coming back, at run time."""
+        self.silenced = not self.silenced
+        units = ", ".join(str(u) for u, s in self.slaves.items() if s.unit.silent) or "none"
+        log.info("silent units (%s) %s", units, "silent again" if self.silenced else "answer now")
 
     def devices(self) -> list[SimDevice]:
         return [slave.device() for slave in self.slaves.values()]
@@ -196,8 +206,8 @@ class Bus:
         if sending:
             return pdu
         slave = self.slaves.get(pdu.dev_id)
-        if slave is None or slave.unit.silent:
-            return None  # another unit on the bus, or one that never answers
+        if slave is None or (slave.unit.silent and self.silenced):
+            return None  # another unit on the bus, or one that does not answer
         if self.options.drop and self._rng.random() < self.options.drop:
             return None
         code = slave.addresses.refusal(pdu.function_code, pdu.address, pdu.count)
