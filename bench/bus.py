@@ -46,12 +46,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from edge_store import config  # noqa: E402
 from edge_store.catalogue import MODELS  # noqa: E402
 from edge_store.registers import LIVE, plan_blocks, registers_of  # noqa: E402
 
 KAMMTHAAR = [sys.executable, "-m", "kammthaar.cli"]
 MODEL = "epever-tracer"
-INTER_REQUEST_MS = 20.0  # [modbus] inter_request_ms's default
+INTER_REQUEST_MS = config.load(None, environ={}).modbus.inter_request_ms  # the default; the bench keeps it
 TARGET_CADENCE, TARGET_BYTES = 0.90, 2300
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -322,8 +323,8 @@ def main() -> None:
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="kammthaar-bus-") as tmpdir:
         tmp = Path(tmpdir)
-        print(f"bus benchmark ({'full' if args.full else 'quick'}); this machine: {machine_speed():.0f} "
-              f"Python loop iterations per µs")
+        print(f"bus benchmark ({'full' if args.full else 'quick'}), {MODEL} units, inter_request_ms "
+              f"{INTER_REQUEST_MS:g}; this machine: {machine_speed():.0f} Python loop iterations per µs")
         defaults = DefaultsRun(tmp)
         print(f"{'baud':>6} {'interval':>8} {'devices':>7} {'dead':>4} | {'link floor':>10} {'floor':>6} | "
               f"{'achieved per alive device (s)':<30} {'of floor':>8} {'of all alive':>12} | {'CPU/sample':>10}")
