@@ -58,18 +58,27 @@ def test_collector_killed_with_a_window_loses_only_what_it_held(serial_pair, sta
     assert lost_in_all > 0
 
 
-def test_a_stop_commits_what_the_window_holds(serial_pair, start_simulator, tmp_path, start_kammthaar):
-    """With the default 30 s window: the first round is committed at once (a start shows that it reads),
-    the next ones are held; SIGTERM commits them before the exit."""
-    start_simulator("--port", serial_pair.device, *FROZEN)
+def test_a_stop_commits_what_the_window_holds_for_every_device_on_the_bus(serial_pair, start_simulator, tmp_path,
+                                                                          start_kammthaar):
+    """Two units on one bus with the default 30 s window: the first round is committed at once (a start
+    shows that it reads), the next ones are held; SIGTERM commits them, every device's, before the exit."""
+    start_simulator("--port", serial_pair.device, *FROZEN, "--device", "unit=1,model=epever-tracer",
+                    "--device", "unit=2,model=epever-tracer")
+    config = tmp_path / "devices.toml"
+    config.write_text('[[devices]]\nname = "roof"\nmodel = "epever-tracer"\nunit = 1\n\n'
+                      '[[devices]]\nname = "side"\nmodel = "epever-tracer"\nunit = 2\n')
     db = tmp_path / "k.db"
-    proc = start_kammthaar("collect", env=collector_env(db, serial_pair.client, modbus_interval_s=str(INTERVAL_S),
-                                                        store_commit_window_s="30"))
+    proc = start_kammthaar("--config", str(config), "collect", env=collector_env(
+        db, serial_pair.client, modbus_interval_s=str(INTERVAL_S), store_commit_window_s="30"))
     proc.wait_for(lambda: "stored live id=" in proc.log(), 20, "the first round was not committed at once")
-    proc.wait_for(lambda: len(logged(proc.log(), "held live ts_ms=")) >= 10, 30, "fewer than 10 polls")
+    proc.wait_for(lambda: len(logged(proc.log(), "held live ts_ms=")) >= 20, 30, "fewer than 20 polls")
     assert proc.stop(30) == 0
     log = proc.log()
-    held = logged(log, "held live ts_ms=")
     with Store(db, readonly=True) as store:
-        assert sorted(r["ts_ms"] for r in store.rows(LIVE)) == sorted(held)
-    assert len(logged(log, "stored live id=")) == len(held)
+        rows = store.rows(LIVE)
+    for device in ("roof", "side"):
+        held = [int(line.split("ts_ms=")[1].split()[0]) for line in log.splitlines()
+                if "held live ts_ms=" in line and line.rstrip().endswith(f"device={device}")]
+        assert len(held) >= 5, device
+        assert sorted(r["ts_ms"] for r in rows if r["device"] == device) == sorted(held), device
+    assert len(logged(log, "stored live id=")) == len(rows)
