@@ -146,10 +146,8 @@ def _object_schema(api_object: str, primary: str) -> dict:
 
 def _part(catalogue: Catalogue, api_object: str, group: str, fs: list[Field]) -> Part:
     if not fs:  # the model has nothing of this object in the group: its time from a field it always writes
-        if not catalogue.replicated(group):
-            return Part(group, None)
         stamp = catalogue.stamp(group)
-        return Part(group, stamp.measurement, (stamp.influx,))
+        return Part(group, None) if stamp is None else Part(group, stamp.measurement, (stamp.influx,))
     measurements = {f.measurement for f in fs}
     if len(measurements) != 1:
         raise ValueError(f"{api_object}: the {group} group's fields are in several measurements: {measurements}")

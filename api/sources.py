@@ -277,6 +277,8 @@ class CloudSource:
     def newest_ts(self, site: str, group: str, device: str | None = None) -> int | None:
         # The newest point of a field the catalogue writes with every row of the group.
         stamp = MODELS[self.models[device]].stamp(group) if device in self.models else self.catalogue.stamp(group)
+        if stamp is None:  # the device's model has no such group (a Rover's clock)
+            return None
         (series,) = self._reader().query_each([
             f"SELECT {ident(stamp.influx)} FROM {ident(stamp.measurement)} WHERE {self._where(site, device)} "
             f"ORDER BY time DESC LIMIT 1"])

@@ -55,6 +55,7 @@ class Reader:
         self.model = model
         self.registers: tuple[Register, ...] = model.registers
         self.groups = model.groups()  # a group the model does not have (the Rover's clock) is never read
+        self._absent = {group: absent(model, group) for group in self.groups}  # NULL in its rows
         self.backoff_s = backoff_s
         self._sleep = sleep
         self._split: set[str] = set()          # blocks the firmware rejected whole: read per register
@@ -189,7 +190,7 @@ class Reader:
             except ModbusError as exc:
                 result.errors.append(exc)
                 return result
-        values: dict[str, Any] = {name: None for name in absent(self.model, group)}
+        values: dict[str, Any] = dict.fromkeys(self._absent[group])
         values.update((r.name, None) for r in registers_of(group, self.registers) if r.optional)
         rejected = False
         for block, words in raw:

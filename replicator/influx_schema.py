@@ -9,7 +9,7 @@ to `markdown()`; regenerate it with `python -m replicator.influx_schema > docs/i
 
 from __future__ import annotations
 
-from edge_store.catalogue import EPEVER_TRACER, Catalogue
+from edge_store.catalogue import EPEVER_TRACER, MODELS, Catalogue
 from edge_store.catalogue.rollup_figures import FIGURES, PERIOD_FIELD
 
 from . import points
@@ -49,6 +49,26 @@ def _rollup_rows(stream: str, types: dict[str, str]) -> list[str]:
     return rows
 
 
+def _lacking(catalogue: Catalogue) -> dict[str, list[str]]:
+    """Per other model, what `catalogue` writes and it does not: whole measurements, or their fields."""
+    def written(c: Catalogue) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for f in c.fields:
+            if f.measurement is not None:
+                out.setdefault(f.measurement, []).append(f.influx)
+        return out
+
+    ours, lacking = written(catalogue), {}
+    for name, other in MODELS.items():
+        if other is catalogue:
+            continue
+        theirs = written(other)
+        lacking[name] = [f"`{m}` (every field)" if m not in theirs else
+                         ", ".join(f"`{m}.{f}`" for f in fields if f not in theirs[m])
+                         for m, fields in ours.items() if set(fields) - set(theirs.get(m, ()))]
+    return lacking
+
+
 def markdown(catalogue: Catalogue = EPEVER_TRACER) -> str:
     types = points.field_types()
     out = [
@@ -63,6 +83,8 @@ def markdown(catalogue: Catalogue = EPEVER_TRACER) -> str:
         "- Time: the sample's poll time (UTC, precision ms); a rollup's, the start of its local period.",
         "- Types: every number is a float (13 V is `13.0`, never the integer `13i`), flags are booleans, "
         "status and enum values their names (strings): a field never changes type.",
+        *(f"- A `{model}` device writes only the fields its model has; it lacks (absent, never a zero): "
+          + ", ".join(lacking) + "." for model, lacking in _lacking(catalogue).items()),
         "",
     ]
     streams: dict[str, list[str]] = {}  # measurement -> the store tables feeding it, in order

@@ -24,7 +24,7 @@ import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Mapping
 
 from edge_store.errors import KammthaarError, StoreError
 from edge_store.outbox import STREAMS, Outbox, Stream
@@ -79,10 +79,10 @@ class Replicator:
                  streams: tuple[Stream, ...] = STREAMS, auth_recheck_s: float = AUTH_RECHECK_S,
                  max_backoff_s: float = MAX_BACKOFF_S, clock_ms: Callable[[], int] = now_ms,
                  monotonic: Callable[[], float] = time.monotonic, stop_event: threading.Event | None = None,
-                 models: dict[str, str] | None = None):
+                 models: Mapping[str, str] | None = None):
         self.outbox = outbox
         self.writer = writer
-        self.renderer = Renderer(site, models=models)  # models: device name -> model ([[devices]])
+        self.renderer = Renderer(site, models=models)  # device name -> model name (points.Renderer)
         self.batch_size = batch_size
         self.interval_s = interval_s
         self.max_backlog_age_days = max_backlog_age_days

@@ -6,11 +6,15 @@ from __future__ import annotations
 import pytest
 
 from api.families import family
+from api.sources import CloudSource, LocalSource
 from edge_store.catalogue import EPEVER_TRACER, MODELS, RENOGY_ROVER, Catalogue, absent, check_vocabulary
 from edge_store.catalogue.renogy_rover import serial_text, version_text
 from edge_store.registers import CLOCK, LIVE, SETTINGS, STATS, decode_block, plan_blocks, registers_of
+from edge_store.schema import MINUTE_METRICS
 from edge_store.status_report import live_lines
+from replicator.influxql import InfluxQLReader
 from replicator.points import Renderer
+from tests.fixtures_influx import SITE, replicator_on, v1
 
 R = RENOGY_ROVER
 
@@ -192,3 +196,34 @@ def test_influxdb_gets_only_the_values_the_rover_has_never_a_zero_for_the_others
 def test_kammthaar_status_shows_a_rover_sample_with_the_rovers_own_codes(rover_rows):
     text = live_lines(rover_rows[LIVE], R)
     assert "battery 13.10 V +9.84 A 85 % -10.0 °C (FLOAT)" in text and "pv 18.70 V 159.0 W; load 33.0 W" in text
+
+
+def test_the_rollups_keep_a_rover_with_null_where_it_has_no_monthly_counter(open_store):
+    store = open_store()
+    assert set(MINUTE_METRICS) <= {c.name for c in R.columns(LIVE)}  # every bucketed value, every model
+    for i in range(3):
+        store.insert_sample(LIVE, 1_780_000_000_000 + i * 5000, True, "rover",
+                            {**dict.fromkeys(absent(R, LIVE)), **decoded(LIVE)})
+    store.insert_sample(STATS, 1_780_000_010_000, True, "rover", {**dict.fromkeys(absent(R, STATS)), **decoded(STATS)})
+    (day,) = store.db.query("rollup", "SELECT samples, energy_generated_kwh, battery_charge_ah, device_generated_kwh, "
+                                      "device_month_generated_kwh FROM rollup_daily WHERE device = 'rover'").fetchall()
+    # 159 W for 10 s; 9.84 A for 10 s; the device's own figure of the day, and no monthly one.
+    assert day == (3, pytest.approx(159 * 10 / 3.6e6), pytest.approx(9.84 * 10 / 3600), 0.456, None)
+
+
+def test_the_store_and_influxdb_answer_a_rover_alike_after_replication(rover_rows, db_path, influxd, influx_db):
+    rep = replicator_on(db_path, v1(influxd, influx_db), models={"rover": "renogy-rover"})
+    try:
+        rep.sync_once()
+    finally:
+        rep.close()
+    local = LocalSource(str(db_path), site=SITE, device="rover")
+    cloud = CloudSource(lambda: InfluxQLReader(influxd.url, database=influx_db), device="rover",
+                        timezone_name="UTC", catalogue=R)
+    for obj in ("battery", "solar", "load", "controller", "charging", "discharging", "parameters", "daily",
+                "energy", "breadcrumb"):
+        f = family(obj, obj, R)
+        here, there = local.newest(SITE, f), cloud.newest(SITE, f)
+        assert there is not None and here == there, obj
+        assert obj in ("charging", "discharging", "breadcrumb") or {v for v in here.value.values() if not isinstance(v, dict)} - {None}
+    assert cloud.newest_ts(SITE, LIVE) == local.newest_ts(SITE, LIVE) and cloud.newest_ts(SITE, CLOCK) is None

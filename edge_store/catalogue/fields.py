@@ -252,9 +252,10 @@ class Catalogue:
                 out.setdefault(f.measurement, []).append(f)
         return {m: tuple(fs) for m, fs in out.items()}
 
-    def stamp(self, group: str) -> Field:
-        """A field written with every row of `group`: its newest point is the group's newest row."""
-        return next(fs[0] for fs in self.replicated(group).values())
+    def stamp(self, group: str) -> Field | None:
+        """A field written with every row of `group`: its newest point is the group's newest row
+        (None: the model writes nothing from that group, as a Rover has no clock)."""
+        return next((fs[0] for fs in self.replicated(group).values()), None)
 
     def minute_columns(self) -> tuple[str, ...]:
         """The live columns kept in one-minute buckets, in the order of the fields table."""
