@@ -9,7 +9,8 @@ import pytest
 
 from edge_store.catalogue import MODELS
 from edge_store.modbus_reader import Reader
-from edge_store.registers import LIVE, registers_of
+from edge_store.errors import ModbusError
+from edge_store.registers import LIVE, decode_block, registers_of
 from edge_store.simulator.options import add_arguments, options_from_args
 from tests.samples import FROZEN, SEED, expected_unit_values
 
@@ -94,3 +95,26 @@ def test_a_unit_given_twice_is_refused(capsys):
     with pytest.raises(SystemExit):
         _options("--device", "unit=2", "--device", "unit=2,model=renogy-rover")
     assert "unit 2 is given twice" in capsys.readouterr().err
+
+
+def test_a_late_answer_keeps_its_own_unit_id_and_is_never_taken_for_anothers(serial_pair, start_simulator):
+    # One model, one block: only the unit id in an answer tells unit 2's late answer from unit 1's.
+    start_simulator("--port", serial_pair.device, *FROZEN, "--device", "unit=1,model=epever-tracer,slow=0.3",
+                    "--device", "unit=2,model=epever-tracer,slow=0.2", "--device", "unit=3,model=epever-tracer,silent")
+    impatient = Reader(serial_pair.client, unit=2, timeout_s=0.05, retries=0)
+    block = next(b for b in impatient.plan(LIVE) if b.start == 0x3100)  # values that differ by unit
+    try:
+        with pytest.raises(ModbusError):
+            impatient.read_block(block)  # unit 2 answers later, while unit 1 is asked
+        impatient.unit = 3
+        with pytest.raises(ModbusError):
+            impatient.read_block(block)  # a request nobody answers meanwhile loses nothing
+    finally:
+        impatient.close()
+    patient = Reader(serial_pair.client, unit=1, timeout_s=1.5, retries=0)
+    try:
+        words = patient.read_block(block)
+    finally:
+        patient.close()
+    served = expected_unit_values("epever-tracer", int(SEED), 1)
+    assert decode_block(block, words) == {r.name: served[r.name] for r in block.registers}

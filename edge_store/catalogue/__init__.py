@@ -21,14 +21,6 @@ MODELS: dict[str, Catalogue] = {c.model: c for c in (EPEVER_TRACER, RENOGY_ROVER
 DEFAULT_MODEL = EPEVER_TRACER.model
 
 
-def model(name: str) -> Catalogue:
-    """The catalogue of a model name; KeyError names the known ones."""
-    try:
-        return MODELS[name]
-    except KeyError:
-        raise KeyError(f"unknown device model {name!r} (known: {', '.join(MODELS)})") from None
-
-
 def columns(group: str) -> tuple:
     """The value columns of a group's sample table: every model's, the first model's first.
 
@@ -79,4 +71,4 @@ def check_vocabulary(models: dict[str, Catalogue] = MODELS) -> None:
 check_vocabulary()
 
 __all__ = ["EPEVER_TRACER", "RENOGY_ROVER", "MODELS", "DEFAULT_MODEL", "BOOLEAN", "FLOAT", "INTEGER", "STRING",
-           "Catalogue", "Derived", "Field", "absent", "check_vocabulary", "columns", "model", "object_fields"]
+           "Catalogue", "Derived", "Field", "absent", "check_vocabulary", "columns", "object_fields"]

@@ -9,7 +9,7 @@ through pymodbus 3.16's documented hooks and its non-deprecated simulator API
 - `SimDevice.action` refreshes the served words from the model on every read
   (`encode(reg, snapshot[reg.name])`, the snapshot cached for 50 ms);
 - `trace_pdu` judges each received request before pymodbus does: a request
-  for a unit not served, to a silent unit or a dropped one is discarded (no answer); an injected
+  for a unit not served, to a silent unit or a dropped one gets no answer; an injected
   exception, an address outside the map or a strict gap, an unsupported
   function code is answered with an exception. The judged request travels on
   as an `_Answer` PDU, which also applies the unit's delay (slow). Judging here, not in
@@ -130,8 +130,37 @@ class _Answer(ModbusPDU):
         if self.delay_s:
             await asyncio.sleep(self.delay_s)
         if self.code:
-            return ExceptionResponse(self.function_code, self.code, device_id=device_id)
-        return await self.request.datastore_update(context, device_id)
+            response = ExceptionResponse(self.function_code, self.code, device_id=device_id)
+        else:
+            response = await self.request.datastore_update(context, device_id)
+        # pymodbus stamps an answer with the ids of the request it received last: after a
+        # delay, another one's. `Bus.trace_pdu` puts back those of the request it answers.
+        response.answers = self.request
+        return response
+
+
+class _Silence:
+    """What an unanswered request gives pymodbus: falsy, so nothing is sent."""
+
+    transaction_id = dev_id = 0
+
+    def __bool__(self) -> bool:
+        return False
+
+
+class _Ignored(ModbusPDU):
+    """A request no unit answers (another unit's, a silent one's, a dropped one).
+
+    Given to pymodbus rather than None: None would also erase the request a late
+    answer still needs (pymodbus keeps only the last one received).
+    """
+
+    def __init__(self, request: ModbusPDU):
+        super().__init__(dev_id=request.dev_id, transaction_id=request.transaction_id)
+        self.function_code = request.function_code
+
+    async def datastore_update(self, context, device_id: int) -> _Silence:
+        return _Silence()
 
 
 class Slave:
@@ -201,15 +230,20 @@ class Bus:
     def devices(self) -> list[SimDevice]:
         return [slave.device() for slave in self.slaves.values()]
 
-    def trace_pdu(self, sending: bool, pdu: ModbusPDU) -> ModbusPDU | None:
-        """Judge a received request: None is no answer, else an `_Answer` carrying the verdict."""
+    def trace_pdu(self, sending: bool, pdu: ModbusPDU) -> ModbusPDU:
+        """Judge a received request: `_Ignored` gets no answer, an `_Answer` carries the verdict.
+
+        An answer going out gets the unit id (and transaction id) of the request it answers."""
         if sending:
+            request = getattr(pdu, "answers", None)
+            if request is not None:
+                pdu.dev_id, pdu.transaction_id = request.dev_id, request.transaction_id
             return pdu
         slave = self.slaves.get(pdu.dev_id)
         if slave is None or (slave.unit.silent and self.silenced):
-            return None  # another unit on the bus, or one that does not answer
+            return _Ignored(pdu)  # another unit on the bus, or one that does not answer (now)
         if self.options.drop and self._rng.random() < self.options.drop:
-            return None
+            return _Ignored(pdu)
         code = slave.addresses.refusal(pdu.function_code, pdu.address, pdu.count)
         return _Answer(pdu, code, slave.unit.slow or 0.0)
 
