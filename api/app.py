@@ -69,6 +69,7 @@ class Settings:
     store_path: str | None = None  # the machine /serveur/infos describes is this one when set
     metrics_dir: str | None = None
     stale_after_s: float = 900.0  # /sites, /fleet: a site older than this is stale
+    commit_window_s: float = 0.0  # [store]: the collector commits a sample at most this long after reading it
     devices: tuple[DeviceInfo, ...] = ()  # empty: the one EPEVER `device`
 
     def __post_init__(self):
@@ -85,6 +86,7 @@ class Settings:
         return cls(
             site=cfg.site.id, device=cfg.default_device, timezone=cfg.site.timezone,
             interval_s=cfg.modbus.interval_s, slow_interval_s=cfg.modbus.slow_interval_s,
+            commit_window_s=cfg.store.commit_window_s,
             jwt_secret=a.jwt_secret, access_ttl_s=a.access_ttl_s, refresh_ttl_s=a.refresh_ttl_s,
             cookie_secure=a.cookie_secure, cookie_samesite=a.cookie_samesite,
             cors_origins=a.cors_origins, trusted_proxies=a.trusted_proxies,
@@ -117,11 +119,11 @@ class Api:
 
     def require_fresh(self, ts_ms: int, group: str, device: str | None = None) -> None:
         """Raise the 503 of `realtime` when the newest row of `group` is older than two of the device's poll
-        intervals."""
+        intervals (plus the commit window)."""
         d = self.settings.device_info(device or self.settings.device)
         live_s, slow_s = (d.interval_s, d.slow_interval_s) if d else (self.settings.interval_s,
                                                                        self.settings.slow_interval_s)
-        error = stale(ts_ms, self.clock_ms(), group, live_s, slow_s)
+        error = stale(ts_ms, self.clock_ms(), group, live_s, slow_s, self.settings.commit_window_s)
         if error is not None:
             raise error
 

@@ -87,7 +87,8 @@ def snapshot(api) -> dict[str, Any]:
     out["store"] = store
 
     # The collector: the newest live sample of the first source that has one.
-    limit_s = fresh_within_s(settings.device_info(settings.device).interval_s)  # the default device's
+    limit_s = fresh_within_s(settings.device_info(settings.device).interval_s,  # the default device's
+                             settings.commit_window_s)
     collector: dict[str, Any] = {"newest_sample": None, "age_s": None, "fresh": False, "fresh_within_s": limit_s,
                                  "source": None}
     try:
@@ -136,5 +137,6 @@ def _devices(api, now: int) -> list[dict[str, Any]]:
         ts = state["newest_ms"]
         age_s = None if ts is None else round(max(0.0, (now - ts) / 1000), 3)
         out.append({"name": d.name, "model": d.model, "newest_sample": _iso(ts), "newest_ms": ts, "age_s": age_s,
-                    "fresh": age_s is not None and age_s <= fresh_within_s(d.interval_s), "errors": state["errors"]})
+                    "fresh": age_s is not None and age_s <= fresh_within_s(d.interval_s, settings.commit_window_s),
+                    "errors": state["errors"]})
     return out

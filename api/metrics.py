@@ -107,7 +107,8 @@ class StoreCollector:
             yield _gauge("collector_last_sample_timestamp_seconds", "Time of the newest live sample (UTC)",
                          collector["newest_ms"] / 1000)
             yield _gauge("collector_sample_age_seconds", "Age of the newest live sample", collector["age_s"])
-        yield _gauge("collector_fresh", "1 when the newest live sample is at most two poll intervals old",
+        yield _gauge("collector_fresh",
+                     "1 when the newest live sample is at most two poll intervals (plus the commit window) old",
                      1 if collector["fresh"] else 0)
         yield from _device_metrics(snap["devices"])
         errors = CounterMetricFamily(f"{PREFIX}_modbus_errors", "Modbus read errors by kind (the counters table)",

@@ -1,7 +1,8 @@
 """Benchmark of the store path, against raw sqlite3 ceilings measured in the same run.
 
 Prints:
-- single-sample commits (the collector's path: one transaction per sample)
+- single-sample commits (one transaction per sample; the collector commits a poll round or a
+  commit window at once, bench/store_bytes.py)
   through Store.insert_sample, beside raw sqlite3 single-row commits: median
   and p99 latency, rate, ratio;
 - batched inserts through Store.insert_samples, beside raw sqlite3

@@ -3,10 +3,14 @@
 Each bus (the devices on one port) is owned by one thread (edge_store/bus.py:
 one device after the other, a silent one backed off by its circuit breaker),
 ports in parallel; this loop alone writes the store: each pass of a bus is
-handed over and stored here (`store_readings`), errors counted per device.
+handed over here, held with its errors and committed in one transaction
+(`Store.write_round`): at once, or up to `commit_window_s` after it was read,
+as one commit for several passes writes each page once (the SD card's wear
+per sample; the first pass after start is committed at once).
 Between writes it prunes old rows, keeps the file under `max_size_mb` and the
 filesystem above `min_free_mb` free, and stops cleanly on SIGTERM/SIGINT: the
-reads in hand finish and are stored, the ports are closed, the exit code is 0.
+reads in hand finish and are stored with what is held, the ports are closed,
+the exit code is 0; a crash loses what is held, at most the window.
 A store that cannot write is logged sparingly (edge_store/write_failures.py).
 `poll_once(group, device)` does one read and its write in the caller's
 thread, for tests and `collect --once`.
@@ -22,7 +26,7 @@ import time
 from typing import Callable
 
 from .bus import SLOW_GROUPS, BusLoop, DevicePoller, Reading, error_kind
-from .errors import KammthaarError, StoreError
+from .errors import StoreError
 from .ntp import SyncFlag
 from .modbus_reader import Reader
 from .registers import LIVE
@@ -50,7 +54,7 @@ class Collector:
                  max_size_mb: int | None = None, min_free_mb: int = 0, replicating: bool = False,
                  ntp: SyncFlag | None = None, clock_ms: Callable[[], int] = now_ms,
                  monotonic: Callable[[], float] = time.monotonic, write_state: bool = False,
-                 devices: list[DevicePoller] | None = None):
+                 devices: list[DevicePoller] | None = None, commit_window_s: float = 0.0):
         self.store = store
         # Without `devices`: the one device `reader` reads (the tests' and the library's short form).
         self.devices = devices or [DevicePoller(device, reader, interval_s=interval_s, slow_interval_s=slow_interval_s,
@@ -65,6 +69,12 @@ class Collector:
         self.stored = 0
         self.failed = False  # a bus loop died of a bug
         self._inbox: queue.Queue[list[Reading]] = queue.Queue()
+        self.commit_window_s = commit_window_s
+        # Read and not yet committed: (group, row) samples, (kind, block, detail, device, ts_ms) errors.
+        self._held: list[tuple[str, dict]] = []
+        self._held_errors: list[tuple] = []
+        self._held_since: float | None = None  # monotonic time the oldest thing held was handed over
+        self._committed = False
         # With write_state (the long-running collector), readers learn of failed writes from `<store>-writes`.
         self.write_failures = WriteFailures(store.path if write_state else None, monotonic=monotonic,
                                             clock_ms=clock_ms)
@@ -88,30 +98,60 @@ class Collector:
         return self.store_readings([reading])[0]
 
     def poll_all_once(self) -> dict[tuple[str, str], int | None]:
-        """One poll of every group of every device, live and slow (what `collect --once` does)."""
-        return {(d.name, group): self.poll_once(group, d.name) for d in self.devices
-                for group in (LIVE, *d.slow_groups)}
+        """One poll of every group of every device, live and slow, stored in one transaction (what
+        `collect --once` does)."""
+        keys = [(d.name, group) for d in self.devices for group in (LIVE, *d.slow_groups)]
+        return dict(zip(keys, self.store_readings([self.device(name).read(group) for name, group in keys])))
 
     def store_readings(self, readings: list[Reading]) -> list[int | None]:
-        """Store what the readings gave and record their errors; the row id of each (None: nothing stored).
-        A store that cannot write loses the sample, says so sparingly and goes on."""
-        ids: list[int | None] = []
+        """Store what the readings gave and record their errors, with anything held, in one transaction;
+        the row id of each reading (None: nothing stored)."""
+        first = len(self._held)
+        self.hold(readings)
+        ids = iter(self.commit()[first:])
+        return [next(ids, None) if r.result.values is not None else None for r in readings]
+
+    def hold(self, readings: list[Reading]) -> None:
+        """Keep the readings' samples and errors for the next `commit()`."""
+        if self._held_since is None:
+            self._held_since = self._monotonic()
         for r in readings:
             for exc in r.result.errors:
-                self._record(r.device, exc, r.ts_ms)
-            row_id = None
+                block = getattr(exc, "block", "") or getattr(exc, "register", "")
+                self._held_errors.append((error_kind(exc), block, str(exc), r.device, r.ts_ms))
             if r.result.values is not None:
-                try:
-                    row_id = self.store.insert_sample(r.group, r.ts_ms, r.ntp_synced, r.device, r.result.values)
-                except StoreError as exc:
-                    # The database is busy or the disk is full: the message says it already
-                    # ("could not store live sample: database or disk is full").
-                    self.write_failures.failed(exc)
-                else:
-                    self._wrote()
-                    self.stored += 1
-                    log.debug("stored %s id=%d ts_ms=%d device=%s", r.group, row_id, r.ts_ms, r.device)
-            ids.append(row_id)
+                self._held.append((r.group, {"ts_ms": r.ts_ms, "ntp_synced": r.ntp_synced, "device": r.device,
+                                             **r.result.values}))
+                log.debug("held %s ts_ms=%d device=%s", r.group, r.ts_ms, r.device)
+
+    def commit_due(self, slack_s: float = 0.0) -> bool:
+        """Whether to commit what is held now: without a window, or before the first commit, always; with
+        one, once the oldest thing held is `commit_window_s` (plus `slack_s`) old."""
+        if self._held_since is None:
+            return False
+        return (self.commit_window_s <= 0 or not self._committed
+                or self._monotonic() - self._held_since >= self.commit_window_s + slack_s)
+
+    def commit(self) -> list[int]:
+        """Store what is held in one transaction (`Store.write_round`); the new row ids, in order.
+
+        A store that cannot write loses what was held (the database is busy or the disk is full, and
+        the message says it: "could not store 7 samples: database or disk is full"), says so sparingly
+        and goes on."""
+        held, errors = self._held, self._held_errors
+        self._held, self._held_errors, self._held_since = [], [], None
+        if not held and not errors:
+            return []
+        try:
+            ids = self.store.write_round(held, errors)
+        except StoreError as exc:
+            self.write_failures.failed(exc)
+            return []
+        self._wrote()
+        self._committed = True
+        self.stored += len(ids)
+        for (group, row), row_id in zip(held, ids):
+            log.debug("stored %s id=%d ts_ms=%d device=%s", group, row_id, row["ts_ms"], row["device"])
         return ids
 
     def prune_once(self) -> int:
@@ -177,16 +217,6 @@ class Collector:
             except StoreError as exc:
                 self.write_failures.failed(exc)
 
-    def _record(self, device: str, exc: KammthaarError, ts_ms: int) -> None:
-        kind = error_kind(exc)
-        block = getattr(exc, "block", "") or getattr(exc, "register", "")
-        try:
-            self.store.record_error(kind, block, str(exc), device=device, ts_ms=ts_ms)
-        except StoreError as store_exc:
-            self.write_failures.failed(store_exc)  # "could not record error: ..."
-        else:
-            self._wrote()
-
     # -- the loop --------------------------------------------------------------
 
     def stop(self, *_args) -> None:
@@ -217,9 +247,13 @@ class Collector:
                 try:
                     readings = self._inbox.get(timeout=max(0.0, min(WAKE_S, min(next_prune, next_space) - mono())))
                 except queue.Empty:
-                    pass
+                    # No pass came: a bus gone quiet (its devices backed off) still has its samples committed.
+                    if self.commit_due(slack_s=WAKE_S):
+                        self.commit()
                 else:
-                    self.store_readings(readings)
+                    self.hold(readings)
+                    if self.commit_due():
+                        self.commit()
                 if any(bus.crashed for bus in buses):
                     self.failed = True
                     self.stop_event.set()
@@ -241,8 +275,9 @@ class Collector:
             self.stop_event.set()
             for bus in buses:
                 bus.join()
-            while not self._inbox.empty():  # the reads in hand are stored
-                self.store_readings(self._inbox.get_nowait())
+            while not self._inbox.empty():  # the reads in hand are stored, with what is held
+                self.hold(self._inbox.get_nowait())
+            self.commit()
             for d in self.devices:
                 d.reader.close()
             self.write_failures.close()

@@ -56,7 +56,7 @@ def build_collector(cfg: config.Config):
                                         probe_max_s=m.probe_max_s))
     return Collector(store, devices=pollers, retention_days=cfg.store.retention_days,
                      max_size_mb=cfg.store.max_size_mb, min_free_mb=cfg.store.min_free_mb,
-                     replicating=bool(cfg.cloud.url), write_state=True)
+                     replicating=bool(cfg.cloud.url), write_state=True, commit_window_s=cfg.store.commit_window_s)
 
 
 def rollup_settings(cfg: config.Config):

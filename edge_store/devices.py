@@ -25,6 +25,13 @@ DEFAULT_MODEL = "epever-tracer"
 DEVICE_KEYS = ("port", "baudrate", "interval_s", "slow_interval_s", "retries")
 
 
+def fresh_within_s(interval_s: float, commit_window_s: float = 0.0) -> float:
+    """How old a device's newest stored sample may be and still be fresh: two poll intervals, plus the
+    collector's commit window ([store] commit_window_s: a sample reaches the store up to that long after
+    it was read). The API, the heartbeat and the publisher all judge freshness with it."""
+    return 2 * interval_s + commit_window_s
+
+
 @dataclass(frozen=True)
 class DeviceConfig:
     """One device: its name, model, unit, and how its bus and polls are set."""

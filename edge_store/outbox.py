@@ -22,7 +22,8 @@ from typing import Any, Iterable
 
 from .db import Database, dicts
 from .rollups import sql as rollup_sql
-from .store import BUMP_COUNTER, FIRST_ABOVE, now_ms, rows_above
+from .sample_ids import FIRST_ABOVE, rows_above
+from .store import BUMP_COUNTER, now_ms
 
 DEAD_LETTERS_KEPT = 10_000
 

@@ -20,6 +20,7 @@ from . import catalogue, schema
 from .db import BUSY_TIMEOUT_MS, Database
 from .errors import StoreError
 from .rollups import RollupSettings
+from .sample_ids import FIRST_ABOVE, note_deleted, rows_above
 
 
 def now_ms() -> int:
@@ -32,6 +33,7 @@ _SAMPLE_TABLE_NAMES = tuple(t.name for t in schema.sample_tables.values())
 _WATERMARK = "(SELECT coalesce(max(position), 0) FROM replication_watermarks WHERE stream = ?)"
 BUMP_COUNTER = ("INSERT INTO counters (name, value, updated_ms) VALUES (?, ?, ?) "
          "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value, updated_ms = excluded.updated_ms")
+_INSERT_ERROR = "INSERT INTO collector_errors (ts_ms, device, kind, block, detail) VALUES (?, ?, ?, ?, ?)"
 
 _BUMP_DEVICE_ERRORS = ("INSERT INTO device_errors (device, kind, value, updated_ms) VALUES (?, ?, 1, ?) "
                        "ON CONFLICT(device, kind) DO UPDATE SET value = value + 1, updated_ms = excluded.updated_ms")
@@ -51,44 +53,6 @@ _PRUNE_ERRORS = ("DELETE FROM collector_errors WHERE id IN "
 _PRUNE_MINUTES = ("DELETE FROM rollup_minute WHERE rowid IN "
                   "(SELECT rowid FROM rollup_minute WHERE minute_ms <= ? ORDER BY minute_ms LIMIT ?)")
 _OLDEST_LIVE = "SELECT min(ts_ms) FROM live_samples"
-# The first row above an id, and the table's id span (min and max apart: each alone is one lookup).
-FIRST_ABOVE = "SELECT ts_ms, id FROM {t} WHERE id > ? ORDER BY id LIMIT 1"
-_ID_SPAN = "SELECT (SELECT min(id) FROM {t}), (SELECT max(id) FROM {t})"
-_GAPS_ABOVE = ("SELECT coalesce(sum(min(last_id, :top) - max(first_id, :low + 1) + 1), 0) FROM sample_id_gaps "
-               "WHERE stream = :stream AND first_id <= :top AND last_id > :low")
-
-
-def rows_above(conn, table: str, after_id: int) -> int:
-    """How many rows of sample table `table` have an id above `after_id`, without counting them.
-
-    Ids are dense (AUTOINCREMENT) but for rows deleted: below the oldest row
-    left they do not matter; above it, the deleters record them in
-    sample_id_gaps (`note_deleted`). So: the ids above, minus those gaps.
-    """
-    low, top = conn.execute(_ID_SPAN.format(t=table)).fetchone()
-    if top is None or top <= after_id:
-        return 0
-    low = max(after_id, low - 1)
-    gaps = conn.execute(_GAPS_ABOVE, {"stream": table, "low": low, "top": top}).fetchone()[0]
-    return top - low - gaps
-
-
-def note_deleted(conn, table: str, ids: list[int]) -> None:
-    """Record the ids just deleted from sample table `table` that lie above the oldest row left
-    (deleted out of id order), and forget the gaps that are now below it."""
-    low = conn.execute(f"SELECT min(id) FROM {table}").fetchone()[0]
-    if low is None:
-        conn.execute("DELETE FROM sample_id_gaps WHERE stream = ?", (table,))
-        return
-    runs: list[list[int]] = []
-    for i in sorted(i for i in ids if i > low):
-        if runs and runs[-1][1] == i - 1:
-            runs[-1][1] = i
-        else:
-            runs.append([i, i])
-    conn.executemany("INSERT INTO sample_id_gaps (stream, first_id, last_id) VALUES (?, ?, ?)",
-                     [(table, a, b) for a, b in runs])
-    conn.execute("DELETE FROM sample_id_gaps WHERE stream = ? AND last_id < ?", (table, low))
 
 
 class Store:
@@ -168,6 +132,33 @@ class Store:
             raise
         return len(batch)
 
+    def write_round(self, samples: Iterable[tuple[str, Mapping[str, Any]]], errors: Iterable[tuple] = ()) -> list[int]:
+        """Store a poll round (or a commit window of them) in ONE transaction; the new row ids, in order.
+
+        `samples`: (group, row) with ts_ms, ntp_synced, device and the group's values; `errors`:
+        (kind, block, detail, device, ts_ms) as `record_error` takes them. One commit writes each
+        page it touches once (the tables' last leaves, their indexes, sqlite_sequence, the day
+        row): batching polls is what cuts the bytes written per sample (bench/store_bytes.py).
+        Every sample is checked first: a bad one refuses the round, nothing is stored.
+        """
+        batch = [(group, self._params(group, row)) for group, row in samples]
+        errors = list(errors)
+        if not batch and not errors:
+            return []
+        ids = []
+        try:
+            with self.db.writing(f"could not store {len(batch)} samples") as conn:
+                for group, params in batch:
+                    ids.append(conn.execute(self._insert_sql[group], params).lastrowid)
+                    if self.rollups is not None:
+                        self.rollups.on_sample(conn, group, ids[-1], params["ts_ms"], params["device"], params)
+                for kind, block, detail, device, ts_ms in errors:
+                    self._error(conn, kind, block, detail, device, ts_ms)
+        except BaseException:
+            self._forget_rollups()
+            raise
+        return ids
+
     def _forget_rollups(self) -> None:
         if self.rollups is not None:
             self.rollups.reset()
@@ -176,10 +167,13 @@ class Store:
         """Log one collector error and count it under `modbus_errors.<kind>`."""
         ts_ms = now_ms() if ts_ms is None else ts_ms
         with self.db.writing("could not record error") as conn:
-            conn.execute("INSERT INTO collector_errors (ts_ms, device, kind, block, detail) VALUES (?, ?, ?, ?, ?)",
-                         (ts_ms, device, kind, block, detail[:500]))
-            conn.execute(BUMP_COUNTER, (f"modbus_errors.{kind}", 1, ts_ms))
-            conn.execute(_BUMP_DEVICE_ERRORS, (device, kind, ts_ms))
+            self._error(conn, kind, block, detail, device, ts_ms)
+
+    @staticmethod
+    def _error(conn, kind: str, block: str, detail: str, device: str, ts_ms: int) -> None:
+        conn.execute(_INSERT_ERROR, (ts_ms, device, kind, block, detail[:500]))
+        conn.execute(BUMP_COUNTER, (f"modbus_errors.{kind}", 1, ts_ms))
+        conn.execute(_BUMP_DEVICE_ERRORS, (device, kind, ts_ms))
 
     def increment(self, name: str, by: int = 1) -> None:
         """Add to a named counter (created at zero)."""

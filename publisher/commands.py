@@ -32,7 +32,8 @@ def build_publisher(cfg: config.Config):
                 ca_file=m.ca_file)
     migrate.ensure_schema(cfg.store.path)
     return Publisher(StoreReader(cfg.store.path), link, site=cfg.site.id, devices=devices(cfg),
-                     base_topic=m.base_topic, discovery_prefix=m.discovery_prefix, interval_s=m.interval_s)
+                     base_topic=m.base_topic, discovery_prefix=m.discovery_prefix, interval_s=m.interval_s,
+                     commit_window_s=cfg.store.commit_window_s)
 
 
 def _stop_on_signals(stop: threading.Event, wake: threading.Event | None = None) -> None:

@@ -3,7 +3,8 @@
 Topics (BASE = `[mqtt] base_topic`/site):
 - `BASE/status`: `online`, or `offline` on a clean stop and as the last will (retained).
 - `BASE/DEVICE/availability`: `{"state": "online"|"offline", "reason": ..., "newest_sample_age_s": ...}`
-  (retained): offline when the newest live sample is older than two of the device's `interval_s`,
+  (retained): offline when the newest live sample is older than two of the device's `interval_s` (plus the
+  collector's commit window),
   the reason saying whether the reads fail (a collector error after it) or nothing came.
 - `BASE/DEVICE/GROUP` (live, stats, settings, clock): the newest row of that register group as JSON,
   one key per entity (entities.py), published once per new row (retained). A failed read stores no
@@ -22,6 +23,7 @@ import threading
 import time
 from typing import Callable
 
+from edge_store.devices import fresh_within_s
 from edge_store import __version__
 from edge_store.errors import StoreError
 from edge_store.registers import GROUPS, LIVE
@@ -35,7 +37,6 @@ log = logging.getLogger("kammthaar.publish")
 
 ORIGIN = {"name": "Kammthaar Edge", "sw_version": __version__}  # Home Assistant shows who made the entity
 AVAILABILITY = "availability"
-STALE_FACTOR = 2  # a device is offline when its newest live sample is older than this many interval_s
 HA_STATE_MAX = 255  # Home Assistant refuses a longer state: the reason is cut to it
 
 
@@ -47,12 +48,13 @@ class Publisher:
     """The store's newest values for each device, on the broker behind `link`."""
 
     def __init__(self, reader: StoreReader, link: Link, *, site: str, devices: tuple[DeviceRef, ...],
-                 base_topic: str, discovery_prefix: str, interval_s: float,
+                 base_topic: str, discovery_prefix: str, interval_s: float, commit_window_s: float = 0.0,
                  clock: Callable[[], float] = time.time):
         self.reader, self.link, self.site, self.devices = reader, link, site, devices
         self.base = f"{base_topic}/{topic_part(site)}"
         self.discovery_prefix = discovery_prefix
         self.interval_s = interval_s
+        self.commit_window_s = commit_window_s  # [store]: a sample reaches the store up to this long after its read
         self.clock = clock
         self.entities: dict[str, tuple[Entity, ...]] = {d.name: entities(CATALOGUES[d.model]) for d in devices}
         self._sent: dict[tuple[str, str], int] = {}  # (device, topic) -> id of the row last published
@@ -95,7 +97,7 @@ class Publisher:
     def availability(self, device: DeviceRef, snap: Snapshot, now_s: float) -> dict:
         """The device's availability and why: fresh, stale (nothing new) or failed (reads fail)."""
         live = snap.newest[LIVE]
-        limit_s = STALE_FACTOR * device.interval_s
+        limit_s = fresh_within_s(device.interval_s, self.commit_window_s)
         if live is None:
             return {"state": OFFLINE, "why": "none", "reason": "no live sample stored yet", "newest_sample_age_s": None}
         age_s = round(max(0.0, now_s - live["ts_ms"] / 1000), 3)
@@ -108,8 +110,8 @@ class Publisher:
                       f"newest live sample {age_s:.0f} s old")
         else:
             state_, why = OFFLINE, "stale"
-            reason = (f"stale: newest live sample {age_s:.0f} s old, more than {STALE_FACTOR} × interval_s "
-                      f"({limit_s:g} s)")
+            reason = (f"stale: newest live sample {age_s:.0f} s old, more than two interval_s plus the commit "
+                      f"window ({limit_s:g} s)")
         if len(reason) > HA_STATE_MAX:
             reason = reason[:HA_STATE_MAX - 1] + "…"
         return {"state": state_, "why": why, "reason": reason, "newest_sample_age_s": age_s}

@@ -84,7 +84,7 @@ def build_heartbeat(cfg: config.Config, replicator):
     from .heartbeat import Heartbeat
 
     return Heartbeat(replicator.outbox, build_writer(cfg)[0], site=cfg.site.id, devices=devices(cfg),
-                     every_s=cfg.cloud.heartbeat_s, stop_event=replicator.stop_event)
+                     every_s=cfg.cloud.heartbeat_s, commit_window_s=cfg.store.commit_window_s, stop_event=replicator.stop_event)
 
 
 def idle(message: str) -> None:

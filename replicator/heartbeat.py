@@ -14,6 +14,7 @@ import logging
 import threading
 from typing import Any, Callable
 
+from edge_store.devices import fresh_within_s
 from edge_store.health_figures import device_figures, disk_figures
 from edge_store.ntp import kernel_synchronised
 from edge_store.outbox import Outbox
@@ -44,7 +45,7 @@ SITE_FIELDS = (
 DEVICE_FIELDS = (
     ("newest_sample_age_s", FLOAT, "age of the device's newest live sample"),
     ("errors", INTEGER, "the device's read errors still stored (pruned with the samples)"),
-    ("fresh", BOOLEAN, "the newest sample is at most two poll intervals old"),
+    ("fresh", BOOLEAN, "the newest sample is at most two poll intervals (plus the commit window) old"),
 )
 
 
@@ -60,11 +61,13 @@ class Heartbeat:
 
     def __init__(self, outbox: Outbox, writer, *, site: str, devices: tuple[tuple[str, float], ...],
                  every_s: float = 60.0, clock_ms: Callable[[], int] = now_ms,
-                 ntp: Callable[[], bool] = kernel_synchronised, stop_event: threading.Event | None = None):
+                 ntp: Callable[[], bool] = kernel_synchronised, stop_event: threading.Event | None = None,
+                 commit_window_s: float = 0.0):
         self.outbox = outbox
         self.writer = writer
         self.site = site
         self.devices = devices  # (name, poll interval_s)
+        self.commit_window_s = commit_window_s
         self.every_s = every_s
         self._clock_ms = clock_ms
         self._ntp = ntp
@@ -91,7 +94,7 @@ class Heartbeat:
             newest, errors = device_figures(self.outbox.db, device)
             age = None if newest is None else max(0.0, (now - newest) / 1000)
             fields = {"newest_sample_age_s": age, "errors": int(errors),
-                      "fresh": age is not None and age <= 2 * interval_s}
+                      "fresh": age is not None and age <= fresh_within_s(interval_s, self.commit_window_s)}
             out.append(measurement_text(MEASUREMENT) + tags_text({"site": self.site, "device": device})
                        + fields_text(fields) + stamp)
         return out

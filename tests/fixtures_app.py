@@ -120,13 +120,14 @@ class Site:
         self.local = self.app("local")
         self.cloud = self.app("cloud")
 
-    def app(self, source: str, clock_ms=None) -> App:
+    def app(self, source: str, clock_ms=None, commit_window_s: float = 0.0) -> App:
         """The app answering from the store first (`local`) or from the cloud alone, at `clock_ms` (default:
-        the fixed clock)."""
+        the fixed clock), for a collector with the given `[store] commit_window_s`."""
         common = dict(site=SITE, device=DEVICE, timezone=ZONE, jwt_secret=SECRET)
         if source == "local":
             settings = Settings(**common, interval_s=INTERVAL_S, slow_interval_s=SLOW_INTERVAL_S,
-                                cookie_secure=False, cors_origins=(ORIGIN,), store_path=str(self.db))
+                                cookie_secure=False, cors_origins=(ORIGIN,), store_path=str(self.db),
+                                commit_window_s=commit_window_s)
             sources = Sources([LocalSource(str(self.db), site=SITE, device=DEVICE), self.cloud_source()])
             users = self.users[0]
         else:

@@ -66,9 +66,12 @@ def wait_until(predicate, timeout_s: float, what: str, poll_s: float = 0.02):
 
 
 def clean_env(**settings) -> dict:
-    """This process's environment without KAMMTHAAR_*, plus `settings` as KAMMTHAAR_SECTION_KEY."""
+    """This process's environment without KAMMTHAAR_*, plus `settings` as KAMMTHAAR_SECTION_KEY.
+
+    `[store] commit_window_s` is 0 unless given: test collectors poll every 0.05-0.1 s and wait
+    for rows; the window has its own tests (test_collector_window.py)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("KAMMTHAAR_")}
-    env.update({f"KAMMTHAAR_{k.upper()}": str(v) for k, v in settings.items()})
+    env.update({f"KAMMTHAAR_{k.upper()}": str(v) for k, v in {"store_commit_window_s": 0, **settings}.items()})
     return env
 
 

@@ -81,6 +81,22 @@ def test_realtime_is_503_with_retry_after_once_two_poll_intervals_passed(site):
     assert c.get("/serveur/status").json()["status"] is False
 
 
+def test_realtime_allows_for_the_collectors_commit_window(site):
+    """A collector with a commit window stores a sample up to the window after reading it: the same store
+    at the same moment is fresh for it, and stale once two intervals plus the window have passed."""
+    window_s = 1.0
+    limit_ms = 2 * int(INTERVAL_S * 1000) + int(window_s * 1000)
+    for age_ms, fresh in ((2 * int(INTERVAL_S * 1000) + 1, True), (limit_ms + 1, False)):
+        app = site.app("local", clock_ms=lambda: site.now_ms - NEWEST_AGE_MS + age_ms, commit_window_s=window_s)
+        c = app.client()
+        token = c.login()
+        assert (c.get("/battery/realtime", token=token).status == 200) is fresh
+        assert c.get("/serveur/status").json()["status"] is fresh
+        health = c.get("/health").json()["collector"]
+        assert health["fresh"] is fresh and health["fresh_within_s"] == limit_ms / 1000
+    assert f"at most {limit_ms / 1000:g} s" in c.get("/battery/realtime", token=token).json()["message"]
+
+
 SERIES = {
     "/batterie/last/24hAmperage": "battery_current", "/batterie/last/24hVoltage": "battery_voltage",
     "/batterie/last/24hPower": "battery_power", "/batterie/last/24hTemp": "battery_temperature",

@@ -107,3 +107,14 @@ def test_the_energy_dashboard_gets_solar_consumption_and_battery_in_and_out_per_
         for config in energy.values():
             assert (config["device_class"], config["unit_of_measurement"]) == ("energy", "kWh")
             assert "entity_category" not in config  # a diagnostic entity is not offered by the dashboard
+
+
+def test_a_device_stays_available_while_its_samples_wait_in_the_collectors_commit_window(publisher, store):
+    # [store] commit_window_s: samples reach the store up to a window after their read; 20 s old at a 1 s
+    # interval is stale without a window and fresh with the default 30 s one.
+    add_live(store, 1)
+    snap = publisher.reader.take("epever")
+    assert publisher.availability(DEVICES[0], snap, T0 / 1000 + 20)["state"] == "offline"
+    publisher.commit_window_s = 30.0
+    assert publisher.availability(DEVICES[0], snap, T0 / 1000 + 20)["state"] == "online"
+    assert publisher.availability(DEVICES[0], snap, T0 / 1000 + 33)["state"] == "offline"

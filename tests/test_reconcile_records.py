@@ -62,3 +62,22 @@ def test_health_and_metrics_report_the_clouds_completeness_over_30_days(db_path)
     users.close()
     assert "kammthaar_cloud_completeness_ratio 0.99" in metrics, metrics[:500]
     assert "kammthaar_reconcile_unsupported 0.0" in metrics
+
+
+def test_the_heartbeat_calls_a_device_fresh_while_its_samples_wait_in_the_commit_window(store, db_path):
+    """[store] commit_window_s: a sample reaches the store up to a window after its read (the API's rule)."""
+    from edge_store.outbox import Outbox
+    from replicator.heartbeat import Heartbeat
+    from tests.samples import live
+
+    now = now_ms()
+    store.insert_sample("live", now - 20_000, True, "epever", live(0))
+    outbox = Outbox(db_path)
+    try:
+        for window_s, fresh in ((0.0, "false"), (30.0, "true")):
+            beat = Heartbeat(outbox, None, site=SITE, devices=(("epever", 1.0),), clock_ms=lambda: now,
+                             ntp=lambda: True, commit_window_s=window_s)
+            (device_line,) = [line for line in beat.lines() if ",device=epever" in line]
+            assert f"fresh={fresh}" in device_line, device_line
+    finally:
+        outbox.close()

@@ -15,6 +15,7 @@ from typing import Any
 import falcon
 
 from edge_store.registers import LIVE
+from edge_store.devices import fresh_within_s
 from ..access import site_for
 from ..errors import BadRequest, NotFound, Unavailable
 from ..families import Family, Metric, Snapshot, iso, r2
@@ -141,9 +142,10 @@ def object_schema(family: Family, with_date: bool) -> dict:
 
 def object_routes(api, family: Family, base: str, summary: str, *, tag: str = "data") -> list[Route]:
     """`base`/realtime and `base`/last (the object and `date`, the time of its record)."""
-    fresh = ("the newest live sample, when it is at most two poll intervals old"
+    fresh = ("the newest live sample, when it is at most two poll intervals (plus [store] commit_window_s) old"
              if family.primary.group == LIVE else
-             "the newest reading of the device's slow group, when it is at most two slow poll intervals old")
+             "the newest reading of the device's slow group, when it is at most two slow poll intervals (plus the "
+             "commit window) old")
     return [
         Route(f"{base}/realtime", ObjectResource(api, family, realtime=True), f"{summary}: realtime",
               object_schema(family, False), tag=tag, params=(SITE_PARAM, DEVICE_PARAM), errors=(400, 404, 503),
@@ -206,22 +208,21 @@ def series_route(api, path: str, metric: Metric, summary: str, tag: str = "data"
                              "An empty window is [].")
 
 
-def fresh_within_s(interval_s: float) -> float:
-    return 2 * interval_s
-
-
 def retry_after_s(interval_s: float) -> int:
     return max(1, math.ceil(interval_s))
 
 
-def stale(ts_ms: int, now: int, group: str, live_interval_s: float, slow_interval_s: float) -> Unavailable | None:
-    """The 503 for a realtime answer older than two poll intervals of its group, or None when fresh."""
+def stale(ts_ms: int, now: int, group: str, live_interval_s: float, slow_interval_s: float,
+          commit_window_s: float = 0.0) -> Unavailable | None:
+    """The 503 for a realtime answer older than two poll intervals of its group (plus the commit window),
+    or None when fresh."""
     interval = live_interval_s if group == LIVE else slow_interval_s
     age_s = (now - ts_ms) / 1000
-    if age_s <= fresh_within_s(interval):
+    limit_s = fresh_within_s(interval, commit_window_s)
+    if age_s <= limit_s:
         return None
     return Unavailable(f"no live data: the newest {group} sample is {age_s:.0f} s old "
-                       f"(realtime means at most {fresh_within_s(interval):g} s); use /last",
+                       f"(realtime means at most {limit_s:g} s); use /last",
                        retry_after_s=retry_after_s(interval))
 
 

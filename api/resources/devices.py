@@ -33,13 +33,14 @@ class DevicesResource:
         states, source = self.api.sources.answer(site, lambda s: s.device_states(site, [d.name for d in devices]),
                                                  what="device")
         now = self.api.clock_ms()
+        window_s = self.api.settings.commit_window_s
         out = []
         for d in devices:
             state = states[d.name]
             newest = state["newest_ms"]
             out.append({"name": d.name, "model": d.model, "reported_model": state.get("reported_model"),
                         "unit": d.unit, "port": d.port, "newest_sample": None if newest is None else iso(newest),
-                        "fresh": newest is not None and (now - newest) / 1000 <= fresh_within_s(d.interval_s),
+                        "fresh": newest is not None and (now - newest) / 1000 <= fresh_within_s(d.interval_s, window_s),
                         "errors": state["errors"]})
         answer(resp, out, source)
 

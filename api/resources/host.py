@@ -13,8 +13,9 @@ from .base import DEVICE_PARAM, SITE_PARAM, Route, answer, device_of, fresh_with
 
 
 class StatusResource:
-    """Whether live data is available right now: the newest live sample is at most two poll intervals old.
-    No token needed for this server's own site; another `site` is answered to a user who may see it."""
+    """Whether live data is available right now: the newest live sample is at most two poll intervals (plus the
+    commit window) old. No token needed for this server's own site; another `site` is answered to a user who
+    may see it."""
 
     auth_required = False
 
@@ -24,7 +25,7 @@ class StatusResource:
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         identify(self.api, req)
         device = device_of(req, self.api)  # a device not configured: 404, whatever the data
-        limit_s = fresh_within_s(self.api.settings.device_info(device).interval_s)
+        limit_s = fresh_within_s(self.api.settings.device_info(device).interval_s, self.api.settings.commit_window_s)
         try:
             site = requested_site(self.api, req)  # another site than ours: a user who may see it
             ts, source = self.api.sources.answer(site, lambda s: s.newest_ts(site, LIVE, device), what="live sample")

@@ -241,7 +241,7 @@ class Bus:
             return pdu
         slave = self.slaves.get(pdu.dev_id)
         if slave is None or (slave.unit.silent and self.silenced):
-            return _Ignored(pdu)  # another unit on the bus, or one that does not answer
+            return _Ignored(pdu)  # another unit on the bus, or one that does not answer (now)
         if self.options.drop and self._rng.random() < self.options.drop:
             return _Ignored(pdu)
         code = slave.addresses.refusal(pdu.function_code, pdu.address, pdu.count)
