@@ -22,7 +22,7 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import Iterable
 
-from edge_store.catalogue import EPEVER_TRACER
+from edge_store.catalogue import MODELS
 from edge_store.registers import LIVE
 from replicator.influxql import InfluxQLReader, ident, literal
 
@@ -60,13 +60,21 @@ def _fields(fields: Iterable[str]) -> str:
 NEWEST = "ORDER BY time DESC LIMIT 1"
 
 
+def live_stamps() -> set[tuple[str, str]]:
+    """(measurement, field) written with every live row, of each model: a site is seen whatever its controllers."""
+    return {(s.measurement, s.influx) for s in (c.stamp(LIVE) for c in MODELS.values()) if s is not None}
+
+
 def _statements(scope: Scope) -> list[str]:
-    stamp = EPEVER_TRACER.stamp(LIVE)
+    stamps = live_stamps()
+    if len(stamps) != 1:  # one query per site list: a model with another stamp needs it read too
+        raise ValueError(f"the models' live stamps differ ({sorted(stamps)}): the fleet reads one")
+    ((measurement, field),) = stamps
     by_site, by_device = f"GROUP BY {ident('site')}", f"GROUP BY {ident('site')}, {ident('device')}"
     no_device, a_device = f"{ident('device')} = ''", f"{ident('device')} != ''"
     return [
         f"SHOW TAG VALUES WITH KEY = {ident('site')}{scope.where()}",
-        f"SELECT {ident(stamp.influx)} FROM {ident(stamp.measurement)}{scope.where()} {by_device} {NEWEST}",
+        f"SELECT {ident(field)} FROM {ident(measurement)}{scope.where()} {by_device} {NEWEST}",
         f"SELECT {_fields(SITE_HEALTH_FIELDS)} FROM {ident(HEALTH)}{scope.where(no_device)} {by_site} {NEWEST}",
         f"SELECT {_fields(DEVICE_HEALTH_FIELDS)} FROM {ident(HEALTH)}{scope.where(a_device)} {by_device} {NEWEST}",
         f"SELECT {ident('event_id')} FROM {ident(ALERTS)}{scope.where()} "
