@@ -34,7 +34,7 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import Iterable
 
-from edge_store.catalogue import EPEVER_TRACER
+from edge_store.catalogue import MODELS
 from edge_store.registers import LIVE
 from replicator.influxql import InfluxQLReader, ident, literal
 
@@ -88,15 +88,23 @@ def _newest_points(measurement: str, fields: Iterable[str], where: str, tags: tu
             f"GROUP BY {_fields(tags)} ORDER BY time DESC LIMIT 1) WHERE {since} ORDER BY time DESC")
 
 
+def live_stamps() -> set[tuple[str, str]]:
+    """(measurement, field) written with every live row, of each model: a site is seen whatever its controllers."""
+    return {(s.measurement, s.influx) for s in (c.stamp(LIVE) for c in MODELS.values()) if s is not None}
+
+
 def _statements(scope: Scope, *, since_ms: int, alerts_since_ms: int) -> list[str]:
     """The list's statements (`NAMES`, in order), each bounded in time."""
-    stamp = EPEVER_TRACER.stamp(LIVE)
+    stamps = live_stamps()
+    if len(stamps) != 1:  # one query per site list: a model with another stamp needs it read too
+        raise ValueError(f"the models' live stamps differ ({sorted(stamps)}): the fleet reads one")
+    ((measurement, field),) = stamps
     no_device, a_device = f"{ident('device')} = ''", f"{ident('device')} != ''"
     since, alerts_since = f"time >= {int(since_ms)}ms", f"time >= {int(alerts_since_ms)}ms"
     site, device = ("site",), ("site", "device")
     return [
         f"SHOW TAG VALUES WITH KEY = {ident('site')}{scope.where()}",
-        _newest_points(stamp.measurement, (stamp.influx,), scope.where(since), device, since),
+        _newest_points(measurement, (field,), scope.where(since), device, since),
         _newest_points(HEALTH, SITE_HEALTH_FIELDS, scope.where(no_device, since), site, since),
         _newest_points(HEALTH, DEVICE_HEALTH_FIELDS, scope.where(a_device, since), device, since),
         _newest_points(ALERTS, ("event_id",), scope.where(alerts_since),

@@ -35,7 +35,10 @@ def report(store: Store, cfg) -> str:
     for device in cfg.devices:
         model = MODELS[device.model]
         errors = device_errors.get(device.name, {})
-        lines.append(f"device {device.name} ({device.model}, unit {device.unit} on {device.port}): errors "
+        settings = store.latest(SETTINGS, device.name) if model.reported_model else None
+        reported = settings and settings[model.reported_model]  # what the device says it is (a Rover does)
+        lines.append(f"device {device.name} ({device.model}{f' {reported}' if reported else ''}, "
+                     f"unit {device.unit} on {device.port}): errors "
                      + (", ".join(f"{k}={v}" for k, v in sorted(errors.items())) or "none"))
         live = store.latest(LIVE, device.name)
         if live is None:

@@ -37,8 +37,16 @@ def node_id(site: str, device: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]", "_", f"kammthaar_{site}_{device}")
 
 
-def ha_device(site: str, device: DeviceRef) -> dict:
-    """The `device` block of every discovery config of `device`."""
+def reported_model(device: DeviceRef, settings_row: dict | None) -> str | None:
+    """The model string the device reports (its newest settings row), where its model has one."""
+    column = CATALOGUES[device.model].reported_model
+    value = None if column is None or settings_row is None else settings_row.get(column)
+    return value.strip() or None if isinstance(value, str) else None
+
+
+def ha_device(site: str, device: DeviceRef, reported: str | None = None) -> dict:
+    """The `device` block of every discovery config of `device`; its model is the one the device
+    reports (`RNG-CTRL-RVR40`) where it has one, else the register table's."""
     manufacturer, model = MAKERS.get(device.model, (device.model, device.model))
     return {"identifiers": [node_id(site, device.name)], "name": f"{device.name} ({site})",
-            "manufacturer": manufacturer, "model": model}
+            "manufacturer": manufacturer, "model": reported or model}

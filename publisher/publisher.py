@@ -26,9 +26,9 @@ from typing import Callable
 from edge_store.devices import fresh_within_s
 from edge_store import __version__
 from edge_store.errors import StoreError
-from edge_store.registers import GROUPS, LIVE
+from edge_store.registers import GROUPS, LIVE, SETTINGS
 
-from .devices import CATALOGUES, DeviceRef, ha_device, node_id, topic_part
+from .devices import CATALOGUES, DeviceRef, ha_device, node_id, reported_model, topic_part
 from .entities import ENERGY, Entity, entities, state
 from .link import ONLINE, OFFLINE, Link
 from .snapshot import Snapshot, StoreReader
@@ -60,6 +60,7 @@ class Publisher:
         self._sent: dict[tuple[str, str], int] = {}  # (device, topic) -> id of the row last published
         self._availability: dict[str, tuple[str, str]] = {}  # device -> (state, why) last published
         self._energy: dict[tuple[str, str], float] = {}  # the highest total published: never a decrease
+        self._reported: dict[str, str | None] = {}  # device -> the model string it reports, as discovered
 
     @property
     def status_topic(self) -> str:
@@ -74,22 +75,28 @@ class Publisher:
         """Every discovery config by topic: the entities of each device, and its availability reason."""
         out: dict[str, dict] = {}
         for d in self.devices:
-            nid, device = node_id(self.site, d.name), ha_device(self.site, d)
-            availability = [{"topic": self.status_topic},
-                            {"topic": self.topic(d.name, AVAILABILITY), "value_template": "{{ value_json.state }}"}]
-            for e in self.entities[d.name]:
-                config = {"name": e.name, "unique_id": f"{nid}_{e.key}", "state_topic": self.topic(d.name, e.topic),
-                          "value_template": "{{ value_json.%s }}" % e.key, "availability": availability,
-                          "availability_mode": "all", "device": device, "origin": ORIGIN, **e.options}
-                if e.component == "binary_sensor":  # Jinja writes a JSON boolean as True / False
-                    config.update(payload_on="True", payload_off="False")
-                out[f"{self.discovery_prefix}/{e.component}/{nid}/{e.key}/config"] = config
-            # Why the device is (un)available: itself available whenever the publisher is.
-            out[f"{self.discovery_prefix}/sensor/{nid}/{AVAILABILITY}/config"] = {
-                "name": "Availability", "unique_id": f"{nid}_{AVAILABILITY}",
-                "state_topic": self.topic(d.name, AVAILABILITY), "value_template": "{{ value_json.reason }}",
-                "availability": availability[:1], "entity_category": "diagnostic", "device": device,
-                "origin": ORIGIN}
+            out.update(self.device_discovery(d))
+        return out
+
+    def device_discovery(self, d: DeviceRef) -> dict[str, dict]:
+        """The discovery configs of one device, by topic."""
+        out: dict[str, dict] = {}
+        nid, device = node_id(self.site, d.name), ha_device(self.site, d, self._reported.get(d.name))
+        availability = [{"topic": self.status_topic},
+                        {"topic": self.topic(d.name, AVAILABILITY), "value_template": "{{ value_json.state }}"}]
+        for e in self.entities[d.name]:
+            config = {"name": e.name, "unique_id": f"{nid}_{e.key}", "state_topic": self.topic(d.name, e.topic),
+                      "value_template": "{{ value_json.%s }}" % e.key, "availability": availability,
+                      "availability_mode": "all", "device": device, "origin": ORIGIN, **e.options}
+            if e.component == "binary_sensor":  # Jinja writes a JSON boolean as True / False
+                config.update(payload_on="True", payload_off="False")
+            out[f"{self.discovery_prefix}/{e.component}/{nid}/{e.key}/config"] = config
+        # Why the device is (un)available: itself available whenever the publisher is.
+        out[f"{self.discovery_prefix}/sensor/{nid}/{AVAILABILITY}/config"] = {
+            "name": "Availability", "unique_id": f"{nid}_{AVAILABILITY}",
+            "state_topic": self.topic(d.name, AVAILABILITY), "value_template": "{{ value_json.reason }}",
+            "availability": availability[:1], "entity_category": "diagnostic", "device": device,
+            "origin": ORIGIN}
         return out
 
     # -- one pass ---------------------------------------------------------------------
@@ -122,6 +129,11 @@ class Publisher:
         now_s = self.clock()
         for d in self.devices:
             snap = self.reader.take(d.name)
+            reported = reported_model(d, snap.newest[SETTINGS])
+            if reported is not None and reported != self._reported.get(d.name):
+                # First read (or replaced): Home Assistant's device shows what the device says it is.
+                self._reported[d.name] = reported
+                sent += sum(self.link.publish(topic, _json(config)) for topic, config in self.device_discovery(d).items())
             avail = self.availability(d, snap, now_s)
             if force or self._availability.get(d.name) != (avail["state"], avail["why"]):
                 if self.link.publish(self.topic(d.name, AVAILABILITY), _json(avail)):
@@ -166,6 +178,8 @@ class Publisher:
         """A new session: discovery, `online`, the energy totals' floors the broker retains, and the
         current state of everything."""
         self._raise_energy_floors()
+        for d in self.devices:  # discovery names the model the device reports, when it is stored already
+            self._reported[d.name] = reported_model(d, self.reader.take(d.name).newest[SETTINGS])
         sent = sum(self.link.publish(topic, _json(config)) for topic, config in self.discovery().items())
         sent += self.link.publish(self.status_topic, ONLINE)
         return sent + self.publish_once(force=True)

@@ -86,6 +86,18 @@ def test_example_inventory_renders_configs_and_units_for_each_site(tmp_path):
                                      capture_output=True, text=True, check=True).stdout.strip()
         unit = (tmp_path / host / "etc/systemd/system/kammthaar-collect.service").read_text()
         assert f"\nBindsTo={device_unit}\n" in unit and f"\nDeviceAllow={cfg.modbus.port} rw\n" in unit, host
+        # kammthaar_devices: each one in [[devices]], every port it opens reachable by the collector.
+        declared = yaml.safe_load((EXAMPLE / "host_vars" / host / "vars.yml").read_text()).get("kammthaar_devices")
+        if declared:
+            assert [(d.name, d.model, d.unit) for d in cfg.devices] == [(e["name"], e["model"], e["unit"]) for e in declared]
+            assert {d.name: (d.port.path, d.baudrate, d.interval_s) for d in cfg.devices} == {
+                e["name"]: (e.get("port", cfg.modbus.port.path), e.get("baudrate", cfg.modbus.baudrate),
+                            e.get("interval_s", cfg.modbus.interval_s)) for e in declared}
+            for port in {d.port.path for d in cfg.devices}:
+                assert f"\nDeviceAllow={port} rw\n" in unit, (host, port)
+        else:
+            assert [(d.name, d.model) for d in cfg.devices] == [(cfg.modbus.device, "epever-tracer")], host
+    assert any(yaml.safe_load((EXAMPLE / "host_vars" / h / "vars.yml").read_text()).get("kammthaar_devices") for h in hosts)
 
 
 def test_cloud_play_passes_the_syntax_check_and_renders_a_cloud_config(tmp_path):

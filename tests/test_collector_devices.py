@@ -7,6 +7,7 @@ import signal
 import time
 
 from edge_store.errors import StoreError
+from edge_store.registers import GROUPS
 from edge_store.store import Store
 from tests.fixtures_serial import collector_env, counters
 from tests.samples import FROZEN, SEED, expected_unit_values
@@ -61,3 +62,30 @@ def test_a_silent_unit_does_not_stall_its_bus_mate_and_is_read_again_when_it_ans
             rows = [r for r in store.rows("live") if r["device"] == name]
             assert rows and all(r["pv_power"] == served["pv_power"] and r["battery_voltage"] == served["battery_voltage"]
                                 for r in rows), name
+
+
+def test_collect_once_reads_every_group_of_every_device_and_fails_when_one_is_silent(
+        serial_pair, start_simulator, tmp_path, start_kammthaar):
+    start_simulator("--port", serial_pair.device, *FROZEN, "--device", "unit=1,model=epever-tracer",
+                    "--device", "unit=2,model=renogy-rover", "--device", "unit=3,model=epever-tracer,silent")
+    db = tmp_path / "k.db"
+    cfg = tmp_path / "three.toml"
+    cfg.write_text(f'[modbus]\nport = "{serial_pair.client}"\ninter_request_ms = 5\n\n'
+                   '[[devices]]\nname = "roof"\nmodel = "epever-tracer"\nunit = 1\n\n'
+                   '[[devices]]\nname = "rover"\nmodel = "renogy-rover"\nunit = 2\n\n'
+                   '[[devices]]\nname = "side"\nmodel = "epever-tracer"\nunit = 3\n')
+    proc = start_kammthaar("-c", str(cfg), "collect", "--once", env=collector_env(db, serial_pair.client))
+    code, log = proc.wait(90), proc.log()
+    assert code == 1, log[-3000:]  # one device unread: a failure, the others stored all the same
+    said = [line.split(": ")[0] + ": " + line.split(": ")[1][:10] for line in log.splitlines()
+            if line.startswith(("roof ", "rover ", "side "))]
+    assert said == [f"roof {g}: stored row" for g in GROUPS] + [f"rover {g}: stored row" for g in GROUPS if g != "clock"] \
+        + [f"side {g}: read faile" for g in GROUPS], log[-3000:]  # a Rover has no clock
+    with Store(db, readonly=True) as store:
+        assert {g: sorted(r["device"] for r in store.rows(g)) for g in GROUPS} == {
+            "live": ["roof", "rover"], "stats": ["roof", "rover"], "settings": ["roof", "rover"], "clock": ["roof"]}
+        for unit, name, model in ((1, "roof", "epever-tracer"), (2, "rover", "renogy-rover")):
+            served = expected_unit_values(model, int(SEED) + unit - 1, unit)
+            (live,) = [r for r in store.rows("live") if r["device"] == name]
+            assert (live["pv_power"], live["battery_voltage"]) == (served["pv_power"], served["battery_voltage"]), name
+        assert set(store.device_errors()) == {"side"}

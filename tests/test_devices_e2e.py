@@ -105,5 +105,13 @@ def test_two_buses_three_devices_every_row_is_what_its_unit_served(
         assert listed["rover"]["reported_model"] == want["rover"]["device_model"] == "RNG-CTRL-RVR40"
         assert listed["rover"]["model"] == "renogy-rover" and listed["roof"]["reported_model"] is None
         assert [listed[n]["errors"] for n in ("roof", "side", "rover")] == [{}, {}, {}]
+        # /health and /metrics per device, the Rover as its own model.
+        health = client.get("/health").json()
+        assert [(d["name"], d["model"], d["errors"]) for d in health["devices"]] == [
+            ("roof", "epever-tracer", {}), ("side", "epever-tracer", {}), ("rover", "renogy-rover", {})]
+        assert all(d["newest_ms"] for d in health["devices"]), health["devices"]
+        metrics = client.get("/metrics", token=client.token).body.decode()
+        for name, _, _ in DEVICES:
+            assert f'kammthaar_device_sample_age_seconds{{device="{name}"}} ' in metrics, name
     finally:
         users.close()

@@ -3,11 +3,13 @@
 import sqlite3
 import subprocess
 
-from edge_store import migrate
-from edge_store.registers import LIVE, STATS
+from edge_store import config, migrate
+from edge_store.catalogue import MODELS, absent
+from edge_store.registers import LIVE, SETTINGS, STATS
 from edge_store.rollups import RollupSettings
+from edge_store.status_report import report
 from edge_store.store import Store
-from tests.samples import LIVE_VALUES, STATS_VALUES
+from tests.samples import LIVE_VALUES, STATS_VALUES, expected_unit_values
 from tests.support import clean_env, kammthaar
 
 DEVICES = ("roof", "side", "rover")
@@ -81,3 +83,18 @@ def test_status_reports_each_device(tmp_path, db_path):
     assert "errors none" in sections[0] and "live: " in sections[0] and "pv " in sections[0]
     assert "live: no sample yet" in sections[2]
     assert "side timeout input:0x3100+18: no answer" in out.stdout  # recent errors name their device
+
+
+def test_status_names_the_model_a_device_reports(tmp_path, db_path):
+    rover = MODELS["renogy-rover"]
+    served = expected_unit_values("renogy-rover", 1, 1)
+    values = rover.derive(SETTINGS, {r.name: served[r.name] for r in rover.registers if r.group == SETTINGS})
+    cfg_path = tmp_path / "k.toml"
+    cfg_path.write_text(f'[store]\npath = "{db_path}"\n[site]\ntimezone = "UTC"\n[modbus]\nport = "/dev/ttyS9"\n'
+                        '[[devices]]\nname = "roof"\nmodel = "epever-tracer"\nunit = 1\n'
+                        '[[devices]]\nname = "rover"\nmodel = "renogy-rover"\nunit = 2\n')
+    with Store(db_path) as store:
+        store.insert_sample(SETTINGS, T0, True, "rover", {**dict.fromkeys(absent(rover, SETTINGS)), **values})
+        text = report(store, config.load(str(cfg_path), environ={}))
+    assert "device rover (renogy-rover RNG-CTRL-RVR40, unit 2 on /dev/ttyS9): errors none" in text
+    assert "device roof (epever-tracer, unit 1 on /dev/ttyS9): errors none" in text

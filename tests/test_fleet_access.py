@@ -140,3 +140,25 @@ def test_grant_and_revoke_hold_at_once_on_every_instance(fleet):
         assert done.returncode == 0, done.stderr
     assert fleet.b.client().get("/battery/last?site=boat-ys", token=token).status == 404
     assert "sees no site now" in done.stderr
+
+
+def test_a_site_is_seen_whatever_model_its_controllers_are(store):
+    """The fleet's newest-point query reads a field that every model's live row writes: a site with only
+    a Renogy Rover is seen as much as one with an EPEVER (points rendered from rows in a real store)."""
+    from api.fleet import Scope, _statements, live_stamps
+    from edge_store.catalogue import MODELS, absent
+    from edge_store.registers import LIVE
+    from replicator.points import LIVE_STREAM, Renderer
+    from replicator.influxql import ident
+    from tests.samples import expected_unit_values
+
+    ((measurement, field),) = live_stamps()
+    assert f"SELECT {ident(field)} FROM {ident(measurement)} " in _statements(Scope(None))[1]
+    renderer = Renderer("boat", models={name: name for name in MODELS})
+    for name, catalogue in MODELS.items():
+        served = expected_unit_values(name, 1, 1)
+        values = catalogue.derive(LIVE, {r.name: served[r.name] for r in catalogue.registers if r.group == LIVE})
+        store.insert_sample(LIVE, 1_780_000_000_000, True, name, {**dict.fromkeys(absent(catalogue, LIVE)), **values})
+        lines = renderer.lines(LIVE_STREAM, store.latest(LIVE, name))
+        assert any(ln.startswith(f"{measurement},device={name},site=boat ") and f" {field}=" in ln.replace(",", " ")
+                   for ln in lines), (name, lines)

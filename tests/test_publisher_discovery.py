@@ -13,7 +13,9 @@ from publisher.devices import DeviceRef
 from publisher.link import Link
 from publisher.publisher import Publisher
 from publisher.snapshot import StoreReader
-from tests.samples import T0, add_live
+from edge_store.catalogue import MODELS, absent
+from edge_store.registers import SETTINGS
+from tests.samples import T0, add_live, expected_unit_values
 
 SITE = "van-lisa"
 DEVICES = (DeviceRef("epever", "epever-tracer", 1.0), DeviceRef("shed", "epever-tracer", 5.0),
@@ -118,3 +120,21 @@ def test_a_device_stays_available_while_its_samples_wait_in_the_collectors_commi
     publisher.commit_window_s = 30.0
     assert publisher.availability(DEVICES[0], snap, T0 / 1000 + 20)["state"] == "online"
     assert publisher.availability(DEVICES[0], snap, T0 / 1000 + 33)["state"] == "offline"
+
+
+def test_a_device_is_shown_as_the_model_it_reports_once_its_settings_are_stored(publisher, store):
+    """The Rover's own model string (its settings row) names its Home Assistant device; an EPEVER, which
+    reports none, keeps its register table's name."""
+    def models():
+        return {c["device"]["identifiers"][0]: c["device"]["model"] for c in publisher.discovery().values()}
+
+    assert models()["kammthaar_van-lisa_rover"] == "Rover (renogy-rover)"
+    rover = MODELS["renogy-rover"]
+    served = expected_unit_values("renogy-rover", 1, 1)
+    values = rover.derive(SETTINGS, {r.name: served[r.name] for r in rover.registers if r.group == SETTINGS})
+    store.insert_sample(SETTINGS, T0, True, "rover", {**dict.fromkeys(absent(rover, SETTINGS)), **values})
+    publisher.publish_once()  # the pass that reads it (no broker here: nothing is sent)
+    assert models() == {"kammthaar_van-lisa_epever": "Tracer (epever-tracer)",
+                        "kammthaar_van-lisa_shed": "Tracer (epever-tracer)",
+                        "kammthaar_van-lisa_rover": served["device_model"]}
+    assert served["device_model"] == "RNG-CTRL-RVR40"
