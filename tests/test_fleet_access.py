@@ -145,7 +145,7 @@ def test_grant_and_revoke_hold_at_once_on_every_instance(fleet):
 def test_a_site_is_seen_whatever_model_its_controllers_are(store):
     """The fleet's newest-point query reads a field that every model's live row writes: a site with only
     a Renogy Rover is seen as much as one with an EPEVER (points rendered from rows in a real store)."""
-    from api.fleet import Scope, _statements, live_stamps
+    from api.fleet import Scope, list_statements, live_stamps
     from edge_store.catalogue import MODELS, absent
     from edge_store.registers import LIVE
     from replicator.points import LIVE_STREAM, Renderer
@@ -153,7 +153,7 @@ def test_a_site_is_seen_whatever_model_its_controllers_are(store):
     from tests.samples import expected_unit_values
 
     ((measurement, field),) = live_stamps()
-    assert f"SELECT {ident(field)} FROM {ident(measurement)} " in _statements(Scope(None))[1]
+    assert f"SELECT {ident(field)} FROM {ident(measurement)} " in list_statements(Scope(None), 1_780_000_000_000)[1]
     renderer = Renderer("boat", models={name: name for name in MODELS})
     for name, catalogue in MODELS.items():
         served = expected_unit_values(name, 1, 1)
