@@ -1,17 +1,23 @@
 """Login throttling on a real PostgreSQL (`[api] state_url`, migrations up to the head, account ids of 0013
-included): an attempt and another instance's transaction on the same rows never deadlock."""
+included): an attempt and another instance's transaction on the same rows never deadlock; account ids and
+machine tokens there."""
 
 from __future__ import annotations
 
 import threading
 import time
 
-from sqlalchemy import text
+import pytest
+from sqlalchemy import create_engine, insert, text
 from sqlalchemy.dialects import postgresql
 
+from api.auth import ACCESS, Tokens
+from api.errors import Unauthorized
+from api.machine_tokens import MachineTokens
 from api.throttle import WINDOW_MS, Throttle
 from api.users import Users
-from edge_store import migrate
+from edge_store import migrate, schema
+from tests.fixtures_api import SECRET
 
 NOW_MS = 1_800_000_000_000
 EXPIRED, LIVE = "client:203.0.113.9", "user:ana"
@@ -64,5 +70,37 @@ def test_an_attempt_and_another_instances_transaction_never_deadlock(postgres):
         with engine.connect() as conn:
             counts = dict(conn.execute(text("SELECT key, failures FROM login_failures")).all())
         assert counts == {LIVE: 3, "client:198.51.100.1": 1, "pair:ana@198.51.100.1": 1}
+    finally:
+        users.close()
+
+
+def test_account_ids_on_postgresql_existing_users_and_a_name_given_again(postgres):
+    url = postgres.database()
+    migrate.upgrade(url, "0012")  # users from before the account ids
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        for name in ("old1", "old2"):
+            conn.execute(insert(schema.users).values(username=name, password_hash="x", token_version=0,
+                                                     created_ms=1, password_changed_ms=1))
+    engine.dispose()
+    migrate.upgrade(url)
+    users = Users(url)
+    try:
+        ids = {u.username: u.account_id for u in users.list()}
+        assert len(ids) == 2 and len(set(ids.values())) == 2 and all(len(i) == 32 for i in ids.values())
+        tokens = Tokens(SECRET, access_ttl_s=900, refresh_ttl_s=3600, users=users)
+        issued = tokens.issue("old1", 0, ids["old1"], ACCESS).token
+        assert tokens.check(issued, ACCESS)["sub"] == "old1"
+        users.remove("old1")
+        users.add("old1", "another password 3")
+        with pytest.raises(Unauthorized, match="no longer exists"):
+            tokens.check(issued, ACCESS)
+        machines = MachineTokens(users.engine)
+        first = machines.create("scraper", "metrics")
+        machines.revoke("scraper")
+        again = machines.create("scraper", "metrics")
+        assert machines.check(again).name == "scraper"
+        with pytest.raises(Unauthorized):
+            machines.check(first)
     finally:
         users.close()
