@@ -259,6 +259,22 @@ def test_health_without_a_token_hides_why_reconciliation_is_off(bare_api):
         log.close()
 
 
+def test_a_viewers_token_opens_neither_the_health_details_nor_the_metrics(bare_api):
+    """A viewer sees their own sites only (issue 15): the server's paths, errors and figures are not theirs."""
+    users = Users(db_of(bare_api))
+    try:
+        name = f"v-{uuid.uuid4().hex[:10]}"
+        users.add(name, "a viewer password 1", role="viewer", sites=("van-lisa",))
+    finally:
+        users.close()
+    c = bare_api.client()
+    token = login(c, name, "a viewer password 1").json()["access_token"]
+    assert "path" not in c.get("/health", token=token).json()["store"]
+    refused = c.get("/metrics", token=token)
+    assert refused.status == 403 and refused.json()["error"] == "forbidden", refused.body
+    assert "path" in c.get("/health", token=c.login()).json()["store"]
+
+
 # -- 6. login CSRF ---------------------------------------------------------------------------------------
 
 def test_cookie_posts_accept_only_json_from_allowed_origins(bare_api):
