@@ -105,8 +105,13 @@ class Access:
             current = conn.execute(select(users.c.role).where(users.c.username == username)).first()
             if current is None:
                 raise UserError(f"no user {username!r}")
+            final = check_role(role) if role is not None else current[0]
+            if final == INSTALLER and add:
+                raise UserError("--sites is for viewers (an installer sees every site): add --role viewer")
             if role is not None:
-                conn.execute(update(users).where(users.c.username == username).values(role=check_role(role)))
+                conn.execute(update(users).where(users.c.username == username).values(role=final))
+            if final == INSTALLER:  # no dormant grant that a later `--role viewer` would bring back
+                conn.execute(delete(user_sites).where(user_sites.c.username == username))
             if remove:
                 conn.execute(delete(user_sites).where(user_sites.c.username == username,
                                                       user_sites.c.site.in_(remove)))

@@ -21,7 +21,9 @@ from .resources.base import fresh_within_s
 
 
 HIDDEN = "details need a token (a user's, or a metrics machine token)"
-_ERRORS = (("store", "error"), ("collector", "error"), ("replicator", "last_error"), ("replicator", "blocked"))
+# reconciliation.unsupported is an error text too: it names the cloud's URL (replicator/reconcile.py).
+_ERRORS = (("store", "error"), ("collector", "error"), ("replicator", "last_error"), ("replicator", "blocked"),
+           ("reconciliation", "unsupported"))
 
 
 def public(snap: dict[str, Any]) -> dict[str, Any]:

@@ -80,9 +80,16 @@ class Throttle:
                 lf.c.key.in_([k.pair, k.client, k.user]), lf.c.window_start_ms > now - WINDOW_MS)).all()
         seen = {key: (failures, start) for key, failures, start in rows}
         self._decide(k, {key: (n + 1, start) for key, (n, start) in seen.items()}, now)
+        # Old rows go first, in a transaction of their own that waits for no other (rows another
+        # attempt holds are left for later): the table stays small. Within the counting transaction
+        # this delete locked rows in table order, and another instance's attempt holding one of them
+        # while waiting for this one's key was a deadlock on PostgreSQL. The counting transaction
+        # locks its three keys only, always pair, client, user: no cycle. A window that ended
+        # starts again at 0 in `_count` whether or not its row went.
         with core_writing(self._engine, "cannot record the login attempt") as conn:
-            # Old rows go first: the table stays small, and a window that ended starts again at 0.
-            conn.execute(delete(lf).where(lf.c.window_start_ms <= now - WINDOW_MS))
+            conn.execute(delete(lf).where(lf.c.key.in_(
+                select(lf.c.key).where(lf.c.window_start_ms <= now - WINDOW_MS).with_for_update(skip_locked=True))))
+        with core_writing(self._engine, "cannot record the login attempt") as conn:
             counted = {key: self._count(conn, key, now) for key in (k.pair, k.client, k.user)}
             self._decide(k, counted, now)  # raised inside: the transaction rolls this attempt back
         return k

@@ -16,6 +16,7 @@ from api.auth import REFRESH_COOKIE
 from api.bodies import MAX_BODY_BYTES, MAX_DEPTH
 from api.users import PAIR_LIMIT, USER_LIMIT, Users
 from edge_store import migrate
+from edge_store.reconcile_log import ReconcileLog
 from tests.fixtures_api import PASSWORD, SECRET, USER
 from tests.fixtures_hostile import (READ_TIMEOUT_S, connect, host_of, request_head, send_raw,
                                     wait_closed)
@@ -230,12 +231,48 @@ def test_health_without_a_token_shows_no_paths_urls_or_errors(tmp_path, api_serv
     body = anonymous.json()
     assert body["store"]["reachable"] is False and body["store"]["error"].startswith("details need a token")
     assert body["cloud"] == {"configured": True, "reachable": False}
+    # /serveur/status needs no token either: "no data source can answer", not where or why.
+    status = server.client().get("/serveur/status").body.decode()
+    assert "no data source can answer" in status, status
+    assert "secret-dir-x" not in status and "127.0.0.1:9" not in status and "internal-influx" not in status, status
     # A metrics machine token sees the details (on a server whose store is there).
     token = kammthaar("token", "create", "health-reader", "--scope", "metrics",
                       env=clean_env(store_path=db_of(bare_api))).stdout.strip()
     detailed = bare_api.client().get("/health", token=token).json()
     assert detailed["store"]["path"] == str(db_of(bare_api))
     assert "path" not in bare_api.client().get("/health").json()["store"]
+
+
+def test_health_without_a_token_hides_why_reconciliation_is_off(bare_api):
+    """Issue 14's reconciliation state: its `unsupported` text names the cloud's URL."""
+    log = ReconcileLog(db_of(bare_api))
+    try:
+        log.record_unsupported("the cloud does not answer InfluxQL at http://10.9.8.7:8086/internal/query (404)")
+        c = bare_api.client()
+        text = c.get("/health").body.decode()
+        assert "10.9.8.7" not in text and "internal/query" not in text, text
+        assert json.loads(text)["reconciliation"]["unsupported"].startswith("details need a token")
+        detailed = c.get("/health", token=c.login()).json()["reconciliation"]["unsupported"]
+        assert "10.9.8.7:8086" in detailed
+    finally:
+        log.record_unsupported(None)
+        log.close()
+
+
+def test_a_viewers_token_opens_neither_the_health_details_nor_the_metrics(bare_api):
+    """A viewer sees their own sites only (issue 15): the server's paths, errors and figures are not theirs."""
+    users = Users(db_of(bare_api))
+    try:
+        name = f"v-{uuid.uuid4().hex[:10]}"
+        users.add(name, "a viewer password 1", role="viewer", sites=("van-lisa",))
+    finally:
+        users.close()
+    c = bare_api.client()
+    token = login(c, name, "a viewer password 1").json()["access_token"]
+    assert "path" not in c.get("/health", token=token).json()["store"]
+    refused = c.get("/metrics", token=token)
+    assert refused.status == 403 and refused.json()["error"] == "forbidden", refused.body
+    assert "path" in c.get("/health", token=c.login()).json()["store"]
 
 
 # -- 6. login CSRF ---------------------------------------------------------------------------------------

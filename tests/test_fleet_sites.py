@@ -59,3 +59,14 @@ def test_one_sites_health_over_the_last_days(fleet):
     for bad in ("?days=0", "?days=91", "?days=x"):
         resp = c.get(f"/sites/{HOME}{bad}", token=token)
         assert resp.status == 400 and "days" in resp.json()["message"]
+
+
+def test_the_fleet_pages_are_not_cached_sniffed_or_framed(fleet):
+    c = fleet.a.client()
+    token = c.login(VIEWER, PASSWORD)
+    for path in ("/fleet", f"/fleet/{HOME}"):
+        resp = c.get(path, token=token)
+        assert resp.status == 200, resp.body[:300]
+        assert resp.headers["cache-control"] == "no-store" and resp.headers["x-content-type-options"] == "nosniff"
+        assert resp.headers["x-frame-options"] == "DENY", path
+        assert "frame-ancestors 'none'" in resp.headers["content-security-policy"], path

@@ -6,7 +6,8 @@ import falcon
 
 from .. import health_snapshot
 from ..auth import ACCESS, access_token
-from ..errors import RETRY_AFTER_S, Unauthorized
+from ..access import INSTALLER
+from ..errors import RETRY_AFTER_S, Forbidden, Unauthorized
 from ..machine_tokens import is_machine_token
 from ..metrics import CONTENT_TYPE
 from .base import Route
@@ -74,10 +75,17 @@ HEALTH_SCHEMA = {
 }
 
 
+def _installer(api, username: str) -> bool:
+    """Whether the user sees every site: the server's details (paths, URLs, errors, figures of every site
+    it serves) are not a viewer's, who sees their own sites only (api/access.py)."""
+    grant = api.access.grant_of(username)
+    return grant is not None and grant.role == INSTALLER
+
+
 class HealthResource:
     """The store, the collector (age of the newest sample), the replicator, the reconciliation of the cloud,
-    the cloud; 503 when no source can answer. Without a token: states and ages only; a user's access token or
-    a `metrics` machine token adds the details (the store's path, error texts)."""
+    the cloud; 503 when no source can answer. Without a token: states and ages only; an installer's access
+    token or a `metrics` machine token adds the details (the store's path, error texts); a viewer's does not."""
 
     auth_required = False
 
@@ -99,15 +107,15 @@ class HealthResource:
                 return False
             if is_machine_token(token):
                 return self.api.machine_tokens.check(token).scope in MetricsResource.scopes
-            self.api.tokens.check(token, ACCESS)
+            return _installer(self.api, self.api.tokens.check(token, ACCESS)["sub"])
         except Unauthorized:
             return False
-        return True
 
 
 class MetricsResource:
-    """Prometheus text: the figures of /health, Modbus error counters, rows stored, HTTP requests. A user's
-    access token or a `metrics` machine token (`kammthaar token create NAME --scope metrics`)."""
+    """Prometheus text: the figures of /health, Modbus error counters, rows stored, HTTP requests. An
+    installer's access token or a `metrics` machine token (`kammthaar token create NAME --scope metrics`); a
+    viewer's: 403."""
 
     scopes = ("metrics",)
 
@@ -115,6 +123,9 @@ class MetricsResource:
         self.api = api
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        if req.context.user is not None and not _installer(self.api, req.context.user):
+            raise Forbidden("the metrics are the operator's: an installer's token or a metrics machine token")
+        # (a machine token has no user: AuthMiddleware let it in by its scope)
         resp.content_type = CONTENT_TYPE
         resp.data = self.api.metrics.render(self.api)
 
@@ -128,6 +139,6 @@ def routes(api) -> list:
                              "headers": {"Retry-After": {"schema": {"type": "integer"}}},
                              "content": {"application/json": {"schema": HEALTH_SCHEMA}}}}),
         Route("/metrics", MetricsResource(api), "Prometheus metrics", None, tag="operations",
-              content={"text/plain": {"schema": {"type": "string"}}}, source_header=False,
+              content={"text/plain": {"schema": {"type": "string"}}}, source_header=False, errors=(403,),
               description=MetricsResource.__doc__),
     ]

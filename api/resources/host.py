@@ -29,8 +29,12 @@ class StatusResource:
         try:
             site = requested_site(self.api, req)  # another site than ours: a user who may see it
             ts, source = self.api.sources.answer(site, lambda s: s.newest_ts(site, LIVE, device), what="live sample")
-        except (NotFound, Unavailable) as exc:
+        except NotFound as exc:
             resp.media = {"status": False, "message": f"no live data: {exc}"}
+            return
+        except Unavailable as exc:  # its text names the store's file and the cloud's URL: a user's only
+            resp.media = {"status": False, "message": "no live data: " + (
+                str(exc) if req.context.user is not None else "no data source can answer right now")}
             return
         age_s = max(0.0, (self.api.clock_ms() - ts) / 1000)
         if age_s <= limit_s:

@@ -29,6 +29,16 @@ TEMPLATES = Environment(loader=FileSystemLoader(Path(__file__).resolve().parent.
 REFRESH_S = 60  # the pages reload themselves this often
 DEFAULT_DAYS, MAX_DAYS = 7, 90
 MAX_Q_CHARS = 128
+# The pages run no script and load nothing: a page from another origin may not frame them (clickjacking
+# a logged-in browser), and an injected tag could fetch nothing.
+PAGE_POLICY = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'"
+
+
+def _page(resp: falcon.Response, html: str) -> None:
+    resp.content_type = falcon.MEDIA_HTML
+    resp.set_header("Content-Security-Policy", PAGE_POLICY)
+    resp.set_header("X-Frame-Options", "DENY")
+    resp.text = html
 
 
 def _check_site(site: str) -> str:
@@ -135,9 +145,8 @@ class FleetPage(Page):
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         rows = self.sites(req)
-        resp.content_type = falcon.MEDIA_HTML
-        resp.text = TEMPLATES.get_template("fleet.html").render(
-            sites=rows, user=req.context.user, now=iso(self.api.clock_ms()), refresh_s=REFRESH_S, q=_q(req) or "")
+        _page(resp, TEMPLATES.get_template("fleet.html").render(
+            sites=rows, user=req.context.user, now=iso(self.api.clock_ms()), refresh_s=REFRESH_S, q=_q(req) or ""))
 
 
 class FleetSitePage(Page):
@@ -145,9 +154,8 @@ class FleetSitePage(Page):
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, site: str) -> None:
         body = self.site(req, site)
-        resp.content_type = falcon.MEDIA_HTML
-        resp.text = TEMPLATES.get_template("fleet_site.html").render(
-            **body, user=req.context.user, now=iso(self.api.clock_ms()), refresh_s=REFRESH_S)
+        _page(resp, TEMPLATES.get_template("fleet_site.html").render(
+            **body, user=req.context.user, now=iso(self.api.clock_ms()), refresh_s=REFRESH_S))
 
 
 NUMBER = {"type": "number", "nullable": True}
