@@ -117,8 +117,8 @@ class Publisher:
                       f"newest live sample {age_s:.0f} s old")
         else:
             state_, why = OFFLINE, "stale"
-            reason = (f"stale: newest live sample {age_s:.0f} s old, more than two interval_s plus the commit "
-                      f"window ({limit_s:g} s)")
+            window = f" + the {self.commit_window_s:g} s commit window" if self.commit_window_s else ""
+            reason = f"stale: newest live sample {age_s:.0f} s old, more than 2 × interval_s{window} ({limit_s:g} s)"
         if len(reason) > HA_STATE_MAX:
             reason = reason[:HA_STATE_MAX - 1] + "…"
         return {"state": state_, "why": why, "reason": reason, "newest_sample_age_s": age_s}

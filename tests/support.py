@@ -68,10 +68,12 @@ def wait_until(predicate, timeout_s: float, what: str, poll_s: float = 0.02):
 def clean_env(**settings) -> dict:
     """This process's environment without KAMMTHAAR_*, plus `settings` as KAMMTHAAR_SECTION_KEY.
 
-    `[store] commit_window_s` is 0 unless given: test collectors poll every 0.05-0.1 s and wait
-    for rows; the window has its own tests (test_collector_window.py)."""
+    `[store] commit_window_s` is 0 and `[modbus] inter_request_ms` 1 unless given: test collectors poll
+    every 0.05-0.1 s over a pty (no RS485 line to turn around) and wait for rows; the window and the
+    silence have their own tests (test_collector_window.py, test_bus.py)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("KAMMTHAAR_")}
-    env.update({f"KAMMTHAAR_{k.upper()}": str(v) for k, v in {"store_commit_window_s": 0, **settings}.items()})
+    defaults = {"store_commit_window_s": 0, "modbus_inter_request_ms": 1}
+    env.update({f"KAMMTHAAR_{k.upper()}": str(v) for k, v in {**defaults, **settings}.items()})
     return env
 
 
