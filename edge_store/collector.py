@@ -12,6 +12,7 @@ that cannot write is logged sparingly (edge_store/write_failures.py).
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 import time
@@ -34,6 +35,7 @@ SPACE_LOG_EVERY_S = 600.0
 # (a retention lowered, months to delete) goes on after the next poll, step by step.
 PRUNE_STEP_S = 0.5
 MAX_BACKOFF_S = 60.0
+FIGURES_EVERY_S = 60.0  # the alerts' measured figures (free space, replication backlog) are this often
 
 
 def error_kind(exc: KammthaarError) -> str:
@@ -182,6 +184,37 @@ class Collector:
         else:
             self._wrote()
 
+    # -- alerts on figures that are no sample (edge_store/alerts) ------------------
+
+    def observe(self, field: str, value: float) -> None:
+        """Feed a measured figure to the store's alert rules; a failed write is a write failure."""
+        if self.store.alerts is None:
+            return
+        try:
+            self.store.alerts.observe(self.store.db, field, self.device, float(value), self._clock_ms())
+        except StoreError as exc:
+            self.write_failures.failed(exc)
+
+    def observe_figures(self) -> None:
+        """Free space of the store's filesystem and, when replicating, the oldest unsent sample's age."""
+        if self.store.alerts is None:
+            return
+        try:
+            st = os.statvfs(os.path.dirname(os.path.abspath(self.store.path)))
+            self.observe("store.free_mb", st.f_bavail * st.f_frsize / 1e6)
+        except OSError as exc:
+            log.warning("could not measure free space: %s", exc.strerror)
+        if self.replicating:
+            from .outbox import Outbox
+
+            try:
+                oldest = Outbox(self.store.db).summary()["oldest_unsent_ms"]
+            except StoreError as exc:
+                log.warning("%s", exc)
+                return
+            age_h = 0.0 if oldest is None else max(0, self._clock_ms() - oldest) / 3.6e6
+            self.observe("replication.oldest_unsent_h", age_h)
+
     # -- the loop --------------------------------------------------------------
 
     def stop(self, *_args) -> None:
@@ -206,6 +239,7 @@ class Collector:
         next_slow = next_live
         next_prune = next_live
         next_space = next_live + SPACE_EVERY_S  # the first prune checks the space too
+        next_figures = next_live
         log.info("collecting from %s every %gs (slow groups every %gs)", self.reader.port,
                  self.interval_s, self.slow_interval_s)
         try:
@@ -219,6 +253,7 @@ class Collector:
                         self.failures_in_a_row = 0
                     else:
                         self.failures_in_a_row += 1
+                    self.observe("collector.silent_polls", self.failures_in_a_row)
                     next_live += self._backoff_s()
                     if next_live < mono():
                         # Fell behind (slow answers): skip the missed slots rather than burst.
@@ -243,7 +278,10 @@ class Collector:
                     except StoreError as exc:
                         self.write_failures.failed(exc)
                     next_space = mono() + SPACE_EVERY_S
-                wait = min(next_live, next_slow, next_prune, next_space) - mono()
+                if now >= next_figures and not self.stop_event.is_set():
+                    self.observe_figures()
+                    next_figures = mono() + FIGURES_EVERY_S
+                wait = min(next_live, next_slow, next_prune, next_space, next_figures) - mono()
                 if wait > 0:
                     self.stop_event.wait(wait)
         finally:

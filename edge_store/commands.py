@@ -27,6 +27,7 @@ EXIT_FAILURE = 1
 def build_collector(cfg: config.Config):
     """The collector the config describes, on a migrated store with its rollups built."""
     from . import migrate
+    from .alerts import Engine
     from .collector import Collector
     from .modbus_reader import Reader
     from .rollups.rebuild import ensure_built
@@ -34,7 +35,7 @@ def build_collector(cfg: config.Config):
 
     migrate.ensure_schema(cfg.store.path)
     settings = rollup_settings(cfg)
-    store = Store(cfg.store.path, synchronous=cfg.store.synchronous, rollups=settings)
+    store = Store(cfg.store.path, synchronous=cfg.store.synchronous, rollups=settings, alerts=Engine(cfg.alerts))
     # Rollups built in another zone (or before they existed) are rebuilt before the first sample.
     rebuilt = ensure_built(store, settings)
     if rebuilt is not None:

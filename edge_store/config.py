@@ -18,7 +18,7 @@ from typing import Any, Mapping
 
 from .errors import ConfigError
 from .settings import (ENV_PREFIX, HOST_NAME, SECTION_TYPES, SECTIONS, SETTINGS, SYSTEM_ZONE, ApiSection,
-                       CloudSection, MachineDefault, ModbusSection, RollupsSection, Setting, SiteSection,
+                       CloudSection, MachineDefault, ModbusSection, NotifySection, RollupsSection, Setting, SiteSection,
                        StoreSection, is_zone, secret_problem, settings_table, toml_value)
 
 __all__ = ["ENV_PREFIX", "ENV_CONFIG", "SECTIONS", "SETTINGS", "Config", "ConfigError", "Setting", "config_path",
@@ -69,7 +69,9 @@ class Config:
     cloud: CloudSection
     rollups: RollupsSection
     api: ApiSection
+    notify: NotifySection
     source: str | None = None  # the file it came from
+    alerts: Any = None  # edge_store/alerts/rules.py AlertsConfig: [alerts.builtin.NAME], [[alerts.rules]]
 
     def get(self, section: str, key: str) -> Any:
         return getattr(getattr(self, section), key)
@@ -188,6 +190,9 @@ def load(path: str | None = None, environ: Mapping[str, str] | None = None) -> C
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config: {path} is not valid TOML: {exc}") from None
 
+    from .alerts.rules import load_alerts  # [alerts] is not flat: parsed by its owner
+
+    alerts = load_alerts(raw.pop("alerts", None))
     values: dict[tuple[str, str], Any] = {}
     for section, body in raw.items():
         if section not in SECTIONS:
@@ -218,4 +223,4 @@ def load(path: str | None = None, environ: Mapping[str, str] | None = None) -> C
             values[(s.section, s.key)] = _coerce(s, _default(s), "the default")
     sections = {name: kind(**{key: v for (section, key), v in values.items() if section == name})
                 for name, kind in SECTION_TYPES.items()}
-    return Config(**sections, source=path)
+    return Config(**sections, source=path, alerts=alerts)

@@ -92,12 +92,15 @@ class Store:
     """The edge store on one SQLite file. Not thread-safe: one per thread."""
 
     def __init__(self, path: str | Path, *, synchronous: str = "NORMAL", readonly: bool = False,
-                 rollups: RollupSettings | None = None, busy_timeout_ms: int = BUSY_TIMEOUT_MS):
+                 rollups: RollupSettings | None = None, busy_timeout_ms: int = BUSY_TIMEOUT_MS,
+                 alerts=None):
         self.db = Database(path, readonly=readonly, synchronous=synchronous, busy_timeout_ms=busy_timeout_ms)
         self.path = self.db.path
         # With settings, daily/monthly statistics and minute buckets are kept in the
         # transaction that stores each sample (edge_store/rollups/).
         self.rollups = rollups_mod.Rollups(rollups) if rollups is not None else None
+        # With an alerts Engine (the collector's), every live sample is evaluated in its own transaction.
+        self.alerts = alerts
         # Plain parameterised SQL per group: the insert is the hot path of the
         # collector, and SQLAlchemy's statement layer would double its cost.
         self._columns = {group: [c.name for c in table.columns if c.name != "id"]
@@ -126,6 +129,8 @@ class Store:
                 row_id = conn.execute(self._insert_sql[group], params).lastrowid
                 if self.rollups is not None:
                     self.rollups.on_sample(conn, group, row_id, ts_ms, device, row)
+                if self.alerts is not None:
+                    self.alerts.on_sample(conn, group, ts_ms, device, row)
                 return row_id
         except BaseException:
             # Rolled back: the rollups' cache may describe the row that is not there.
@@ -161,6 +166,8 @@ class Store:
     def _forget_rollups(self) -> None:
         if self.rollups is not None:
             self.rollups.reset()
+        if self.alerts is not None:
+            self.alerts.reset()
 
     def record_error(self, kind: str, block: str, detail: str, *, device: str, ts_ms: int | None = None) -> None:
         """Log one collector error and count it under `modbus_errors.<kind>`."""

@@ -1,0 +1,154 @@
+"""The alert state machine: ok -> pending -> firing -> resolved, O(1) per sample and rule.
+
+The collector's Store calls `on_sample` inside the transaction that stores a
+live sample, so an event is written with its sample or not at all; figures
+that are no sample (silent polls, free space, replication backlog) come
+through `observe`. Only transitions write: a firing rule writes one event,
+one `alert_state` row and one notification; its resolution one event and one
+notification. A restart reads `alert_state` back (`load`), so an alert that
+was firing stays firing and is not notified again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping
+
+from .rules import MEASURED, AlertsConfig, Rule
+
+_EVENT = ("INSERT INTO alert_events (ts_ms, rule, device, severity, state, value, threshold, message) "
+          "VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+_NOTIFY = "INSERT INTO notifications (event_id, created_ms) VALUES (?, ?)"
+
+
+@dataclass(frozen=True)
+class Transition:
+    rule: Rule
+    device: str
+    ts_ms: int
+    state: str  # "firing" | "resolved"
+    value: float
+
+
+def _reader(rule: Rule):
+    col, shift, mask = rule.column, rule.shift, (1 << rule.width) - 1
+    if rule.width:
+        return lambda row: None if row.get(col) is None else float((int(row[col]) >> shift) & mask)
+    return lambda row: None if row.get(col) is None else float(row[col])
+
+
+class Engine:
+    """Evaluates the rules of an AlertsConfig for every device; not thread-safe (the collector's)."""
+
+    def __init__(self, config: AlertsConfig):
+        self.rules = config.rules
+        self._sample_rules = tuple((r, _reader(r)) for r in config.rules if r.column is not None)
+        self._measured = {f: tuple(r for r in config.rules if r.field == f) for f in MEASURED}
+        self._pending: dict[tuple[str, str], int] = {}  # (rule, device) -> since ts_ms
+        self._firing: dict[tuple[str, str], int] = {}  # (rule, device) -> event id
+        self.loaded = False
+
+    # -- state ------------------------------------------------------------------------------
+
+    def load(self, conn) -> None:
+        """Re-establish the alerts firing in the store (after a restart or a rolled-back write)."""
+        self._firing = {(r, d): e for r, d, e in conn.execute("SELECT rule, device, event_id FROM alert_state")}
+        self._pending.clear()
+        self.loaded = True
+
+    def reset(self) -> None:
+        """The transaction rolled back: the state is read again before the next evaluation."""
+        self.loaded = False
+
+    def firing(self) -> set[tuple[str, str]]:
+        return set(self._firing)
+
+    # -- evaluation -------------------------------------------------------------------------
+
+    def step(self, rule: Rule, device: str, ts_ms: int, value: float) -> Transition | None:
+        """One value of one rule: the transition it causes, if any (the in-memory state moves)."""
+        key = (rule.name, device)
+        if key in self._firing:
+            if rule.cleared(value):
+                del self._firing[key]
+                return Transition(rule, device, ts_ms, "resolved", value)
+            return None
+        if not rule.breached(value):
+            self._pending.pop(key, None)
+            return None
+        since = self._pending.setdefault(key, ts_ms)
+        if ts_ms - since < rule.for_s * 1000:
+            return None
+        del self._pending[key]
+        self._firing[key] = 0  # the event id once written
+        return Transition(rule, device, ts_ms, "firing", value)
+
+    def on_sample(self, conn, group: str, ts_ms: int, device: str, row: Mapping[str, Any]) -> int:
+        """Evaluate the sample rules on a stored live sample, in its transaction; events written."""
+        if group != "live":
+            return 0
+        if not self.loaded:
+            self.load(conn)
+        out = []
+        for rule, read in self._sample_rules:
+            if rule.device is not None and rule.device != device:
+                continue
+            value = read(row)
+            if value is not None:
+                t = self.step(rule, device, ts_ms, value)
+                if t is not None:
+                    out.append(t)
+        return self.write(conn, out, ts_ms) if out else 0
+
+    def decide(self, field: str, device: str, ts_ms: int, value: float) -> list[Transition]:
+        """The transitions a measured figure causes (write them with `write`)."""
+        out = []
+        for rule in self._measured.get(field, ()):
+            if rule.device is None or rule.device == device:
+                t = self.step(rule, device, ts_ms, value)
+                if t is not None:
+                    out.append(t)
+        return out
+
+    def observe(self, db, field: str, device: str, value: float, ts_ms: int) -> int:
+        """A measured figure (rules.MEASURED) on the store's Database `db`; events written in one transaction."""
+        if not self.loaded:  # the alerts firing before a restart are known before deciding
+            with db.reading("could not read the alert state") as conn:
+                self.load(conn)
+        transitions = self.decide(field, device, ts_ms, value)
+        if not transitions:
+            return 0
+        try:
+            with db.writing(f"could not record alert on {field}") as conn:
+                return self.write(conn, transitions, ts_ms)
+        except BaseException:
+            self.reset()
+            raise
+
+    def write(self, conn, transitions: Iterable[Transition], now_ms: int) -> int:
+        """Write events, the firing state and the notifications of `transitions`; how many."""
+        if not self.loaded:
+            self.load(conn)
+        n = 0
+        for t in transitions:
+            r = t.rule
+            event_id = conn.execute(_EVENT, (t.ts_ms, r.name, t.device, r.severity, t.state, t.value,
+                                             r.threshold, r.message(t.device, t.value, t.state))).lastrowid
+            if t.state == "firing":
+                conn.execute("INSERT OR REPLACE INTO alert_state (rule, device, event_id, since_ms) "
+                             "VALUES (?, ?, ?, ?)", (r.name, t.device, event_id, t.ts_ms))
+                self._firing[(r.name, t.device)] = event_id
+            else:
+                conn.execute("DELETE FROM alert_state WHERE rule = ? AND device = ?", (r.name, t.device))
+            conn.execute(_NOTIFY, (event_id, now_ms))
+            n += 1
+        return n
+
+
+def test_event(conn, rule: Rule, device: str, ts_ms: int) -> int:
+    """`kammthaar alerts test RULE`: a firing event marked as a test, notified, never active; its id."""
+    message = f"TEST of {rule.name} on {device} (kammthaar alerts test): the wiring works"
+    event_id = conn.execute(_EVENT, (ts_ms, rule.name, device, rule.severity, "firing", None, rule.threshold,
+                                     message)).lastrowid
+    conn.execute(_NOTIFY, (event_id, ts_ms))
+    return event_id
