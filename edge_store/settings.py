@@ -221,6 +221,7 @@ class NotifySection:
     command_timeout_s: float = _key(10.0, "Seconds `command` may run before it is killed.", minimum=0.1)
     storm: int = _key(3, "More events than this waiting at once go out as one summary message naming every rule.", minimum=1)
     interval_s: float = _key(5.0, "Seconds between two looks at the outbox when it is empty.", minimum=0.05)
+    retry_max_s: float = _key(60.0, "Longest wait, in seconds, between two tries of a channel that fails (the wait doubles up to it).", minimum=0.05)
 
 
 SECTION_TYPES: dict[str, type] = {"site": SiteSection, "store": StoreSection, "modbus": ModbusSection,

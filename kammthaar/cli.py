@@ -1,7 +1,7 @@
 """`kammthaar`: the command line, assembled from the commands each package owns.
 
 Each package registers its own subcommands (`register(subparsers)` in
-edge_store/commands.py, replicator/commands.py, api/commands.py, and the
+edge_store/commands.py, replicator/commands.py, api/commands.py, notifier/commands.py, and the
 demo here), so edge_store imports neither replicator nor api. This module
 adds the common options, sets up logging, and turns our errors into one
 clear line and an exit code: 2 for bad config or usage, 1 for a failure at
@@ -16,12 +16,13 @@ import sys
 
 import api.commands
 import edge_store.commands
+import notifier.commands
 import replicator.commands
 from edge_store.errors import ConfigError, KammthaarError
 
 from . import demo
 
-COMMANDS = (edge_store.commands, replicator.commands, api.commands, demo)
+COMMANDS = (edge_store.commands, replicator.commands, api.commands, notifier.commands, demo)
 
 EXIT_USAGE = 2
 EXIT_FAILURE = 1

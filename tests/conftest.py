@@ -7,7 +7,8 @@ from edge_store.rollups import RollupSettings
 from edge_store.store import Store
 from tests.support import KAMMTHAAR, Processes
 
-pytest_plugins = ["tests.fixtures_serial", "tests.fixtures_influx", "tests.fixtures_api", "tests.fixtures_app"]
+pytest_plugins = ["tests.fixtures_serial", "tests.fixtures_influx", "tests.fixtures_api", "tests.fixtures_app",
+                  "tests.fixtures_notify"]
 
 
 @pytest.fixture
