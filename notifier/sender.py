@@ -5,9 +5,11 @@ its own transaction, runs the `[notify] command` hook for events seen for the
 first time, sends (one message per event, or one summary naming every rule
 when more than `storm` wait), retrying each failing URL with tenacity (the
 wait doubles up to `retry_max_s`, 60 s by default) until it goes out or the
-process is stopped, then acknowledges (`sent_ms`). A crash between the send
-and the acknowledgement sends those notifications once more on restart;
-such re-sends are counted (`notify.resent_in_doubt`).
+process is stopped, then acknowledges it (`sent_ms`) before the next one. A
+crash between a send and its acknowledgement sends that message once more on
+restart (counted: `notify.resent_in_doubt`); a notification in doubt twice
+is taken as delivered (counted: `notify.taken_as_sent_in_doubt`), so none
+goes out more than twice. The doubt is the moment the request is in flight.
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ from edge_store.store import BUMP_COUNTER, now_ms
 
 log = logging.getLogger(__name__)
 RESENT = "notify.resent_in_doubt"
+# In doubt twice (two crashes inside its send): taken as delivered, never a third copy; counted.
+GIVEN_UP = "notify.taken_as_sent_in_doubt"
+MAX_TRIES = 2
 SENT = "notify.sent"
 
 
@@ -63,8 +68,8 @@ class Notifier:
     def _when(self, ts_ms: int) -> str:
         return iso(ts_ms, self.tz)
 
-    def messages(self, batch: list[dict], sent_ms: int) -> list[tuple[str, str]]:
-        """(title, body) to send: one per event, or one summary naming every rule past `storm`."""
+    def messages(self, batch: list[dict], sent_ms: int) -> list[tuple[str, str, list[dict]]]:
+        """(title, body, events) to send: one per event, or one summary naming every rule past `storm`."""
         sent = self._when(sent_ms)
 
         def line(e):
@@ -74,8 +79,8 @@ class Notifier:
         if len(batch) > self.storm:
             rules = sorted({e["rule"] for e in batch})
             title = f"[kammthaar {self.site}] {len(batch)} alert events: {', '.join(rules)}"
-            return [(title, "\n".join(line(e) for e in batch))]
-        return [(f"[kammthaar {self.site}] {e['severity']}: {e['rule']} {e['state']} on {e['device']}", line(e))
+            return [(title, "\n".join(line(e) for e in batch), batch)]
+        return [(f"[kammthaar {self.site}] {e['severity']}: {e['rule']} {e['state']} on {e['device']}", line(e), [e])
                 for e in batch]
 
     # -- the hook ---------------------------------------------------------------------------
@@ -99,46 +104,59 @@ class Notifier:
 
     # -- sending ----------------------------------------------------------------------------
 
-    def _send(self, messages: list[tuple[str, str]]) -> bool:
-        """Every message to every channel, retrying what fails; False when stopped first."""
+    def _send(self, title: str, body: str) -> bool:
+        """One message to every channel, retrying what fails; False when stopped first."""
         from tenacity import RetryError, Retrying, retry_if_result, stop_when_event_set, wait_exponential
 
-        for title, body in messages:
-            for url, channel in zip(self.urls, self.channels):
-                retrying = Retrying(wait=wait_exponential(multiplier=0.5, max=self.retry_max_s),
-                                    retry=retry_if_result(lambda ok: not ok),
-                                    stop=stop_when_event_set(self.stop_event), sleep=self.stop_event.wait,
-                                    before_sleep=lambda rs, u=url: log.info(
-                                        "could not notify %s (try %d); trying again", u.split("://")[0],
-                                        rs.attempt_number))
-                try:
-                    retrying(channel.notify, title=title, body=body)
-                except RetryError:
-                    return False
+        for url, channel in zip(self.urls, self.channels):
+            retrying = Retrying(wait=wait_exponential(multiplier=0.5, max=self.retry_max_s),
+                                retry=retry_if_result(lambda ok: not ok),
+                                stop=stop_when_event_set(self.stop_event), sleep=self.stop_event.wait,
+                                before_sleep=lambda rs, u=url: log.info(
+                                    "could not notify %s (try %d); trying again", u.split("://")[0],
+                                    rs.attempt_number))
+            try:
+                retrying(channel.notify, title=title, body=body)
+            except RetryError:
+                return False
         return True
 
     def pass_once(self) -> int:
-        """Send what is waiting; how many notifications were acknowledged."""
+        """Send what is waiting, each message acknowledged as soon as it went out; how many were."""
         batch = read(self.db, "the notification outbox", unsent)
         if not batch or not self.channels:
             return 0
-        ids = [e["notification_id"] for e in batch]
-        in_doubt = sum(1 for e in batch if e["tries"])
-        with self.db.writing("could not note a send") as conn:
-            conn.executemany("UPDATE notifications SET tries = tries + 1 WHERE id = ?", [(i,) for i in ids])
-        for e in batch:
-            if not e["tries"]:
-                self.run_hook(e)
-        sent_ms = self._clock_ms()
-        if not self._send(self.messages(batch, sent_ms)):
-            return 0
-        with self.db.writing("could not acknowledge notifications") as conn:
-            conn.executemany("UPDATE notifications SET sent_ms = ? WHERE id = ?", [(sent_ms, i) for i in ids])
-            conn.execute(BUMP_COUNTER, (SENT, len(ids), sent_ms))
-            if in_doubt:
-                conn.execute(BUMP_COUNTER, (RESENT, in_doubt, sent_ms))
-        log.info("sent %d notifications%s", len(ids), f" ({in_doubt} maybe sent before a crash)" if in_doubt else "")
-        return len(ids)
+        doubtful = [e for e in batch if e["tries"] >= MAX_TRIES]
+        if doubtful:
+            now = self._clock_ms()
+            with self.db.writing("could not acknowledge notifications") as conn:
+                conn.executemany("UPDATE notifications SET sent_ms = ? WHERE id = ?",
+                                 [(now, e["notification_id"]) for e in doubtful])
+                conn.execute(BUMP_COUNTER, (GIVEN_UP, len(doubtful), now))
+            log.warning("%d notifications were in doubt twice (crashes while sending): taken as sent", len(doubtful))
+            batch = [e for e in batch if e["tries"] < MAX_TRIES]
+        done = 0
+        for title, body, events in self.messages(batch, self._clock_ms()):
+            ids = [(e["notification_id"],) for e in events]
+            # Noted before the send: after a crash, only these few are in doubt (sent once more, counted).
+            with self.db.writing("could not note a send") as conn:
+                conn.executemany("UPDATE notifications SET tries = tries + 1 WHERE id = ?", ids)
+            for e in events:
+                if not e["tries"]:
+                    self.run_hook(e)
+            if not self._send(title, body):
+                break
+            sent_ms = self._clock_ms()
+            in_doubt = sum(1 for e in events if e["tries"])
+            with self.db.writing("could not acknowledge notifications") as conn:
+                conn.executemany("UPDATE notifications SET sent_ms = ? WHERE id = ?", [(sent_ms, i) for (i,) in ids])
+                conn.execute(BUMP_COUNTER, (SENT, len(ids), sent_ms))
+                if in_doubt:
+                    conn.execute(BUMP_COUNTER, (RESENT, in_doubt, sent_ms))
+            done += len(ids)
+        if done:
+            log.info("sent %d notifications", done)
+        return done
 
     def run(self) -> None:
         """Drain the outbox until stopped; an empty outbox is looked at every interval_s."""

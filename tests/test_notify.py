@@ -73,8 +73,8 @@ def test_sigkill_while_sending_loses_nothing_and_sends_at_most_twice(db_path, tm
                         notify_retry_max_s=0.2)
         rng = random.Random(13)
         for round_ in range(6):
-            proc = processes.start([*KAMMTHAAR, "notify"], f"notify{round_}", env=env)
-            time.sleep(rng.uniform(0.3, 1.2))
+            proc = processes.start([*KAMMTHAAR, "notify"], f"notify{round_}", env=env, ready_line="notifying through")
+            time.sleep(rng.uniform(0.0, 0.6))  # 40 messages take ~0.8 s: the kill lands while it sends
             proc.kill()  # SIGKILL
         proc = processes.start([*KAMMTHAAR, "notify"], "notify-last", env=env)
         wait_until(lambda: sqlite3.connect(db_path).execute(
