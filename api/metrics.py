@@ -124,6 +124,12 @@ class StoreCollector:
             dead = CounterMetricFamily(f"{PREFIX}_replicator_dead_letters", "Points the cloud refused")
             dead.add_metric([], rep["dead_letters"])
             yield dead
+        if snap.get("alerts") is not None:
+            active = GaugeMetricFamily(f"{PREFIX}_alerts_active", "Alerts firing now, by rule and severity",
+                                       labels=["rule", "severity"])
+            for a in snap["alerts"]["by_rule"]:
+                active.add_metric([a["rule"], a["severity"]], a["devices"])
+            yield active
         if cloud["configured"]:
             yield _gauge("cloud_reachable", "1 when InfluxDB answers (probed, remembered a few seconds)",
                          1 if cloud["reachable"] else 0)

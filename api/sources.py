@@ -137,6 +137,12 @@ class LocalSource:
         field = PERIOD_FIELD[key]
         return [answer_row(r, {field: r[key]}) for r in rows]
 
+    def alerts(self, *, firing_only: bool, since_ms: int | None) -> list[dict]:
+        """Alert events newest first (edge_store/alerts/events.py)."""
+        from edge_store.alerts.events import list_events, read
+
+        return read(self.db, "alert events", list_events, firing_only=firing_only, since_ms=since_ms)
+
     # -- health ---------------------------------------------------------------------------
 
     def health(self) -> dict:
@@ -147,6 +153,9 @@ class LocalSource:
             stored = dict(self._rows("SELECT name, seq FROM sqlite_sequence WHERE name IN (?, ?, ?, ?)",
                                      tuple(schema.SAMPLE_TABLES.values())))
             replication = self._outbox.summary()
+            from edge_store.alerts.events import active_counts, read
+
+            alerts = read(self.db, "active alerts", active_counts)
         size = 0
         for suffix in ("", "-wal"):
             try:
@@ -154,7 +163,7 @@ class LocalSource:
             except OSError:
                 pass
         return {"newest_ms": newest, "counters": counters, "stored": stored, "size_bytes": size,
-                "replication": replication}
+                "replication": replication, "alerts": alerts}
 
 
 class CloudDown(QueryError):
