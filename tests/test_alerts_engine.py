@@ -116,3 +116,14 @@ def test_a_wrong_rule_names_the_rule_and_the_key(raw, says):
     with pytest.raises(ConfigError) as err:
         load_alerts(raw)
     assert says in str(err.value)
+
+
+def test_status_lists_the_active_alerts(db_path):
+    from edge_store import config
+    from edge_store.status_report import report
+
+    store = Store(db_path, alerts=engine(battery_voltage_low={"for_s": 0}))
+    feed(store, [11.0])
+    text = report(store, config.load(None, {"KAMMTHAAR_STORE_PATH": str(db_path), "KAMMTHAAR_SITE_TIMEZONE": "UTC"}))
+    store.close()
+    assert "alerts: 1 active" in text and "!! critical battery_voltage_low on epever since 1970-01-01" in text
