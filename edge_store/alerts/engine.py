@@ -30,11 +30,40 @@ class Transition:
     value: float
 
 
-def _reader(rule: Rule):
-    col, shift, mask = rule.column, rule.shift, (1 << rule.width) - 1
-    if rule.width:
-        return lambda row: None if row.get(col) is None else float((int(row[col]) >> shift) & mask)
-    return lambda row: None if row.get(col) is None else float(row[col])
+def _value(rule: Rule, raw) -> float:
+    return float((int(raw) >> rule.shift) & ((1 << rule.width) - 1)) if rule.width else float(raw)
+
+
+@dataclass(frozen=True)
+class _Column:
+    """The sample rules reading one column, with what lets a quiet sample skip them all at once:
+    a flag's word with none of its bits set, a number between every rule's thresholds."""
+
+    column: str
+    rules: tuple[Rule, ...]
+    flag_mask: int  # the bits the flag rules watch (0: numbers)
+    below_max: float  # the highest `below` threshold (-inf: none)
+    above_min: float  # the lowest `above` threshold (inf: none)
+
+
+def _columns(rules: Iterable[Rule]) -> tuple[_Column, ...]:
+    by: dict[str, list[Rule]] = {}
+    for r in rules:
+        if r.column is not None:
+            by.setdefault(r.column, []).append(r)
+    out = []
+    for column, rs in by.items():
+        # Only flags watched for a set bit (above 0.5) can share the bit test; others go through thresholds.
+        flags = all(r.width == 1 and r.op == "above" and 0 <= r.threshold < 1 for r in rs)
+        mask = sum(1 << r.shift for r in rs) if flags else 0
+        numbers = [r for r in rs if not r.width]
+        if not flags and len(numbers) != len(rs):  # codes inside a word, with other rules: never skipped
+            out.append(_Column(column, tuple(rs), 0, float("inf"), float("-inf")))
+            continue
+        out.append(_Column(column, tuple(rs), mask,
+                           max((r.threshold for r in rs if r.op == "below"), default=float("-inf")),
+                           min((r.threshold for r in rs if r.op == "above"), default=float("inf"))))
+    return tuple(out)
 
 
 class Engine:
@@ -42,7 +71,11 @@ class Engine:
 
     def __init__(self, config: AlertsConfig):
         self.rules = config.rules
-        self._sample_rules = tuple((r, _reader(r)) for r in config.rules if r.column is not None)
+        self._columns = _columns(config.rules)
+        self._checks = tuple((i, c.column, c.flag_mask, c.below_max, c.above_min)
+                             for i, c in enumerate(self._columns))
+        self._column_of = {r.name: i for i, c in enumerate(self._columns) for r in c.rules}
+        self._hot: set[tuple[int, str]] = set()  # (column index, device) with a rule pending or firing
         self._measured = {f: tuple(r for r in config.rules if r.field == f) for f in MEASURED}
         self._pending: dict[tuple[str, str], int] = {}  # (rule, device) -> since ts_ms
         self._firing: dict[tuple[str, str], int] = {}  # (rule, device) -> event id
@@ -54,6 +87,7 @@ class Engine:
         """Re-establish the alerts firing in the store (after a restart or a rolled-back write)."""
         self._firing = {(r, d): e for r, d, e in conn.execute("SELECT rule, device, event_id FROM alert_state")}
         self._pending.clear()
+        self._hot = {(self._column_of[r], d) for r, d in self._firing if r in self._column_of}
         self.loaded = True
 
     def reset(self) -> None:
@@ -89,15 +123,33 @@ class Engine:
             return 0
         if not self.loaded:
             self.load(conn)
+        hot = self._hot
+        # The usual sample: one comparison per column for all of its rules, nothing else (bench/alerts.py).
+        loud = [i for i, column, mask, low, high in self._checks
+                if (raw := row[column]) is not None and (int(raw) & mask if mask else not low <= raw <= high)]
+        if hot:
+            loud = sorted(set(loud) | {i for i, d in hot if d == device})
+        if not loud:
+            return 0
         out = []
-        for rule, read in self._sample_rules:
-            if rule.device is not None and rule.device != device:
+        for i in loud:
+            col = self._columns[i]
+            raw = row.get(col.column)
+            if raw is None:
                 continue
-            value = read(row)
-            if value is not None:
-                t = self.step(rule, device, ts_ms, value)
+            still_hot = False
+            for rule in col.rules:
+                if rule.device is not None and rule.device != device:
+                    continue
+                t = self.step(rule, device, ts_ms, _value(rule, raw))
                 if t is not None:
                     out.append(t)
+                key = (rule.name, device)
+                still_hot = still_hot or key in self._pending or key in self._firing
+            if still_hot:
+                hot.add((i, device))
+            else:
+                hot.discard((i, device))
         return self.write(conn, out, ts_ms) if out else 0
 
     def decide(self, field: str, device: str, ts_ms: int, value: float) -> list[Transition]:
