@@ -51,6 +51,7 @@ STREAMS: tuple[Stream, ...] = (
     Stream("device_clock", "id", "ts_ms", True),
     Stream("rollup_daily", "version", "start_ms", False),
     Stream("rollup_monthly", "version", "start_ms", False),
+    Stream("alert_events", "id", "ts_ms", True),  # issue 13: never pruned, by id like the samples
 )
 BY_NAME = {s.name: s for s in STREAMS}
 

@@ -66,7 +66,7 @@ def cmd_alerts_list(args) -> int:
 def cmd_alerts_test(args) -> int:
     """A test event of RULE in the outbox, then one pass of the sender: the site's wiring, end to end."""
     from edge_store import migrate
-    from edge_store.alerts.engine import test_event
+    from edge_store.alerts.engine import write_test_event
     from edge_store.store import now_ms
 
     cfg = config.load(args.config)
@@ -78,7 +78,7 @@ def cmd_alerts_test(args) -> int:
     migrate.ensure_schema(cfg.store.path)
     notifier = build_notifier(cfg)
     with notifier.db.writing("could not write the test event") as conn:
-        event_id = test_event(conn, rule, args.device or cfg.modbus.device, now_ms())
+        event_id = write_test_event(conn, rule, args.device or cfg.modbus.device, now_ms())
     print(f"test event {event_id} of {rule.name} written")
     if cfg.notify.urls:
         print(f"{notifier.pass_once()} notifications sent")

@@ -197,7 +197,7 @@ class Engine:
         return n
 
 
-def test_event(conn, rule: Rule, device: str, ts_ms: int) -> int:
+def write_test_event(conn, rule: Rule, device: str, ts_ms: int) -> int:
     """`kammthaar alerts test RULE`: a firing event marked as a test, notified, never active; its id."""
     message = f"TEST of {rule.name} on {device} (kammthaar alerts test): the wiring works"
     event_id = conn.execute(_EVENT, (ts_ms, rule.name, device, rule.severity, "firing", None, rule.threshold,
