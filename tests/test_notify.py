@@ -100,5 +100,7 @@ def test_alerts_test_fires_a_test_event_end_to_end(db_path, http_receiver):
     assert done.returncode == 0, done.stderr
     [msg] = http_receiver.got
     assert "TEST of battery_voltage_low on epever" in msg["message"]
+    listed = kammthaar("alerts", "list", env=env)
+    assert listed.returncode == 0 and "battery_voltage_low on epever: TEST" in listed.stdout
     wrong = kammthaar("alerts", "test", "nope", env=env)
     assert wrong.returncode == 2 and "no rule 'nope'" in wrong.stderr
