@@ -196,7 +196,8 @@ def load(path: str | None = None, environ: Mapping[str, str] | None = None) -> C
     values: dict[tuple[str, str], Any] = {}
     for section, body in raw.items():
         if section not in SECTIONS:
-            raise ConfigError(f"config: unknown section [{section}] in {path}; allowed: " + ", ".join(SECTIONS))
+            raise ConfigError(f"config: unknown section [{section}] in {path}; allowed: "
+                              + ", ".join((*SECTIONS, "alerts")))
         if not isinstance(body, dict):
             raise ConfigError(f"config: [{section}] in {path} must be a table of keys")
         for key, value in body.items():

@@ -127,3 +127,12 @@ def test_status_lists_the_active_alerts(db_path):
     text = report(store, config.load(None, {"KAMMTHAAR_STORE_PATH": str(db_path), "KAMMTHAAR_SITE_TIMEZONE": "UTC"}))
     store.close()
     assert "alerts: 1 active" in text and "!! critical battery_voltage_low on epever since 1970-01-01" in text
+
+
+def test_a_wrong_rule_stops_the_command_with_exit_2(tmp_path):
+    from tests.support import clean_env, kammthaar
+
+    config = tmp_path / "k.toml"
+    config.write_text('[[alerts.rules]]\nname = "pv_weak"\nfield = "solar.power"\nbelow = 20\nclear_at = 10\n')
+    done = kammthaar("-c", str(config), "config", "show", env=clean_env())
+    assert done.returncode == 2 and "[[alerts.rules]] 'pv_weak': clear_at = 10 is not allowed" in done.stderr
