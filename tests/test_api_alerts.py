@@ -64,3 +64,19 @@ def test_health_and_metrics_carry_the_active_alerts(alerts_app):
     assert health["alerts"]["active"] == 2 and health["alerts"]["critical"] == 1
     text = alerts_app.get("/metrics", token=alerts_app.login()).body.decode()
     assert 'kammthaar_alerts_active{rule="gone",severity="critical"} 1.0' in text
+
+
+def test_alerts_of_one_device_and_only_of_the_sites_the_user_sees(alerts_app, db_path):
+    token = alerts_app.login()
+    mine = alerts_app.get(f"/alerts?device={DEVICE}", token=token)
+    assert mine.status == 200 and len(mine.json()) == 4 and {e["device"] for e in mine.json()} == {DEVICE}
+    unknown = alerts_app.get("/alerts?device=attic", token=token)
+    assert unknown.status == 404 and "attic" in unknown.json()["message"]
+    # An installer sees every site, but this store holds this site's alerts only.
+    assert alerts_app.get("/alerts?site=elsewhere", token=token).status == 503
+    users = Users(db_path)
+    users.add("vic", "a long password", role="viewer", sites=("elsewhere",))
+    users.close()
+    viewer = alerts_app.login("vic", "a long password")
+    assert alerts_app.get("/alerts", token=viewer).status == 404  # not one of the viewer's sites
+    assert alerts_app.get(f"/alerts?site={SITE}", token=viewer).status == 404
