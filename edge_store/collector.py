@@ -286,7 +286,8 @@ class Collector:
         try:
             while not self.stop_event.is_set():
                 try:
-                    readings = self._inbox.get(timeout=max(0.0, min(WAKE_S, min(next_prune, next_space, next_figures) - mono())))
+                    due = min(next_prune, next_space, next_figures)
+                    readings = self._inbox.get(timeout=max(0.0, min(WAKE_S, due - mono())))
                 except queue.Empty:
                     # No pass came: a bus gone quiet (its devices backed off) still has its samples committed.
                     if self.commit_due(slack_s=WAKE_S):
