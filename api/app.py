@@ -28,14 +28,14 @@ from .machine import Machine
 from .machine_tokens import MachineTokens
 from .metrics import Metrics, MetricsMiddleware
 from .openapi import document
-from .resources import (battery, breadcrumb, charging, controller, devices, discharging, docs, health, host, load,
-                        login, sites, solar, statistics)
+from .resources import (alerts, battery, breadcrumb, charging, controller, devices, discharging, docs, health, host,
+                        load, login, sites, solar, statistics)
 from .resources.base import SOURCE_HEADER, stale
 from .sources import Sources
 from .users import Users
 
 FAMILIES = (battery, solar, load, controller, charging, discharging, statistics, breadcrumb, host, devices, login,
-            health, docs, sites)
+            health, alerts, docs, sites)
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ index lookup). Each list is a few InfluxQL statements in one request, each
 
 - the newest live point per site and device (the catalogue's live stamp field),
 - the newest heartbeat per site (`edge_health` without a `device` tag: the
-  replicator's backlog and error counters, completeness) and per device
+  replicator's backlog and error counters, completeness, the alerts firing now) and per device
   (`edge_health` with one: freshness, Modbus errors), as issue 14 writes them,
 - the newest event per alert rule (`alerts`, issue 13): firing when the newest
   event of its (site, device, rule) is `state=firing`.
@@ -43,7 +43,10 @@ from .families import iso
 HEALTH, ALERTS = "edge_health", "alerts"
 # What the list shows of a heartbeat (each field read costs a cursor per site: the version, the oldest unsent
 # age, the disk figures and the clock are on the site's own page, /sites/{site}).
-SITE_HEALTH_FIELDS = ("backlog_rows", "dead_letters", "dropped_rows", "completeness")
+# alerts_active/alerts_critical: the Pi's own count of the alerts firing now (issue 13), which also knows the
+# alerts fired before ALERTS_MS and events not replicated yet.
+SITE_HEALTH_FIELDS = ("backlog_rows", "dead_letters", "dropped_rows", "completeness", "alerts_active",
+                      "alerts_critical")
 DEVICE_HEALTH_FIELDS = ("errors", "fresh")
 CRITICAL = "critical"
 DAY_MS = 86_400_000
@@ -251,7 +254,10 @@ def fleet(reader: InfluxQLReader, scope: Scope, *, now_ms: int, stale_after_s: f
             "age_s": age, "stale": stale,
             "devices": site_devices,
             "heartbeat": {"time": iso(hb["time"]), **{f: hb.get(f) for f in SITE_HEALTH_FIELDS}} if hb else None,
-            "alerts": {"active": len(rules), "critical": sum(r["severity"] == CRITICAL for r in rules),
+            # The events' count, or the heartbeat's where it says more (an alert older than the window).
+            "alerts": {"active": max(len(rules), (hb or {}).get("alerts_active") or 0),
+                       "critical": max(sum(r["severity"] == CRITICAL for r in rules),
+                                       (hb or {}).get("alerts_critical") or 0),
                        "firing": rules},
             "health": _health_path(name),
         })
@@ -293,6 +299,8 @@ def site_health(reader: InfluxQLReader, site: str, *, now_ms: int, days: int) ->
         f"max({ident('dead_letters')}) AS {ident('dead_letters')}, "
         f"max({ident('dropped_rows')}) AS {ident('dropped_rows')}, "
         f"last({ident('completeness')}) AS {ident('completeness')}, "
+        f"max({ident('alerts_active')}) AS {ident('alerts_active')}, "
+        f"max({ident('alerts_critical')}) AS {ident('alerts_critical')}, "
         f"min({ident('free_bytes')}) AS {ident('free_bytes')} "
         f"FROM {ident(HEALTH)} WHERE {where} AND {no_device} GROUP BY time({bucket}) fill(none)",
         f"SELECT count({ident('errors')}) AS beats, max({ident('errors')}) - min({ident('errors')}) AS new_errors, "

@@ -56,6 +56,7 @@ def snapshot(api) -> dict[str, Any]:
     reconciliation = None
     counters: dict[str, int] = {}
     stored: dict[str, int] = {}
+    alerts = None
     if local is not None:
         store["path"] = local.path
         # The collector's writes, from its side file: readable while the store cannot take a write.
@@ -71,6 +72,10 @@ def snapshot(api) -> dict[str, Any]:
         else:
             store.update(reachable=True, size_bytes=figures["size_bytes"])
             counters, stored = figures["counters"], figures["stored"]
+            by_rule = [{"rule": r, "severity": sev, "devices": n} for r, sev, n in figures["alerts"]]
+            alerts = {"active": sum(a["devices"] for a in by_rule),
+                      "critical": sum(a["devices"] for a in by_rule if a["severity"] == "critical"),
+                      "by_rule": by_rule}
             r = figures["replication"]
             replicator = {
                 "backlog_rows": r["backlog_rows"], "lag_s": r["oldest_unsent_age_s"],
@@ -105,6 +110,7 @@ def snapshot(api) -> dict[str, Any]:
     out["devices"] = _devices(api, now)
     out["replicator"] = replicator
     out["reconciliation"] = reconciliation
+    out["alerts"] = alerts  # the alerts firing now (local store); null without one
     out["modbus_errors"] = {k.split(".", 1)[1]: v for k, v in sorted(counters.items())
                             if k.startswith("modbus_errors.")}
     out["counters"] = counters

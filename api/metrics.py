@@ -147,6 +147,12 @@ class StoreCollector:
                          "in the cloud after re-sending them, last 30 days", rec["ranges_still_differing"])
             yield _gauge("reconcile_unsupported", "1 when the cloud cannot answer InfluxQL (reconciliation off)",
                          1 if rec["unsupported"] else 0)
+        if snap.get("alerts") is not None:
+            active = GaugeMetricFamily(f"{PREFIX}_alerts_active", "Alerts firing now, by rule and severity",
+                                       labels=["rule", "severity"])
+            for a in snap["alerts"]["by_rule"]:
+                active.add_metric([a["rule"], a["severity"]], a["devices"])
+            yield active
         if cloud["configured"]:
             yield _gauge("cloud_reachable", "1 when InfluxDB answers (probed, remembered a few seconds)",
                          1 if cloud["reachable"] else 0)

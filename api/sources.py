@@ -158,6 +158,11 @@ class LocalSource:
             return None
         row = self.newest_row(SETTINGS, device)
         return None if row is None else row.get(column)
+    def alerts(self, *, firing_only: bool, since_ms: int | None, device: str | None = None) -> list[dict]:
+        """Alert events newest first, of one device or all (edge_store/alerts/events.py)."""
+        from edge_store.alerts.events import list_events, read
+
+        return read(self.db, "alert events", list_events, firing_only=firing_only, since_ms=since_ms, device=device)
 
     # -- health ---------------------------------------------------------------------------
 
@@ -170,6 +175,9 @@ class LocalSource:
                                      tuple(schema.SAMPLE_TABLES.values())))
             replication = self._outbox.summary()
             reconciliation = ReconcileLog(self.db).summary()
+            from edge_store.alerts.events import active_counts, read
+
+            alerts = read(self.db, "active alerts", active_counts)
         size = 0
         for suffix in ("", "-wal"):
             try:
@@ -177,7 +185,8 @@ class LocalSource:
             except OSError:
                 pass
         return {"newest_ms": newest, "counters": counters, "stored": stored, "size_bytes": size,
-                "replication": replication, "reconciliation": reconciliation}
+                "replication": replication, "reconciliation": reconciliation,
+                "alerts": alerts}
 
 
 class CloudDown(QueryError):

@@ -45,6 +45,7 @@ class Reading:
     ts_ms: int
     ntp_synced: bool
     result: GroupRead
+    silent_polls: int | None = None  # a live poll's: the breaker's count of silent polls in a row after it
 
 
 class DevicePoller:
@@ -110,6 +111,7 @@ class DevicePoller:
                 log.info("%s answers again: read again from now on", self.name)
                 self._slow_pending, self.next_slow = [], now  # its slow groups too, at once
             self.failures_in_a_row, self.probe_s = 0, 0.0
+            reading.silent_polls = 0
             self.next_live += self.interval_s
             if self.next_live < now:  # fell behind (slow answers): skip the missed slots rather than burst
                 self.next_live = now + self.interval_s
@@ -123,6 +125,7 @@ class DevicePoller:
             log.warning("%s is silent (%d polls in a row): probed every %g s, up to every %g s, meanwhile",
                         self.name, self.failures_in_a_row, self.probe_s, self.probe_max_s)
         self.next_live = now + (self.probe_s or self.interval_s)
+        reading.silent_polls = self.failures_in_a_row
         return reading
 
     def read(self, group: str, *, probe: bool = False) -> Reading:

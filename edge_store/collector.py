@@ -6,7 +6,9 @@ ports in parallel; this loop alone writes the store: each pass of a bus is
 handed over here, held with its errors and committed in one transaction
 (`Store.write_round`): at once, or up to `commit_window_s` after it was read,
 as one commit for several passes writes each page once (the SD card's wear
-per sample; the first pass after start is committed at once).
+per sample; the first pass after start is committed at once). The store's
+alert rules (edge_store/alerts) see every sample and every live poll's count
+of silent polls of its device in that same transaction.
 Between writes it prunes old rows, keeps the file under `max_size_mb` and the
 filesystem above `min_free_mb` free, and stops cleanly on SIGTERM/SIGINT: the
 reads in hand finish and are stored with what is held, the ports are closed,
@@ -19,6 +21,7 @@ thread, for tests and `collect --once`.
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import signal
 import threading
@@ -44,6 +47,7 @@ SPACE_LOG_EVERY_S = 600.0
 # (a retention lowered, months to delete) goes on after the next readings, step by step.
 PRUNE_STEP_S = 0.5
 WAKE_S = 0.25  # the writer looks at the stop flag at least this often
+FIGURES_EVERY_S = 60.0  # the alerts' figures of the Pi (free space, replication backlog) this often
 
 
 class Collector:
@@ -73,6 +77,7 @@ class Collector:
         # Read and not yet committed: (group, row) samples, (kind, block, detail, device, ts_ms) errors.
         self._held: list[tuple[str, dict]] = []
         self._held_errors: list[tuple] = []
+        self._held_figures: list[tuple] = []  # (field, device, ts_ms, value): each live poll's silent polls
         self._held_since: float | None = None  # monotonic time the oldest thing held was handed over
         self._committed = False
         # With write_state (the long-running collector), readers learn of failed writes from `<store>-writes`.
@@ -119,6 +124,8 @@ class Collector:
             for exc in r.result.errors:
                 block = getattr(exc, "block", "") or getattr(exc, "register", "")
                 self._held_errors.append((error_kind(exc), block, str(exc), r.device, r.ts_ms))
+            if r.silent_polls is not None:  # the device's breaker counted it: its alert rule sees every poll
+                self._held_figures.append(("collector.silent_polls", r.device, r.ts_ms, r.silent_polls))
             if r.result.values is not None:
                 self._held.append((r.group, {"ts_ms": r.ts_ms, "ntp_synced": r.ntp_synced, "device": r.device,
                                              **r.result.values}))
@@ -138,12 +145,12 @@ class Collector:
         A store that cannot write loses what was held (the database is busy or the disk is full, and
         the message says it: "could not store 7 samples: database or disk is full"), says so sparingly
         and goes on."""
-        held, errors = self._held, self._held_errors
-        self._held, self._held_errors, self._held_since = [], [], None
-        if not held and not errors:
+        held, errors, figures = self._held, self._held_errors, self._held_figures
+        self._held, self._held_errors, self._held_figures, self._held_since = [], [], [], None
+        if not held and not errors and not figures:
             return []
         try:
-            ids = self.store.write_round(held, errors)
+            ids = self.store.write_round(held, errors, figures)
         except StoreError as exc:
             self.write_failures.failed(exc)
             return []
@@ -217,6 +224,39 @@ class Collector:
             except StoreError as exc:
                 self.write_failures.failed(exc)
 
+    # -- alerts on figures that are no sample (edge_store/alerts) ------------------
+
+    def observe(self, field: str, value: float, device: str | None = None) -> None:
+        """Feed a measured figure to the store's alert rules in its own transaction (the Pi's own figures,
+        under the first device); a failed write is a write failure."""
+        if self.store.alerts is None:
+            return
+        try:
+            self.store.alerts.observe(self.store.db, field, device or self.devices[0].name, float(value),
+                                      self._clock_ms())
+        except StoreError as exc:
+            self.write_failures.failed(exc)
+
+    def observe_figures(self) -> None:
+        """Free space of the store's filesystem and, when replicating, the oldest unsent sample's age."""
+        if self.store.alerts is None:
+            return
+        try:
+            st = os.statvfs(os.path.dirname(os.path.abspath(self.store.path)))
+            self.observe("store.free_mb", st.f_bavail * st.f_frsize / 1e6)
+        except OSError as exc:
+            log.warning("could not measure free space: %s", exc.strerror)
+        if self.replicating:
+            from .outbox import Outbox
+
+            try:
+                oldest = Outbox(self.store.db).summary()["oldest_unsent_ms"]
+            except StoreError as exc:
+                log.warning("%s", exc)
+                return
+            age_h = 0.0 if oldest is None else max(0, self._clock_ms() - oldest) / 3.6e6
+            self.observe("replication.oldest_unsent_h", age_h)
+
     # -- the loop --------------------------------------------------------------
 
     def stop(self, *_args) -> None:
@@ -242,10 +282,12 @@ class Collector:
         mono = self._monotonic
         next_prune = mono()
         next_space = next_prune + SPACE_EVERY_S  # the first prune checks the space too
+        next_figures = next_prune
         try:
             while not self.stop_event.is_set():
                 try:
-                    readings = self._inbox.get(timeout=max(0.0, min(WAKE_S, min(next_prune, next_space) - mono())))
+                    due = min(next_prune, next_space, next_figures)
+                    readings = self._inbox.get(timeout=max(0.0, min(WAKE_S, due - mono())))
                 except queue.Empty:
                     # No pass came: a bus gone quiet (its devices backed off) still has its samples committed.
                     if self.commit_due(slack_s=WAKE_S):
@@ -271,6 +313,9 @@ class Collector:
                     except StoreError as exc:
                         self.write_failures.failed(exc)
                     next_space = mono() + SPACE_EVERY_S
+                if now >= next_figures and not self.stop_event.is_set():
+                    self.observe_figures()
+                    next_figures = mono() + FIGURES_EVERY_S
         finally:
             self.stop_event.set()
             for bus in buses:

@@ -27,6 +27,7 @@ EXIT_FAILURE = 1
 def build_collector(cfg: config.Config):
     """The collector the config describes, on a migrated store with its rollups built."""
     from . import migrate
+    from .alerts import Engine
     from .bus import DevicePoller
     from .catalogue import MODELS
     from .collector import Collector
@@ -38,7 +39,9 @@ def build_collector(cfg: config.Config):
 
     migrate.ensure_schema(cfg.store.path)
     settings = rollup_settings(cfg)
-    store = Store(cfg.store.path, synchronous=cfg.store.synchronous, rollups=settings)
+    # The alert rules, each device with its own model's binding of them.
+    alerts = Engine(cfg.alerts, {d.name: d.model for d in cfg.devices})
+    store = Store(cfg.store.path, synchronous=cfg.store.synchronous, rollups=settings, alerts=alerts)
     # Rollups built in another zone (or before they existed) are rebuilt before the first sample.
     rebuilt = ensure_built(store, settings)
     if rebuilt is not None:

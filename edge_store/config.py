@@ -19,7 +19,8 @@ from typing import Any, Mapping
 from . import devices as devices_mod
 from .errors import ConfigError
 from .settings import (ENV_PREFIX, HOST_NAME, SECTION_TYPES, SECTIONS, SETTINGS, SYSTEM_ZONE, ApiSection,
-                       CloudSection, MachineDefault, ModbusSection, MqttSection, RollupsSection, Setting, SiteSection,
+                       CloudSection, MachineDefault, ModbusSection, MqttSection, NotifySection, RollupsSection, Setting,
+                       SiteSection,
                        StoreSection, is_zone, secret_problem, settings_table, toml_value)
 
 __all__ = ["ENV_PREFIX", "ENV_CONFIG", "SECTIONS", "SETTINGS", "Config", "ConfigError", "Setting", "config_path",
@@ -71,13 +72,20 @@ class Config:
     rollups: RollupsSection
     api: ApiSection
     mqtt: MqttSection
+    notify: NotifySection
     source: str | None = None  # the file it came from
     devices: tuple[devices_mod.DeviceConfig, ...] = ()  # [[devices]]; never empty once built
+    alerts: Any = None  # edge_store/alerts/rules.py AlertsConfig: [alerts.builtin.NAME], [[alerts.rules]]
 
     def __post_init__(self):
         if not self.devices:  # no [[devices]]: the one EPEVER of [modbus]
             object.__setattr__(self, "devices", devices_mod.single_device(self.modbus))
         names = [d.name for d in self.devices]
+        if self.alerts is None:  # a Config built in code: the built-in rules
+            from .alerts.rules import load_alerts
+
+            object.__setattr__(self, "alerts", load_alerts(None))
+        self.alerts.check_devices(self.devices)  # a custom rule's device, and its model's fields
         if self.api.default_device and self.api.default_device not in names:
             raise ConfigError(f"config: [api] default_device = {self.api.default_device!r} is not allowed: "
                               f"expected one of the devices: {', '.join(names)}")
@@ -204,12 +212,15 @@ def load(path: str | None = None, environ: Mapping[str, str] | None = None) -> C
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config: {path} is not valid TOML: {exc}") from None
 
+    from .alerts.rules import load_alerts  # [alerts] is not flat: parsed by its owner
+
+    alerts = load_alerts(raw.pop("alerts", None))
     values: dict[tuple[str, str], Any] = {}
     raw_devices = raw.pop("devices", None)
     for section, body in raw.items():
         if section not in SECTIONS:
             raise ConfigError(f"config: unknown section [{section}] in {path}; allowed: "
-                              + ", ".join((*SECTIONS, "[devices]")) + " ([[devices]] entries)")
+                              + ", ".join((*SECTIONS, "alerts", "[devices]")) + " ([[devices]] entries)")
         if not isinstance(body, dict):
             raise ConfigError(f"config: [{section}] in {path} must be a table of keys")
         for key, value in body.items():
@@ -239,4 +250,4 @@ def load(path: str | None = None, environ: Mapping[str, str] | None = None) -> C
     devices = () if raw_devices is None else devices_mod.parse_devices(
         raw_devices, sections["modbus"], str(path),
         lambda key, value, where: _coerce(replace(_BY_KEY[("modbus", key)], section="devices"), value, where))
-    return Config(**sections, source=path, devices=devices)
+    return Config(**sections, source=path, devices=devices, alerts=alerts)

@@ -50,8 +50,9 @@ STREAMS: tuple[Stream, ...] = (
     Stream("device_statistics", "id", "ts_ms", True),
     Stream("device_settings", "id", "ts_ms", True),
     Stream("device_clock", "id", "ts_ms", True),
+    Stream("alert_events", "id", "ts_ms", True),  # issue 13: never pruned, by id like the samples
     Stream("rollup_daily", "version", "start_ms", False),
-    Stream("rollup_monthly", "version", "start_ms", False),
+    Stream("rollup_monthly", "version", "start_ms", False),  # last: after the days it is computed from
 )
 BY_NAME = {s.name: s for s in STREAMS}
 

@@ -350,3 +350,46 @@ machine_tokens = Table(
     sqlite_autoincrement=True,
     comment="Long-lived, scoped, revocable API tokens for machines (`kammthaar token create|list|revoke`).",
 )
+
+# -- alerts (issue 13; migration 0011) ------------------------------------------------------------
+
+alert_events = Table(
+    "alert_events",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("ts_ms", Integer, nullable=False, comment="the sample's time, UTC milliseconds"),
+    Column("rule", Text, nullable=False),
+    Column("device", Text, nullable=False),
+    Column("severity", Text, nullable=False, comment="info, warning, critical"),
+    Column("state", Text, nullable=False, comment="firing, resolved"),
+    Column("value", Float),
+    Column("threshold", Float),
+    Column("message", Text, nullable=False),
+    Index("ix_alert_events_ts", "ts_ms"),
+    sqlite_autoincrement=True,
+    comment="Every transition of an alert rule, written in the transaction of the sample that caused it.",
+)
+
+alert_state = Table(
+    "alert_state",
+    metadata,
+    Column("rule", Text, primary_key=True),
+    Column("device", Text, primary_key=True),
+    Column("event_id", Integer, nullable=False, comment="the firing event"),
+    Column("since_ms", Integer, nullable=False),
+    comment="The alerts firing now, one row per rule and device: a restart re-establishes them.",
+)
+
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("event_id", Integer, nullable=False),
+    Column("created_ms", Integer, nullable=False),
+    Column("tries", Integer, nullable=False, server_default=text("0"),
+           comment="sends started; above 0 with no sent_ms: a crash may have sent it already"),
+    Column("sent_ms", Integer),
+    Index("ix_notifications_unsent", "sent_ms", "id"),
+    sqlite_autoincrement=True,
+    comment="The outbox `kammthaar notify` drains, one row per alert event.",
+)

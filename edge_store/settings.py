@@ -274,9 +274,29 @@ class MqttSection:
     interval_s: float = _key(5.0, "Seconds between two looks at the store: each new sample is published once, at most once per interval_s.", minimum=0.05)
 
 
+def _check_notify_urls(value: tuple[str, ...]) -> str | None:
+    for url in value:
+        if "://" not in url:
+            return 'apprise URLs such as "ntfy://ntfy.sh/topic", "mailtos://user:pass@host", "json://host/path"'
+    return None
+
+
+@dataclass(frozen=True)
+class NotifySection:
+    """[notify]: `kammthaar notify`, which sends the alerts' notifications."""
+
+    urls: tuple[str, ...] = _key([], "Where alert notifications go: apprise URLs (ntfy://, mailto://, mailtos://, json://, tgram://, ...). Empty: none are sent; they stay in the outbox.", check=_check_notify_urls)
+    command: str = _key("", "A command run for every alert event (a buzzer, a GPIO relay script), with ALERT_RULE, ALERT_DEVICE, ALERT_SEVERITY, ALERT_STATE, ALERT_VALUE, ALERT_TIME, ALERT_MESSAGE in its environment. Empty: none.")
+    command_severities: tuple[str, ...] = _key(["warning", "critical"], "The severities `command` runs for.")
+    command_timeout_s: float = _key(10.0, "Seconds `command` may run before it is killed.", minimum=0.1)
+    storm: int = _key(3, "More events than this waiting at once go out as one summary message naming every rule.", minimum=1)
+    interval_s: float = _key(5.0, "Seconds between two looks at the outbox when it is empty.", minimum=0.05)
+    retry_max_s: float = _key(60.0, "Longest wait, in seconds, between two tries of a channel that fails (the wait doubles up to it).", minimum=0.05)
+
+
 SECTION_TYPES: dict[str, type] = {"site": SiteSection, "store": StoreSection, "modbus": ModbusSection,
                                   "cloud": CloudSection, "rollups": RollupsSection, "api": ApiSection,
-                                  "mqtt": MqttSection}
+                                  "mqtt": MqttSection, "notify": NotifySection}
 SECTIONS = tuple(SECTION_TYPES)
 SETTINGS: tuple[Setting, ...] = tuple(Setting(section, f.name, **f.metadata["setting"])
                                       for section, kind in SECTION_TYPES.items() for f in fields(kind))

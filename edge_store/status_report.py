@@ -53,6 +53,7 @@ def report(store: Store, cfg) -> str:
     lines.append(f"rows: live {store.rows_kept(LIVE)}, statistics {store.rows_kept(STATS)}, "
                  f"settings {store.rows_kept(SETTINGS)}, clock {store.rows_kept(CLOCK)}")
     lines.append(rollups_line(store, cfg))
+    lines.extend(alert_lines(store, tz))
     counters = store.counters()
     if counters:
         lines.append("counters: " + ", ".join(f"{k}={v}" for k, v in sorted(counters.items())))
@@ -165,4 +166,19 @@ def reconciliation_lines(store: Store, tz: ZoneInfo) -> list[str]:
         shown = ranges.split("\n")
         lines.append(f"  last repair ({day}): " + "; ".join(shown[:3])
                      + (f" and {len(shown) - 3} more" if len(shown) > 3 else ""))
+    return lines
+
+
+def alert_lines(store: Store, tz: ZoneInfo) -> list[str]:
+    """The alerts firing now (edge_store/alerts), one line each, critical ones marked."""
+    from .alerts.events import list_events, read
+
+    firing = read(store.db, "active alerts", list_events, firing_only=True)
+    if not firing:
+        return ["alerts: none active"]
+    lines = [f"alerts: {len(firing)} active"]
+    for e in firing:
+        mark = "!! " if e["severity"] == "critical" else ""
+        lines.append(f"  {mark}{e['severity']} {e['rule']} on {e['device']} since {_when(e['ts_ms'], tz)}: "
+                     f"{e['message']}")
     return lines

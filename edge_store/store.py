@@ -59,12 +59,14 @@ class Store:
     """The edge store on one SQLite file. Not thread-safe: one per thread."""
 
     def __init__(self, path: str | Path, *, synchronous: str = "NORMAL", readonly: bool = False,
-                 rollups: RollupSettings | None = None, busy_timeout_ms: int = BUSY_TIMEOUT_MS):
+                 rollups: RollupSettings | None = None, busy_timeout_ms: int = BUSY_TIMEOUT_MS,
+                 alerts=None):
         self.db = Database(path, readonly=readonly, synchronous=synchronous, busy_timeout_ms=busy_timeout_ms)
         self.path = self.db.path
         # With settings, daily/monthly statistics and minute buckets are kept in the
         # transaction that stores each sample (edge_store/rollups/).
         self.rollups = rollups_mod.Rollups(rollups) if rollups is not None else None
+        self.alerts = alerts  # an alerts Engine (the collector's): samples evaluated in their transaction
         # Plain parameterised SQL per group: the insert is the hot path of the
         # collector, and SQLAlchemy's statement layer would double its cost.
         self._columns = {group: [c.name for c in table.columns if c.name != "id"]
@@ -97,6 +99,8 @@ class Store:
                 row_id = conn.execute(self._insert_sql[group], params).lastrowid
                 if self.rollups is not None:
                     self.rollups.on_sample(conn, group, row_id, ts_ms, device, row)
+                if self.alerts is not None:
+                    self.alerts.on_sample(conn, group, ts_ms, device, row)
                 return row_id
         except BaseException:
             # Rolled back: the rollups' cache may describe the row that is not there.
@@ -132,18 +136,20 @@ class Store:
             raise
         return len(batch)
 
-    def write_round(self, samples: Iterable[tuple[str, Mapping[str, Any]]], errors: Iterable[tuple] = ()) -> list[int]:
+    def write_round(self, samples: Iterable[tuple[str, Mapping[str, Any]]], errors: Iterable[tuple] = (),
+                    figures: Iterable[tuple[str, str, int, float]] = ()) -> list[int]:
         """Store a poll round (or a commit window of them) in ONE transaction; the new row ids, in order.
 
         `samples`: (group, row) with ts_ms, ntp_synced, device and the group's values; `errors`:
         (kind, block, detail, device, ts_ms) as `record_error` takes them. One commit writes each
         page it touches once (the tables' last leaves, their indexes, sqlite_sequence, the day
         row): batching polls is what cuts the bytes written per sample (bench/store_bytes.py).
-        Every sample is checked first: a bad one refuses the round, nothing is stored.
+        Every sample is checked first: a bad one refuses the round. With alerts, each sample (held in the
+        window or not) is evaluated at its own time, then `figures` (field, device, ts_ms, value), in here.
         """
         batch = [(group, self._params(group, row)) for group, row in samples]
-        errors = list(errors)
-        if not batch and not errors:
+        errors, figures = list(errors), list(figures) if self.alerts is not None else []
+        if not batch and not errors and not figures:
             return []
         ids = []
         try:
@@ -152,8 +158,12 @@ class Store:
                     ids.append(conn.execute(self._insert_sql[group], params).lastrowid)
                     if self.rollups is not None:
                         self.rollups.on_sample(conn, group, ids[-1], params["ts_ms"], params["device"], params)
+                    if self.alerts is not None:
+                        self.alerts.on_sample(conn, group, params["ts_ms"], params["device"], params)
                 for kind, block, detail, device, ts_ms in errors:
                     self._error(conn, kind, block, detail, device, ts_ms)
+                for field, device, ts_ms, value in figures:
+                    self.alerts.on_figure(conn, field, device, ts_ms, value)
         except BaseException:
             self._forget_rollups()
             raise
@@ -162,6 +172,8 @@ class Store:
     def _forget_rollups(self) -> None:
         if self.rollups is not None:
             self.rollups.reset()
+        if self.alerts is not None:
+            self.alerts.reset()
 
     def record_error(self, kind: str, block: str, detail: str, *, device: str, ts_ms: int | None = None) -> None:
         """Log one collector error and count it under `modbus_errors.<kind>`."""

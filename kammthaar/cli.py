@@ -2,7 +2,7 @@
 
 Each package registers its own subcommands (`register(subparsers)` in
 edge_store/commands.py, replicator/commands.py, api/commands.py,
-publisher/commands.py, and the demo here), so edge_store imports none of them. This module
+publisher/commands.py, notifier/commands.py, and the demo here), so edge_store imports none of them. This module
 adds the common options, sets up logging, and turns our errors into one
 clear line and an exit code: 2 for bad config or usage, 1 for a failure at
 run time. No tracebacks for expected errors.
@@ -16,13 +16,15 @@ import sys
 
 import api.commands
 import edge_store.commands
+import notifier.commands
 import publisher.commands
 import replicator.commands
 from edge_store.errors import ConfigError, KammthaarError
 
 from . import demo
 
-COMMANDS = (edge_store.commands, replicator.commands, api.commands, publisher.commands, demo)
+COMMANDS = (edge_store.commands, replicator.commands, api.commands, publisher.commands,
+            notifier.commands, demo)
 
 EXIT_USAGE = 2
 EXIT_FAILURE = 1

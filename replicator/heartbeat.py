@@ -2,7 +2,7 @@
 
 One point per beat tagged `site` (the Pi: software version, backlog, oldest unsent
 sample, dead letters, dropped rows, database size, free disk, NTP, the last 30 days'
-cloud completeness once a reconciliation ran), and one per device tagged `site` and
+cloud completeness once a reconciliation ran, the alerts firing now), and one per device tagged `site` and
 `device` (newest sample's age, read errors, fresh). `FIELDS` describes them for
 docs/influx-schema.md (replicator/influx_schema.py). The fleet view reads them.
 """
@@ -14,6 +14,7 @@ import logging
 import threading
 from typing import Any, Callable
 
+from edge_store.alerts.events import active_totals, read
 from edge_store.devices import fresh_within_s
 from edge_store.health_figures import device_figures, disk_figures
 from edge_store.ntp import kernel_synchronised
@@ -41,6 +42,8 @@ SITE_FIELDS = (
     ("ntp_synced", BOOLEAN, "the system clock is NTP-synchronised"),
     ("completeness", FLOAT, "points the cloud holds / points the Pi sent, last 30 days (absent before the "
                             "first reconciliation)"),
+    ("alerts_active", INTEGER, "alerts firing now, one per rule and device (edge_store/alerts)"),
+    ("alerts_critical", INTEGER, "of which critical"),
 )
 DEVICE_FIELDS = (
     ("newest_sample_age_s", FLOAT, "age of the device's newest live sample"),
@@ -81,12 +84,14 @@ class Heartbeat:
         summary = self.outbox.summary(now)
         db_bytes, free_bytes = disk_figures(self.outbox.path)
         completeness = self.log.summary(now)["completeness"]
+        alerts_active, alerts_critical = read(self.outbox.db, "the active alerts", active_totals)
         site: dict[str, Any] = {
             "version": self.version, "backlog_rows": int(summary["backlog_rows"]),
             "oldest_unsent_age_s": float(summary["oldest_unsent_age_s"] or 0),
             "dead_letters": int(summary["dead_letters"]), "dropped_rows": int(summary["dropped_rows"]),
             "db_bytes": int(db_bytes), "free_bytes": int(free_bytes), "ntp_synced": bool(self._ntp()),
             "completeness": None if completeness is None else float(completeness),
+            "alerts_active": alerts_active, "alerts_critical": alerts_critical,
         }
         stamp = time_text(now)
         out = [measurement_text(MEASUREMENT) + tags_text({"site": self.site}) + fields_text(site) + stamp]

@@ -15,7 +15,10 @@ from edge_store.catalogue.rollup_figures import FIGURES, PERIOD_FIELD
 
 from . import heartbeat, points
 
-_INFLUX_TYPE = {points.FLOAT: "float", points.BOOLEAN: "boolean", points.STRING: "string"}
+_INFLUX_TYPE = {points.FLOAT: "float", points.BOOLEAN: "boolean", points.STRING: "string", "integer": "integer"}
+_ALERT_FIELDS = {"value": "the value that fired or resolved it (none for a test event)",
+                 "threshold": "the rule's threshold", "event_id": "the event's id in the store (alert_events.id)",
+                 "message": "what happened, in words"}
 
 
 def _cell(text: str) -> str:
@@ -93,6 +96,15 @@ def markdown(catalogue: Catalogue = EPEVER_TRACER) -> str:
         for m in measurements:
             streams.setdefault(m.name, []).append(stream)
     for name, sources in streams.items():
+        if sources[0] == points.ALERTS_STREAM:
+            out += [f"## `{name}`", "", "From the store's `alert_events` (one point per alert event, issue 13). "
+                    "Tags besides site and device: `rule`, `severity` (info, warning, critical), `state` "
+                    "(firing, resolved); time: the event's, the time of the sample that caused it.", "",
+                    "| field | type | unit | stored as | what |", "|---|---|---|---|---|"]
+            out += [f"| `{f}` | {_INFLUX_TYPE[t]} |  | `alert_events.{'id' if f == 'event_id' else f}` | "
+                    f"{_ALERT_FIELDS[f]} |" for f, t in types[name].items()]
+            out.append("")
+            continue
         rollup = sources[0] in (points.DAILY_STREAM, points.MONTHLY_STREAM)
         tables = " and ".join(f"`{t}`" for t in sources)
         out += [f"## `{name}`", "", f"From the store's {tables} "

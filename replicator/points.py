@@ -57,6 +57,9 @@ DAILY_STREAM = "rollup_daily"
 MONTHLY_STREAM = "rollup_monthly"
 SAMPLE_STREAMS = {LIVE_STREAM: LIVE, STATS_STREAM: STATS, SETTINGS_STREAM: SETTINGS, CLOCK_STREAM: CLOCK}
 
+ALERTS_STREAM = "alert_events"  # issue 13: measurement `alerts`, tagged with its rule, severity and state
+ALERT_TAGS = ("rule", "severity", "state")
+
 # The column holding a row's time (UTC ms): a sample's poll time, a rollup's period start.
 TIME_COLUMN = {DAILY_STREAM: "start_ms", MONTHLY_STREAM: "start_ms"}
 
@@ -124,10 +127,16 @@ def _rollup(period: str) -> Measurement:
 
 
 _ROLLUPS = {DAILY_STREAM: (_rollup(DAY),), MONTHLY_STREAM: (_rollup(MONTH),)}
+# Tags besides site and device: ALERT_TAGS (Renderer.alert_point). Time: the event's (its sample's).
+_ALERTS = {ALERTS_STREAM: (Measurement("alerts", ("value", "threshold", "id", "message"),
+                                       (("value", 0, as_float), ("threshold", 1, as_float), ("event_id", 2, int),
+                                        ("message", 3, str)),
+                                       {"value": FLOAT, "threshold": FLOAT, "event_id": "integer", "message": STRING}),)}
 
 # model -> stream -> the points a row yields (a stream of a group the model lacks yields none).
 MODEL_MEASUREMENTS: dict[str, dict[str, tuple[Measurement, ...]]] = {
-    name: {**{stream: from_catalogue(cat, group) for stream, group in SAMPLE_STREAMS.items()}, **_ROLLUPS}
+    name: {**{stream: from_catalogue(cat, group) for stream, group in SAMPLE_STREAMS.items()}, **_ROLLUPS,
+           **_ALERTS}
     for name, cat in MODELS.items()
 }
 MEASUREMENTS = MODEL_MEASUREMENTS[DEFAULT_MODEL]
@@ -173,7 +182,19 @@ class Renderer:
 
     # -- the reference: influxdb-client Point objects --------------------------------
 
+    def alert_point(self, row: Mapping[str, Any]) -> Point:
+        """An alert event: tags site, device, rule, severity, state; fields value, threshold, event_id, message."""
+        point = Point("alerts").tag("site", self.site).tag("device", row["device"])
+        for tag in ALERT_TAGS:
+            point.tag(tag, row[tag])
+        [m] = self.measurements[ALERTS_STREAM]
+        for name, value in m.fields(*(row[c] for c in m.inputs)).items():
+            point.field(name, value)
+        return point.time(row["ts_ms"], PRECISION)
+
     def points(self, stream: str, row: Mapping[str, Any]) -> list[Point]:
+        if stream == ALERTS_STREAM:
+            return [self.alert_point(row)]
         out = []
         for m in self._devices.get(row["device"], self.measurements)[stream]:
             point = Point(m.name).tag("site", self.site).tag("device", row["device"])
@@ -195,6 +216,8 @@ class Renderer:
 
     def lines(self, stream: str, row: Mapping[str, Any]) -> list[str]:
         """The row's points as line protocol, each line equal to `Point.to_line_protocol()`."""
+        if stream == ALERTS_STREAM:  # rare rows: the reference serialisation
+            return [self.alert_point(row).to_line_protocol()]
         device = row["device"]
         time_part = time_text(row[TIME_COLUMN.get(stream, "ts_ms")])
         out = []

@@ -18,7 +18,7 @@ ROLE = ANSIBLE / "roles" / "kammthaar"
 EXAMPLE = ANSIBLE / "inventory" / "example"
 EXAMPLE_VAULT_PASSWORD = EXAMPLE / "vault-password.example"
 BIN = Path(sys.executable).parent  # ansible-core and ansible-lint come with the test extra
-UNITS = ("kammthaar-collect.service", "kammthaar-replicate.service", "kammthaar-publish.service",
+UNITS = ("kammthaar-collect.service", "kammthaar-replicate.service", "kammthaar-publish.service", "kammthaar-notify.service",
          "kammthaar-api.service")
 
 # What the local run skips, and why: each needs the running system or real root.

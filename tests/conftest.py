@@ -10,7 +10,7 @@ from tests.support import KAMMTHAAR, Processes
 pytest_plugins = ["tests.fixtures_serial", "tests.fixtures_influx", "tests.fixtures_api", "tests.fixtures_app",
                   "tests.fixtures_postgres", "tests.fixtures_fleet", "tests.fixtures_hostile",
                   "tests.fixtures_reconcile",
-                  "tests.fixtures_mqtt"]
+                  "tests.fixtures_mqtt", "tests.fixtures_notify"]
 
 
 @pytest.fixture

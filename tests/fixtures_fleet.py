@@ -46,11 +46,15 @@ def line(measurement: str, tags: dict, fields: dict, ts: int) -> str:
     return f"{measurement_text(measurement)}{tags_text(tags)}{fields_text(fields)}{time_text(ts)}"
 
 
-def heartbeat_lines(site: str, ts: int, *, backlog: int = 0, completeness: float = 0.99, fresh: bool = True) -> list:
-    """One heartbeat of `site` at `ts` (ms): the site's point and its device's, as issue 14 writes them."""
+def heartbeat_lines(site: str, ts: int, *, backlog: int = 0, completeness: float = 0.99, fresh: bool = True,
+                    alerts: tuple[int, int] | None = None) -> list:
+    """One heartbeat of `site` at `ts` (ms): the site's point and its device's, as issue 14 writes them;
+    `alerts`: (alerts_active, alerts_critical), as issue 13 adds them."""
     site_fields = {"version": "0.1.0", "backlog_rows": backlog, "oldest_unsent_age_s": backlog / 10.0,
                    "dead_letters": 0, "dropped_rows": 0, "db_bytes": 1_000_000, "free_bytes": 9_000_000_000,
                    "ntp_synced": True, "completeness": completeness}
+    if alerts is not None:
+        site_fields.update(alerts_active=alerts[0], alerts_critical=alerts[1])
     device_fields = {"newest_sample_age_s": 1.5 if fresh else 4000.0, "errors": 2, "fresh": fresh}
     return [line("edge_health", {"site": site}, site_fields, ts),
             line("edge_health", {"site": site, "device": DEVICE}, device_fields, ts)]

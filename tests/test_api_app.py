@@ -12,7 +12,7 @@ from tests.fixtures_api import assert_health, assert_one_error_shape, error_answ
 from tests.fixtures_app import ORIGIN
 
 CONTRACT_PATHS = [
-    "/login", "/authentification/login", "/refresh", "/logout", "/check_auth", "/user",
+    "/alerts", "/login", "/authentification/login", "/refresh", "/logout", "/check_auth", "/user",
     "/batterie/realtime", "/batterie/last", "/batterie/last/24hAmperage", "/batterie/last/24hVoltage",
     "/batterie/last/24hPower", "/batterie/last/24hTemp", "/batterie/last/24hPourcent",
     "/battery/realtime", "/battery/last", *(f"/battery/last/24h/{m}" for m in

@@ -1,11 +1,13 @@
 """The real collector reading several devices: one silent unit never stalls its bus-mates, and is read again,
-without a restart, once it answers (the simulator's SIGUSR1 wakes its silent units)."""
+without a restart, once it answers (the simulator's SIGUSR1 wakes its silent units); its device_silent alert
+fires and resolves for it alone."""
 
 from __future__ import annotations
 
 import signal
 import time
 
+from edge_store.alerts.events import list_events, read
 from edge_store.errors import StoreError
 from edge_store.registers import GROUPS
 from edge_store.store import Store
@@ -21,7 +23,8 @@ def devices_config(tmp_path, port: str) -> str:
     path = tmp_path / "devices.toml"
     path.write_text(f'[modbus]\nport = "{port}"\ninter_request_ms = 5\n\n'
                     '[[devices]]\nname = "roof"\nmodel = "epever-tracer"\nunit = 1\n\n'
-                    '[[devices]]\nname = "side"\nmodel = "epever-tracer"\nunit = 2\n')
+                    '[[devices]]\nname = "side"\nmodel = "epever-tracer"\nunit = 2\n\n'
+                    '[alerts.builtin.device_silent]\nthreshold = 2\n')  # fires at the third silent poll
     return str(path)
 
 
@@ -57,6 +60,9 @@ def test_a_silent_unit_does_not_stall_its_bus_mate_and_is_read_again_when_it_ans
     assert code == 0, log[-3000:]
     assert "side answers again" in log and "side is silent" in log
     with Store(db, readonly=True) as store:
+        silent = [(e["device"], e["state"]) for e in read(store.db, "events", list_events)[::-1]
+                  if e["rule"] == "device_silent"]
+        assert silent == [("side", "firing"), ("side", "resolved")], silent
         for unit, name in ((1, "roof"), (2, "side")):
             served = expected_unit_values("epever-tracer", int(SEED) + unit - 1, unit)
             rows = [r for r in store.rows("live") if r["device"] == name]

@@ -20,7 +20,7 @@ def test_the_doc_names_every_measurement_field_and_type_the_replicator_writes():
     sections = dict(re.findall(r"^## `([^`]+)`\n(.*?)(?=^## |\Z)", text, re.M | re.S))
     written = points.field_types()
     assert set(sections) == set(written)
-    names = {"float": points.FLOAT, "boolean": points.BOOLEAN, "string": points.STRING}
+    names = {"float": points.FLOAT, "boolean": points.BOOLEAN, "string": points.STRING, "integer": "integer"}
     for measurement, fields in written.items():
         documented = {m[0]: names[m[1]] for m in re.findall(r"^\| `([^`]+)` \| (\w+) \|", sections[measurement], re.M)}
         assert documented == fields, measurement

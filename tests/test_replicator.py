@@ -14,6 +14,8 @@ from edge_store import config
 from edge_store.outbox import BY_NAME, STREAMS, Outbox
 from edge_store.registers import CLOCK, LIVE, SETTINGS, STATS
 from edge_store.rollups import RollupSettings
+from edge_store.alerts import load_alerts
+from edge_store.alerts.engine import write_test_event
 from edge_store.store import Store
 from replicator import points
 from replicator.points import LIVE_STREAM, MEASUREMENTS
@@ -64,6 +66,9 @@ def test_v1_end_to_end_collector_to_influxd_point_by_point(start_simulator, infl
     finally:
         code, err = collector.stop(30), collector.log()
     assert code == 0, err[-3000:]
+    with Store(db) as store, store.db.writing("a test alert event") as conn:  # alerts reach the cloud too
+        device, ts = conn.execute("SELECT device, max(ts_ms) FROM live_samples").fetchone()
+        write_test_event(conn, load_alerts({}).rule("battery_voltage_low"), device, ts)
 
     proc = kammthaar("replicate", "--once", env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -74,7 +79,7 @@ def test_v1_end_to_end_collector_to_influxd_point_by_point(start_simulator, infl
         assert counts["batteryStatus"] == counts["loadData"] == counts["chargingEquipmentStatus"] == live_rows
         assert counts["energyStatistics"] == store.count(STATS)
         assert counts["batteryParameters"] == store.count(SETTINGS)
-    assert counts["rollup_daily"] >= 1 and counts["rollup_monthly"] >= 1
+    assert counts["rollup_daily"] >= 1 and counts["rollup_monthly"] >= 1 and counts["alerts"] == 1
     # One type per field, the pinned ones, as influxd itself reports them.
     pinned, reported = points.field_types(), field_types(influxd, influx_db)
     assert set(reported) == set(pinned)

@@ -66,7 +66,10 @@ PINNED_TYPES = {
 }
 PINNED_TYPES["rollup_monthly"] = {("month" if k == "date" else k): v for k, v in PINNED_TYPES["rollup_daily"].items()}
 
-PYTHON_TYPE = {FLOAT: float, BOOLEAN: bool, STRING: str}
+# The `alerts` measurement agreed for issue 13 (its tags: site, device, rule, severity, state).
+PINNED_TYPES["alerts"] = dict(value=F, threshold=F, event_id="integer", message=S)
+
+PYTHON_TYPE = {FLOAT: float, BOOLEAN: bool, STRING: str, "integer": int}
 
 STATS_VALUES = {r.name: 1.0 + i for i, r in enumerate(registers_of(STATS))}
 SETTINGS_VALUES = {r.name: (2 if r.kind == "enum" else 100 if r.divisor == 1 else 14.4) for r in registers_of(SETTINGS)}
@@ -93,7 +96,19 @@ ROWS = {
     CLOCK_STREAM: row(CLOCK_VALUES),
     DAILY_STREAM: dict(ROLLUP_VALUES, day="2026-06-21"),
     MONTHLY_STREAM: dict(ROLLUP_VALUES, month="2026-06"),
+    points.ALERTS_STREAM: dict(id=7, ts_ms=1_764_000_000_123, rule="battery_voltage_low", device="epever",
+                               severity="critical", state="firing", value=11.5, threshold=11.8,
+                               message="battery_voltage_low on epever: battery.voltage = 11.5 is below 11.8"),
 }
+
+
+def test_an_alert_event_is_one_point_tagged_with_its_rule_severity_and_state():
+    r = points.Renderer("van")
+    [line] = r.lines(points.ALERTS_STREAM, ROWS[points.ALERTS_STREAM])
+    assert line.startswith("alerts,device=epever,rule=battery_voltage_low,severity=critical,site=van,state=firing "
+                           "event_id=7i,")
+    assert line.endswith(" 1764000000123") and [line] == [p.to_line_protocol() for p in
+                                                          r.points(points.ALERTS_STREAM, ROWS[points.ALERTS_STREAM])]
 
 
 def test_field_types_are_pinned_and_one_per_field():

@@ -71,6 +71,13 @@ HEALTH_SCHEMA = {
                                              "fresh": {"type": "boolean"},
                                              "errors": {"type": "object", "nullable": True,
                                                         "additionalProperties": {"type": "integer"}}}}},
+        "alerts": {"type": "object", "nullable": True, "description": "the alerts firing now (local store)",
+                   "required": ["active", "critical", "by_rule"],
+                   "properties": {"active": {"type": "integer"}, "critical": {"type": "integer"},
+                                  "by_rule": {"type": "array", "items": {
+                                      "type": "object", "required": ["rule", "severity", "devices"],
+                                      "properties": {"rule": {"type": "string"}, "severity": {"type": "string"},
+                                                     "devices": {"type": "integer"}}}}}},
     },
 }
 

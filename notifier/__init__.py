@@ -1,0 +1,1 @@
+"""`kammthaar notify`: sends the alerts' notifications from the store's outbox (issue 13)."""
