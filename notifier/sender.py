@@ -1,12 +1,14 @@
 """Store-and-forward: drain the `notifications` outbox through apprise, acknowledging only what went out.
 
-Each pass reads what is waiting, notes the send as started (`tries` + 1) in
-its own transaction, runs the `[notify] command` hook for events seen for the
-first time, sends (one message per event, or one summary naming every rule
+Each pass reads what is waiting, runs the `[notify] command` hook for events
+seen for the first time, sends (one message per event, or one summary naming every rule
 when more than `storm` wait), retrying each failing URL with tenacity (the
 wait doubles up to `retry_max_s`, 60 s by default) until it goes out or the
-process is stopped, then acknowledges it (`sent_ms`) before the next one. A
-crash between a send and its acknowledgement sends that message once more on
+process is stopped, then acknowledges it (`sent_ms`) before the next one. Each
+attempt is noted as started (`tries` + 1, its own transaction) and taken back
+when it fails (nothing left): waiting for a link, or being stopped while
+waiting, never puts a message in doubt. A crash between a send and its
+acknowledgement sends that message once more on
 restart (counted: `notify.resent_in_doubt`); a notification in doubt twice
 is taken as delivered (counted: `notify.taken_as_sent_in_doubt`), so none
 goes out more than twice. The doubt is the moment the request is in flight.
@@ -104,7 +106,19 @@ class Notifier:
 
     # -- sending ----------------------------------------------------------------------------
 
-    def _send(self, title: str, body: str) -> bool:
+    def _note(self, ids: list[tuple[int]], step: int) -> None:
+        with self.db.writing("could not note a send") as conn:
+            conn.executemany(f"UPDATE notifications SET tries = tries + {int(step)} WHERE id = ?", ids)
+
+    def _attempt(self, channel, ids: list[tuple[int]], title: str, body: str) -> bool:
+        """One try on one channel, in doubt only while it is in flight (a crash then: sent once more)."""
+        self._note(ids, +1)
+        ok = bool(channel.notify(title=title, body=body))
+        if not ok:  # refused or no link: nothing went out
+            self._note(ids, -1)
+        return ok
+
+    def _send(self, title: str, body: str, ids: list[tuple[int]]) -> bool:
         """One message to every channel, retrying what fails; False when stopped first."""
         from tenacity import RetryError, Retrying, retry_if_result, stop_when_event_set, wait_exponential
 
@@ -116,7 +130,7 @@ class Notifier:
                                     "could not notify %s (try %d); trying again", u.split("://")[0],
                                     rs.attempt_number))
             try:
-                retrying(channel.notify, title=title, body=body)
+                retrying(self._attempt, channel, ids, title, body)
             except RetryError:
                 return False
         return True
@@ -138,13 +152,10 @@ class Notifier:
         done = 0
         for title, body, events in self.messages(batch, self._clock_ms()):
             ids = [(e["notification_id"],) for e in events]
-            # Noted before the send: after a crash, only these few are in doubt (sent once more, counted).
-            with self.db.writing("could not note a send") as conn:
-                conn.executemany("UPDATE notifications SET tries = tries + 1 WHERE id = ?", ids)
             for e in events:
                 if not e["tries"]:
                     self.run_hook(e)
-            if not self._send(title, body):
+            if not self._send(title, body, ids):
                 break
             sent_ms = self._clock_ms()
             in_doubt = sum(1 for e in events if e["tries"])

@@ -104,3 +104,19 @@ def test_alerts_test_fires_a_test_event_end_to_end(db_path, http_receiver):
     assert listed.returncode == 0 and "battery_voltage_low on epever: TEST" in listed.stdout
     wrong = kammthaar("alerts", "test", "nope", env=env)
     assert wrong.returncode == 2 and "no rule 'nope'" in wrong.stderr
+
+
+def test_stopped_again_and_again_while_no_link_works_the_notification_still_goes_out(db_path, http_receiver):
+    """A van switched off each night with no signal: waiting for a link never puts a message in doubt."""
+    fire(db_path, 1)
+    for _ in range(3):  # three stops while the receiver is down
+        n = notifier(db_path, [http_receiver.url])
+        sending = threading.Thread(target=n.pass_once)
+        sending.start()
+        time.sleep(0.5)
+        n.stop_event.set()
+        sending.join(10)
+        assert not sending.is_alive() and http_receiver.got == []
+    http_receiver.start()
+    assert notifier(db_path, [http_receiver.url]).pass_once() == 1
+    assert len(http_receiver.got) == 1 and "silent_0" in http_receiver.got[0]["message"]
