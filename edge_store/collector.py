@@ -48,6 +48,9 @@ SPACE_LOG_EVERY_S = 600.0
 PRUNE_STEP_S = 0.5
 WAKE_S = 0.25  # the writer looks at the stop flag at least this often
 FIGURES_EVERY_S = 60.0  # the alerts' figures of the Pi (free space, replication backlog) this often
+# Samples kept in memory across commits that failed for now (a busy or full store): about ten minutes
+# of four devices at a 5 s interval, a few MB; past it the oldest go, as a prune would take them.
+MAX_HELD_ROWS = 5_000
 
 
 class Collector:
@@ -142,10 +145,12 @@ class Collector:
     def commit(self) -> list[int]:
         """Store what is held in one transaction (`Store.write_round`); the new row ids, in order.
 
-        A store that cannot write loses what was held (the database is busy or the disk is full, and
-        the message says it: "could not store 7 samples: database or disk is full"), says so sparingly
-        and goes on."""
+        A store that cannot write for now (busy, the disk full: a retryable StoreError) keeps what was
+        held for the next commit, up to MAX_HELD_ROWS (the oldest go first past it); one that refuses
+        the rows themselves loses them. Either says so sparingly ("could not store 7 samples: database
+        or disk is full") and goes on."""
         held, errors, figures = self._held, self._held_errors, self._held_figures
+        since = self._held_since
         self._held, self._held_errors, self._held_figures, self._held_since = [], [], [], None
         if not held and not errors and not figures:
             return []
@@ -153,6 +158,11 @@ class Collector:
             ids = self.store.write_round(held, errors, figures)
         except StoreError as exc:
             self.write_failures.failed(exc)
+            if exc.retryable:  # tried again with the next commit (what came meanwhile after it)
+                self._held = (held + self._held)[-MAX_HELD_ROWS:]
+                self._held_errors = (errors + self._held_errors)[-MAX_HELD_ROWS:]
+                self._held_figures = (figures + self._held_figures)[-MAX_HELD_ROWS:]
+                self._held_since = since
             return []
         self._wrote()
         self._committed = True

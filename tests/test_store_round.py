@@ -109,3 +109,32 @@ def test_a_window_of_seven_polls_writes_at_most_a_third_of_the_pages(tmp_path):
         store.close()
     print(frames)
     assert frames["window"] * 3 <= frames["single"], frames
+
+
+def test_a_round_the_store_cannot_write_for_now_is_kept_and_written_with_the_next(db_path):
+    """A busy store (another writer holds the lock past the busy timeout) loses nothing held: the round
+    is written with the next commit, in order."""
+    import sqlite3
+
+    from edge_store.bus import Reading
+    from edge_store.collector import Collector
+    from edge_store.modbus_reader import GroupRead
+    from edge_store.registers import LIVE
+    from edge_store.store import Store
+    from tests.samples import live
+
+    store = Store(db_path, busy_timeout_ms=50)
+    collector = Collector(store, None, commit_window_s=0.0)
+    blocker = sqlite3.connect(db_path)
+    try:
+        blocker.execute("BEGIN IMMEDIATE")
+        collector.hold([Reading("epever", LIVE, 1_000 + i, True, GroupRead(LIVE, live(i))) for i in range(3)])
+        assert collector.commit() == []  # database is locked: kept
+        blocker.rollback()
+        collector.hold([Reading("epever", LIVE, 2_000, True, GroupRead(LIVE, live(9)))])
+        assert len(collector.commit()) == 4
+        rows = [r[0] for r in blocker.execute("SELECT ts_ms FROM live_samples ORDER BY id")]
+        assert rows == [1_000, 1_001, 1_002, 2_000]
+    finally:
+        blocker.close()
+        store.close()
