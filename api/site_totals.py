@@ -2,8 +2,9 @@
 
 Energy, charge, sample counts and the devices' own kWh add up; a minimum is the
 least of the devices', a maximum the greatest; `covered_s` is the least covered
-device's (the time the total is complete for). A figure no device has stays
-missing (null, or 0 for the counts).
+device's (the time the total is complete for): 0 for a period some device has
+no row for (silent all day, added later), whose total is then partial. A
+figure no device has stays missing (null, or 0 for the counts).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ def _combine(name: str, values: list) -> Any:
 def sum_periods(per_device: Iterable[list[dict]], key: str) -> list[dict]:
     """Statistics objects of several devices (each a list, oldest first) as one list per period `key`."""
     by_period: dict[str, list[dict]] = {}
+    per_device = list(per_device)
     for rows in per_device:
         for row in rows:
             by_period.setdefault(row[key], []).append(row)
@@ -42,6 +44,8 @@ def sum_periods(per_device: Iterable[list[dict]], key: str) -> list[dict]:
         total = {key: period}
         for f in FIGURES:
             total[f.name] = _combine(f.name, [r[f.name] for r in rows])
+        if len(rows) < len(per_device) and "covered_s" in total:
+            total["covered_s"] = 0.0  # a device without this period: the total covers no full time
         out.append(total)
     return out
 

@@ -155,3 +155,17 @@ def test_openapi_describes_the_device_parameter_and_devices(devices):
     items = spec["paths"]["/devices"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]["items"]
     assert set(items["required"]) == {"name", "model", "reported_model", "unit", "port", "newest_sample", "fresh",
                                       "errors"}
+
+
+def test_a_site_total_missing_a_devices_period_says_it_covers_no_full_time():
+    from api.site_totals import sum_periods
+    from edge_store.catalogue.rollup_figures import FIGURES
+
+    def row(date, kwh, covered):
+        return {"date": date, **{f.name: None for f in FIGURES}, "energy_generated_kwh": kwh, "covered_s": covered}
+
+    roof = [row("2026-12-01", 1.0, 86_000.0), row("2026-12-02", 2.0, 86_400.0)]
+    side = [row("2026-12-02", 0.5, 80_000.0)]  # added on the 2nd
+    first, second = sum_periods([roof, side], "date")
+    assert (first["energy_generated_kwh"], first["covered_s"]) == (1.0, 0.0)  # the side had no row: partial
+    assert (second["energy_generated_kwh"], second["covered_s"]) == (2.5, 80_000.0)
