@@ -109,7 +109,8 @@ class Engine:
     def load(self, conn) -> None:
         """Re-establish the alerts firing in the store (after a restart or a rolled-back write)."""
         self._firing = {(r, d): e for r, d, e in conn.execute("SELECT rule, device, event_id FROM alert_state")}
-        self._pending.clear()
+        # Pending conditions stay (a new process has none): after a rolled-back round, its samples are
+        # evaluated again and a condition about to fire does not wait a second for_s.
         self._hot = {(self.model(d).column_of[r], d) for r, d in self._firing if r in self.model(d).column_of}
         self.loaded = True
 
