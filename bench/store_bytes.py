@@ -77,6 +77,8 @@ def history(path: Path, samples: Samples, settings: RollupSettings, end_ms: int)
             by_group[group].append({"ts_ms": ts, "ntp_synced": True, "device": DEVICE, **values})
         for group, rows in by_group.items():
             store.insert_samples(group, rows)
+    with store.db.writing("checkpoint"):  # the thread's writer connection, which the checkpoint goes through
+        pass
     store.db.query("checkpoint", "PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
     return store
 
