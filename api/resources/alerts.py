@@ -6,6 +6,7 @@ from datetime import datetime
 
 import falcon
 
+from ..access import not_served
 from ..errors import BadRequest, Unavailable
 from .base import DEVICE_PARAM, SITE_PARAM, Route, device_of, requested_site
 
@@ -65,8 +66,7 @@ class AlertsResource:
         if local is None:
             raise Unavailable("alerts are kept in the local store, which this server does not read")
         if site != self.api.settings.site:
-            raise Unavailable(f"the alerts of site {site!r} are kept on its own Pi; this server's store holds "
-                              f"{self.api.settings.site!r}'s")
+            raise not_served(site)  # a site's alerts are kept on its own Pi: not here, as for its other data
         events = local.alerts(firing_only=state == "firing", since_ms=since_ms, device=device)
         resp.media = [{k: v for k, v in e.items() if k != "ts_ms"} for e in events]
 
