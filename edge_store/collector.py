@@ -21,7 +21,6 @@ thread, for tests and `collect --once`.
 from __future__ import annotations
 
 import logging
-import os
 import queue
 import signal
 import threading
@@ -30,6 +29,7 @@ from typing import Callable
 
 from .bus import SLOW_GROUPS, BusLoop, DevicePoller, Reading, error_kind
 from .errors import StoreError
+from .health_figures import free_bytes
 from .ntp import SyncFlag
 from .modbus_reader import Reader
 from .registers import LIVE
@@ -252,8 +252,7 @@ class Collector:
         if self.store.alerts is None:
             return
         try:
-            st = os.statvfs(os.path.dirname(os.path.abspath(self.store.path)))
-            self.observe("store.free_mb", st.f_bavail * st.f_frsize / 1e6)
+            self.observe("store.free_mb", free_bytes(self.store.path) / 1e6)
         except OSError as exc:
             log.warning("could not measure free space: %s", exc.strerror)
         if self.replicating:

@@ -19,8 +19,14 @@ def device_figures(db: Database, device: str) -> tuple[int | None, int]:
     return newest, errors
 
 
+def free_bytes(path: str) -> int:
+    """Bytes free for the database at `path` on its filesystem (what an unprivileged writer may use);
+    OSError when it cannot be measured. The collector's floor, its alert, status and the heartbeat read it."""
+    st = os.statvfs(os.path.dirname(os.path.abspath(path)))
+    return st.f_bavail * st.f_frsize
+
+
 def disk_figures(path: str) -> tuple[int, int]:
     """(bytes of the database file and its WAL, bytes free for it on its filesystem)."""
     size = sum(os.path.getsize(path + ext) for ext in ("", "-wal") if os.path.exists(path + ext))
-    st = os.statvfs(os.path.dirname(os.path.abspath(path)))
-    return size, st.f_bavail * st.f_frsize
+    return size, free_bytes(path)

@@ -6,6 +6,7 @@ import os
 from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
+from .health_figures import free_bytes
 from .catalogue import EPEVER_TRACER, MODELS, Catalogue
 from .registers import CLOCK, LIVE, SETTINGS, STATS
 from .rollups import META_TIMEZONE, read_meta
@@ -83,8 +84,7 @@ def writes_lines(path: str, cfg, tz: ZoneInfo) -> list[str]:
     """Free space against the floor, and whether the collector can write (its `<store>-writes` file)."""
     lines = []
     try:
-        st = os.statvfs(os.path.dirname(os.path.abspath(path)))
-        lines.append(f"filesystem: {st.f_bavail * st.f_frsize / 1e6:.1f} MB free (floor {cfg.store.min_free_mb} MB)")
+        lines.append(f"filesystem: {free_bytes(path) / 1e6:.1f} MB free (floor {cfg.store.min_free_mb} MB)")
     except OSError:
         pass
     state = read_state(path)

@@ -15,6 +15,7 @@ from typing import Any, Iterable, Mapping
 
 from sqlalchemy import func, select
 
+from .health_figures import free_bytes
 from . import rollups as rollups_mod
 from . import catalogue, schema
 from .db import BUSY_TIMEOUT_MS, Database
@@ -264,14 +265,14 @@ class Store:
         what it holds already (its pages, in use or free, and its WAL, which writes reuse) plus what
         the filesystem has above the floor."""
         try:
-            st = os.statvfs(os.path.dirname(os.path.abspath(self.path)))
+            free = free_bytes(self.path)
             wal = os.path.getsize(self.path + "-wal") if os.path.exists(self.path + "-wal") else 0
         except OSError as exc:
             raise StoreError(f"could not measure the free space of {self.path}: {exc.strerror}") from exc
         with self.db.reading("could not measure the database") as conn:
             pages = conn.execute("PRAGMA page_count").fetchone()[0]
             size = conn.execute("PRAGMA page_size").fetchone()[0]
-        return pages * size + wal + st.f_bavail * st.f_frsize - min_free_bytes
+        return pages * size + wal + free - min_free_bytes
 
     def enforce_size(self, max_bytes: int, *, keep_unsent: bool = False, target: float = 0.9) -> dict[str, int]:
         """Keep the pages in use under `max_bytes` by deleting the oldest samples.
