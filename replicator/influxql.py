@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 import urllib.parse
+from concurrent.futures import ThreadPoolExecutor, wait
 from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping
 
@@ -18,6 +20,21 @@ import urllib3
 from urllib3.exceptions import HTTPError as Urllib3Error
 
 from edge_store.errors import KammthaarError
+
+
+# Requests sent beside the caller's own (`query_groups`): a few threads for the process, made on first use (so
+# after a server's workers fork).
+_SIDE_THREADS = 4
+_side: ThreadPoolExecutor | None = None
+_side_lock = threading.Lock()
+
+
+def _side_pool() -> ThreadPoolExecutor:
+    global _side
+    with _side_lock:
+        if _side is None:
+            _side = ThreadPoolExecutor(max_workers=_SIDE_THREADS, thread_name_prefix="influxql")
+        return _side
 
 
 class QueryError(KammthaarError):
@@ -68,7 +85,7 @@ class InfluxQLReader:
             self._headers["Authorization"] = f"Token {token}"
         elif username:
             self._headers.update(urllib3.make_headers(basic_auth=f"{username}:{password}", basic_auth_encoding="utf-8"))
-        self._pool = urllib3.PoolManager(num_pools=1, maxsize=2, retries=False,
+        self._pool = urllib3.PoolManager(num_pools=1, maxsize=1 + _SIDE_THREADS, retries=False,
                                          timeout=urllib3.Timeout(connect=timeout_s, read=timeout_s))
 
     def query(self, q: str) -> list[dict]:
@@ -81,6 +98,21 @@ class InfluxQLReader:
         if len(answers) != len(statements):
             raise NotAnAnswer(f"asked {len(statements)} statements, got {len(answers)} results")
         return answers
+
+    def query_groups(self, groups: list[list[str]]) -> list[list[list[dict]]]:
+        """Each group of statements in its own request, the requests at the same time; the series of each
+        statement, per group, in order.
+
+        InfluxDB runs one request's statements one after the other, on one core; requests side by side use
+        its other cores, and this thread decodes the first answer while the others are still computed.
+        The first error raised is raised (once every request has ended: none is left running)."""
+        side = [_side_pool().submit(self.query_each, group) for group in groups[1:]]
+        try:
+            first = self.query_each(groups[0])
+        except BaseException:
+            wait(side)  # none left running behind the error
+            raise
+        return [first] + [future.result() for future in side]
 
     def ping(self, timeout_s: float) -> None:
         """GET /ping within `timeout_s`; raises QueryError unless the server answers 2xx."""

@@ -79,3 +79,19 @@ def test_what_is_kept_beyond_the_window_yields_to_new_points_and_to_its_ttl(flee
     assert influxd.write_lines(database, "\n".join(heartbeat_lines("months", NOW - 1_000)))[0] == 204
     back = listed(reader, kept)["months"]
     assert back["stale"] is False and back["age_s"] < 60
+
+
+def test_requests_side_by_side_answer_each_statement_in_order_and_raise_a_failure(fleet_db):
+    """`query_groups` (the list's two requests at once) answers as one request would, statement for
+    statement; a failing statement in either request is the caller's error, not a silently empty answer."""
+    from replicator.influxql import QueryError
+
+    _, _, reader = fleet_db
+    statements = list_statements(Scope(None), NOW)
+    alone = reader.query_each(statements)
+    (first, side) = reader.query_groups([statements[:2], statements[2:]])
+    assert first + side == alone and any(alone[1:])
+    bad = "SELECT nonsense FROM"
+    for groups in ([[bad], statements[:1]], [statements[:1], [bad]]):
+        with pytest.raises(QueryError):
+            reader.query_groups(groups)
