@@ -19,6 +19,7 @@ they answered "nothing": `NotFound`.
   (`/ping`) with a short timeout and remembered for a few seconds, so an
   unreachable cloud costs one timeout per worker every few seconds, not one
   per request. Series are `GROUP BY time()` means, computed by InfluxDB.
+  Another site's devices and models: `remote_devices` (api/remote_devices.py).
 """
 
 from __future__ import annotations
