@@ -118,7 +118,7 @@ class Api:
         self.clients = Clients(settings.trusted_proxies)
         self.openapi: dict = {}
 
-    def remote_devices(self, site: str):
+    def remote_devices(self, site: str) -> tuple | None:
         """Another site's devices as InfluxDB knows them (api/remote_devices.py), through the cloud source
         (503 when it cannot answer); None for this server's own site, or without a cloud source."""
         cloud = self.sources.cloud

@@ -82,7 +82,7 @@ def device_of(req: falcon.Request, api, site: str, *, allow_all: bool = False) -
         return name
     devices = api.devices_of(site)
     if all(d.name != name for d in devices):
-        where = "here" if devices is api.settings.devices else f"at site {site[:64]!r}"
+        where = "here" if devices is api.settings.devices else f"at site {site[:64]!r}"  # ours, or InfluxDB's
         raise NotFound(f"no device {name[:64]!r} {where}; the devices are: {', '.join(d.name for d in devices)}"
                        + (" (or all)" if allow_all else ""))
     return name
