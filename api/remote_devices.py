@@ -26,9 +26,9 @@ from typing import Callable
 
 from edge_store.catalogue import DEFAULT_MODEL, MODELS
 from edge_store.registers import LIVE
-from replicator.heartbeat import MEASUREMENT as HEALTH
 from replicator.influxql import InfluxQLReader, ident, literal
 
+HEALTH = "edge_health"  # the heartbeat's measurement (api uses replicator's reader, never its loop)
 TTL_S = 60.0
 MAX_SITES = 4096  # kept answers; beyond, the expired ones are dropped
 
