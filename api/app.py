@@ -40,12 +40,13 @@ FAMILIES = (battery, solar, load, controller, charging, discharging, statistics,
 
 @dataclass(frozen=True)
 class DeviceInfo:
-    """A configured device as the API describes it (GET /devices) and judges its freshness."""
+    """A device as the API describes it (GET /devices) and judges its freshness: configured here, or another
+    site's as InfluxDB knows it (unit and port None: not known in the cloud)."""
 
     name: str
     model: str
-    unit: int
-    port: str
+    unit: int | None
+    port: str | None
     interval_s: float
     slow_interval_s: float
 
@@ -117,10 +118,40 @@ class Api:
         self.clients = Clients(settings.trusted_proxies)
         self.openapi: dict = {}
 
-    def require_fresh(self, ts_ms: int, group: str, device: str | None = None) -> None:
+    def remote_devices(self, site: str) -> tuple | None:
+        """Another site's devices as InfluxDB knows them (api/remote_devices.py), through the cloud source
+        (503 when it cannot answer); None for this server's own site, or without a cloud source."""
+        cloud = self.sources.cloud
+        if site == self.settings.site or cloud is None:
+            return None
+        devices, _ = self.sources.answer(site, lambda s: s.remote_devices(site) if s is cloud else None,
+                                         what="device")
+        return devices
+
+    def devices_of(self, site: str) -> tuple[DeviceInfo, ...]:
+        """The devices of `site`: this server's `[[devices]]` for its own site; another site's from InfluxDB
+        (their poll intervals taken as ours); a site InfluxDB knows no device of: ours (it has no data)."""
+        remote = self.remote_devices(site)
+        if not remote:
+            return self.settings.devices
+        s = self.settings
+        return tuple(DeviceInfo(d.name, d.model, None, None, s.interval_s, s.slow_interval_s) for d in remote)
+
+    def device_info(self, site: str, name: str) -> DeviceInfo | None:
+        return next((d for d in self.devices_of(site) if d.name == name), None)
+
+    def default_device(self, site: str) -> str:
+        """`[api] default_device` where the site has it, else the site's first device (sorted by name)."""
+        devices = self.devices_of(site)
+        if devices is self.settings.devices or any(d.name == self.settings.device for d in devices):
+            return self.settings.device
+        return devices[0].name
+
+    def require_fresh(self, ts_ms: int, group: str, device: str | None = None, site: str | None = None) -> None:
         """Raise the 503 of `realtime` when the newest row of `group` is older than two of the device's poll
         intervals (plus the commit window)."""
-        d = self.settings.device_info(device or self.settings.device)
+        site = site or self.settings.site
+        d = self.device_info(site, device or self.default_device(site))
         live_s, slow_s = (d.interval_s, d.slow_interval_s) if d else (self.settings.interval_s,
                                                                        self.settings.slow_interval_s)
         error = stale(ts_ms, self.clock_ms(), group, live_s, slow_s, self.settings.commit_window_s)

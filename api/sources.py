@@ -19,6 +19,7 @@ they answered "nothing": `NotFound`.
   (`/ping`) with a short timeout and remembered for a few seconds, so an
   unreachable cloud costs one timeout per worker every few seconds, not one
   per request. Series are `GROUP BY time()` means, computed by InfluxDB.
+  Another site's devices and models: `remote_devices` (api/remote_devices.py).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from replicator.influxql import InfluxQLReader, QueryError, ident, literal
 
 from .errors import NotFound, Unavailable
 from .families import Family, Metric, Snapshot
+from .remote_devices import RemoteDevice, RemoteDevices
 
 INFLUX_FIRST_DAY, INFLUX_LAST_DAY = date(1678, 1, 1), date(2262, 4, 1)
 PROBE_TIMEOUT_S = 1.0
@@ -214,6 +216,7 @@ class CloudSource:
         self._lock = threading.Lock()
         self._probe_lock = threading.Lock()
         self._state: tuple[bool, float, str] | None = None  # (up, until, why)
+        self.remote = RemoteDevices(self._reader)
 
     def _reader(self) -> InfluxQLReader:
         reader = getattr(self._local, "reader", None)
@@ -343,6 +346,10 @@ class CloudSource:
     def device_states(self, site: str, names: Iterable[str]) -> dict[str, dict]:
         """Per device: the newest live point's time; its errors are the edge's (None: not known here)."""
         return {name: {"newest_ms": self.newest_ts(site, LIVE, name), "errors": None} for name in names}
+
+    def remote_devices(self, site: str) -> tuple[RemoteDevice, ...]:
+        """Another site's devices and their models, as InfluxDB knows them (api/remote_devices.py)."""
+        return self.remote.of(site)
 
     def health(self) -> dict:
         return {"reachable": self.reachable()}

@@ -47,11 +47,6 @@ def build_reader(cfg: config.Config):
                           password=c.password, timeout_s=max(c.timeout_s, 30.0))
 
 
-def devices(cfg: config.Config) -> tuple[tuple[str, float], ...]:
-    """(name, poll interval_s) of every device."""
-    return tuple((d.name, d.interval_s) for d in cfg.devices)
-
-
 def build_replicator(cfg: config.Config):
     """The replicator the [cloud] section describes, on a migrated store (needs [cloud] url)."""
     from edge_store import migrate
@@ -83,7 +78,7 @@ def build_heartbeat(cfg: config.Config, replicator):
     """The heartbeat, on its own writer (its own connection) and the replicator's stop event."""
     from .heartbeat import Heartbeat
 
-    return Heartbeat(replicator.outbox, build_writer(cfg)[0], site=cfg.site.id, devices=devices(cfg),
+    return Heartbeat(replicator.outbox, build_writer(cfg)[0], site=cfg.site.id, devices=cfg.devices,
                      every_s=cfg.cloud.heartbeat_s, commit_window_s=cfg.store.commit_window_s, stop_event=replicator.stop_event)
 
 

@@ -3,7 +3,7 @@
 One point per beat tagged `site` (the Pi: software version, backlog, oldest unsent
 sample, dead letters, dropped rows, database size, free disk, NTP, the last 30 days'
 cloud completeness once a reconciliation ran, the alerts firing now), and one per device tagged `site` and
-`device` (newest sample's age, read errors, fresh). `FIELDS` describes them for
+`device` (its model, newest sample's age, read errors, fresh). `FIELDS` describes them for
 docs/influx-schema.md (replicator/influx_schema.py). The fleet view reads them.
 """
 
@@ -15,7 +15,7 @@ import threading
 from typing import Any, Callable
 
 from edge_store.alerts.events import active_totals, read
-from edge_store.devices import fresh_within_s
+from edge_store.devices import DeviceConfig, fresh_within_s
 from edge_store.health_figures import device_figures, disk_figures
 from edge_store.ntp import kernel_synchronised
 from edge_store.outbox import Outbox
@@ -46,6 +46,8 @@ SITE_FIELDS = (
     ("alerts_critical", INTEGER, "of which critical"),
 )
 DEVICE_FIELDS = (
+    ("model", STRING, "the device's `[[devices]] model` (a cloud API answers another site's device with its "
+                      "model's fields)"),
     ("newest_sample_age_s", FLOAT, "age of the device's newest live sample"),
     ("errors", INTEGER, "the device's read errors still stored (pruned with the samples)"),
     ("fresh", BOOLEAN, "the newest sample is at most two poll intervals (plus the commit window) old"),
@@ -62,14 +64,14 @@ def software_version() -> str:
 class Heartbeat:
     """Renders and sends the `edge_health` points; `run()` does it every `every_s` until stopped."""
 
-    def __init__(self, outbox: Outbox, writer, *, site: str, devices: tuple[tuple[str, float], ...],
+    def __init__(self, outbox: Outbox, writer, *, site: str, devices: tuple[DeviceConfig, ...],
                  every_s: float = 60.0, clock_ms: Callable[[], int] = now_ms,
                  ntp: Callable[[], bool] = kernel_synchronised, stop_event: threading.Event | None = None,
                  commit_window_s: float = 0.0):
         self.outbox = outbox
         self.writer = writer
         self.site = site
-        self.devices = devices  # (name, poll interval_s)
+        self.devices = devices  # [[devices]]: name, model, poll interval_s
         self.commit_window_s = commit_window_s
         self.every_s = every_s
         self._clock_ms = clock_ms
@@ -95,12 +97,12 @@ class Heartbeat:
         }
         stamp = time_text(now)
         out = [measurement_text(MEASUREMENT) + tags_text({"site": self.site}) + fields_text(site) + stamp]
-        for device, interval_s in self.devices:
-            newest, errors = device_figures(self.outbox.db, device)
+        for device in self.devices:
+            newest, errors = device_figures(self.outbox.db, device.name)
             age = None if newest is None else max(0.0, (now - newest) / 1000)
-            fields = {"newest_sample_age_s": age, "errors": int(errors),
-                      "fresh": age is not None and age <= fresh_within_s(interval_s, self.commit_window_s)}
-            out.append(measurement_text(MEASUREMENT) + tags_text({"site": self.site, "device": device})
+            fields = {"model": device.model, "newest_sample_age_s": age, "errors": int(errors),
+                      "fresh": age is not None and age <= fresh_within_s(device.interval_s, self.commit_window_s)}
+            out.append(measurement_text(MEASUREMENT) + tags_text({"site": self.site, "device": device.name})
                        + fields_text(fields) + stamp)
         return out
 

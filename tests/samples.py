@@ -1,5 +1,5 @@
 """Sample values the tests share: plausible decoded values for store-level tests (what the reader would
-hand over), a store filled with them, and what the frozen simulator serves.
+hand over), a store filled with them, what the frozen simulator serves, and a `[[devices]]` entry (`device`).
 
 The frozen simulator (`FROZEN`: speed 0, a fixed start, seed and zone) serves the same values at every
 poll; `expected_values()` is what it serves, at the device's own resolution.
@@ -72,3 +72,11 @@ def expected_unit_values(model: str, seed: int, unit: int) -> dict:
     options = SimOptions(port="/dev/null", speed=0, start=datetime.fromisoformat(START), timezone=ZONE)
     snap = device_model(options, UnitOptions(unit, model, seed)).snapshot()
     return {r.name: decode_register(r, encode(r, snap[r.name])) for r in MODELS[model].registers}
+
+
+def device(name: str, interval_s: float, model: str = "epever-tracer"):
+    """A `[[devices]]` entry as the config gives it (edge_store/devices.py), on a serial port."""
+    from edge_store.devices import DeviceConfig
+    from edge_store.ports import ModbusPort
+
+    return DeviceConfig(name, model, 1, ModbusPort.parse("/dev/ttyUSB0"), 115200, interval_s, 60.0, 1)

@@ -15,6 +15,7 @@ from replicator.influxql import InfluxQLReader
 from tests.fixtures_fleet import alert_line, heartbeat_lines, line
 from tests.fixtures_influx import SITE, replicator_on, v1
 from tests.fixtures_reconcile import DAYS, HOUR_MS, START_MS
+from tests.samples import device
 from tests.support import kammthaar
 
 RULES = {"builtin": {"device_silent": {"threshold": 1, "severity": "critical"}},
@@ -51,7 +52,7 @@ def test_reconcile_runs_with_alert_events_in_the_outbox(replicated, db_path, inf
 def test_the_heartbeat_counts_the_alerts_firing_now(store, db_path):
     outbox = Outbox(db_path)
     try:
-        beat = Heartbeat(outbox, None, site=SITE, devices=(("epever", 1.0),), clock_ms=now_ms, ntp=lambda: True)
+        beat = Heartbeat(outbox, None, site=SITE, devices=(device("epever", 1.0),), clock_ms=now_ms, ntp=lambda: True)
         assert " alerts_active=0i,alerts_critical=0i," in beat.lines()[0]
         store.alerts = Engine(load_alerts(RULES))
         fire(store, "epever", 5, 1000)  # device_silent (critical) and gone_long (warning)

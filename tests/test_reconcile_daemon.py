@@ -57,6 +57,7 @@ def test_the_daemon_reconciles_on_schedule_repairs_and_beats_its_heartbeat(repli
     assert types["edge_health"] == declared
     device = reader.select("edge_health", tags={"device": "epever"})[-1]
     assert device["fresh"] is False and device["errors"] == 0 and device["newest_sample_age_s"] > 3600
+    assert device["model"] == "epever-tracer"  # its [[devices]] model, as a string field (issue 15)
 
 
 

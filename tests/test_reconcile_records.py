@@ -68,14 +68,14 @@ def test_the_heartbeat_calls_a_device_fresh_while_its_samples_wait_in_the_commit
     """[store] commit_window_s: a sample reaches the store up to a window after its read (the API's rule)."""
     from edge_store.outbox import Outbox
     from replicator.heartbeat import Heartbeat
-    from tests.samples import live
+    from tests.samples import device, live
 
     now = now_ms()
     store.insert_sample("live", now - 20_000, True, "epever", live(0))
     outbox = Outbox(db_path)
     try:
         for window_s, fresh in ((0.0, "false"), (30.0, "true")):
-            beat = Heartbeat(outbox, None, site=SITE, devices=(("epever", 1.0),), clock_ms=lambda: now,
+            beat = Heartbeat(outbox, None, site=SITE, devices=(device("epever", 1.0),), clock_ms=lambda: now,
                              ntp=lambda: True, commit_window_s=window_s)
             (device_line,) = [line for line in beat.lines() if ",device=epever" in line]
             assert f"fresh={fresh}" in device_line, device_line

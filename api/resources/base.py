@@ -63,24 +63,27 @@ RAW_PARAM = {"name": "raw", "in": "query", "required": False,
 
 ALL_DEVICES = "all"
 DEVICE_PARAM = {"name": "device", "in": "query", "required": False,
-                "description": "The device (a `[[devices]] name`, see /devices); default: `[api] default_device`, "
-                               "else the first configured device. An unknown device is a 404.",
+                "description": "The device (a `[[devices]] name` of the site, see /devices); default: "
+                               "`[api] default_device`, else the first configured device (another site: its first "
+                               "device by name, unless it has ours). An unknown device is a 404.",
                 "schema": {"type": "string", "pattern": "^[a-z0-9_-]{1,64}$"}}
 DEVICE_OR_ALL_PARAM = {**DEVICE_PARAM, "description": DEVICE_PARAM["description"] + " `all`: the site's total, "
                        "energy and charge summed over every device."}
 
 
-def device_of(req: falcon.Request, api, *, allow_all: bool = False) -> str:
-    """The `device` parameter (default: the default device): a configured device, else 404, before any data
-    is read (whatever its freshness); `all` where the path sums over devices."""
+def device_of(req: falcon.Request, api, site: str, *, allow_all: bool = False) -> str:
+    """The `device` parameter (default: the site's default device): a device of `site` (api/app.py
+    `devices_of`), else 404, before any data is read (whatever its freshness); `all` where the path sums over
+    devices."""
     name = req.get_param("device")
     if name is None:
-        return api.settings.device
+        return api.default_device(site)
     if name == ALL_DEVICES and allow_all:
         return name
-    if api.settings.device_info(name) is None:
-        known = ", ".join(d.name for d in api.settings.devices)
-        raise NotFound(f"no device {name[:64]!r} here; the devices are: {known}"
+    devices = api.devices_of(site)
+    if all(d.name != name for d in devices):
+        where = "here" if devices is api.settings.devices else f"at site {site[:64]!r}"  # ours, or InfluxDB's
+        raise NotFound(f"no device {name[:64]!r} {where}; the devices are: {', '.join(d.name for d in devices)}"
                        + (" (or all)" if allow_all else ""))
     return name
 
@@ -119,11 +122,11 @@ class ObjectResource:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         site = requested_site(self.api, req)
-        device = device_of(req, self.api)
-        family = self.family.for_model(self.api.settings.device_info(device).model)
+        device = device_of(req, self.api, site)
+        family = self.family.for_model(self.api.device_info(site, device).model)
         snap, source = self.api.sources.answer(site, lambda s: s.newest(site, family, device), what=family.name)
         if self.realtime:
-            self.api.require_fresh(snap.ts_ms, family.primary.group, device)
+            self.api.require_fresh(snap.ts_ms, family.primary.group, device, site)
         body = dict(snap.value)
         if self.with_date:
             body["date"] = iso(snap.ts_ms)
@@ -184,7 +187,7 @@ class SeriesResource:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         site = requested_site(self.api, req)
-        device = device_of(req, self.api)
+        device = device_of(req, self.api, site)
         raw_param = req.get_param("raw")
         every_param = req.get_param("every")
         if raw_param is not None and raw_param.lower() not in ("true", "false"):

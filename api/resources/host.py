@@ -24,18 +24,19 @@ class StatusResource:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         identify(self.api, req)
-        device = device_of(req, self.api)  # a device not configured: 404, whatever the data
-        limit_s = fresh_within_s(self.api.settings.device_info(device).interval_s, self.api.settings.commit_window_s)
         try:
             site = requested_site(self.api, req)  # another site than ours: a user who may see it
-            ts, source = self.api.sources.answer(site, lambda s: s.newest_ts(site, LIVE, device), what="live sample")
         except NotFound as exc:
-            resp.media = {"status": False, "message": f"no live data: {exc}"}
-            return
-        except Unavailable as exc:  # its text names the store's file and the cloud's URL: a user's only
-            resp.media = {"status": False, "message": "no live data: " + (
-                str(exc) if req.context.user is not None else "no data source can answer right now")}
-            return
+            return self.no_live(req, resp, exc)
+        try:
+            device = device_of(req, self.api, site)  # a device the site has not: 404, whatever the data
+        except Unavailable as exc:  # another site's devices, and the cloud cannot answer
+            return self.no_live(req, resp, exc)
+        limit_s = fresh_within_s(self.api.device_info(site, device).interval_s, self.api.settings.commit_window_s)
+        try:
+            ts, source = self.api.sources.answer(site, lambda s: s.newest_ts(site, LIVE, device), what="live sample")
+        except (NotFound, Unavailable) as exc:
+            return self.no_live(req, resp, exc)
         age_s = max(0.0, (self.api.clock_ms() - ts) / 1000)
         if age_s <= limit_s:
             body = {"status": True, "message": f"live data is fresh: newest sample {age_s:.1f} s old ({iso(ts)})"}
@@ -43,6 +44,13 @@ class StatusResource:
             body = {"status": False, "message": f"no live data: newest sample {age_s:.0f} s old ({iso(ts)}), "
                                                 f"more than {limit_s:g} s: the collector gets no answers"}
         answer(resp, body, source)
+
+    @staticmethod
+    def no_live(req: falcon.Request, resp: falcon.Response, exc: Exception) -> None:
+        message = str(exc)
+        if isinstance(exc, Unavailable) and req.context.user is None:
+            message = "no data source can answer right now"  # its text names the store's file and the cloud's URL
+        resp.media = {"status": False, "message": f"no live data: {message}"}
 
 
 class InfosResource:

@@ -80,16 +80,17 @@ class PeriodsResource:
         tz = ZoneInfo(self.api.settings.timezone)
         return datetime.fromtimestamp(self.api.clock_ms() / 1000, tz).date()
 
-    def fetch(self, source, site: str, device: str, lo: str, hi: str) -> list[dict]:
-        """The period objects of one device, or of every device summed (`all`), from one source."""
+    def fetch(self, source, site: str, device: str, lo: str, hi: str, names: list[str]) -> list[dict]:
+        """The period objects of one device, or of every device of the site (`names`) summed (`all`), from one
+        source."""
         if device != ALL_DEVICES:
             return source.periods(site, self.kind, lo, hi, device)
-        return sum_periods((source.periods(site, self.kind, lo, hi, d.name) for d in self.api.settings.devices),
+        return sum_periods((source.periods(site, self.kind, lo, hi, name) for name in names),
                            PERIOD_FIELD[PERIOD_COLUMN[self.kind]])
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         site = requested_site(self.api, req)
-        device = device_of(req, self.api, allow_all=True)
+        device = device_of(req, self.api, site, allow_all=True)
         today = self.today()
         if self.kind == DAILY:
             last = _day_param(req, "to", today)
@@ -101,7 +102,9 @@ class PeriodsResource:
         if lo > hi:  # an empty period
             answer(resp, [], self.api.sources.answer(site, lambda s: True, what="statistics")[1])
             return
-        rows, source = self.api.sources.answer(site, lambda s: self.fetch(s, site, device, lo, hi), what="statistics")
+        names = [d.name for d in self.api.devices_of(site)] if device == ALL_DEVICES else []
+        rows, source = self.api.sources.answer(site, lambda s: self.fetch(s, site, device, lo, hi, names),
+                                               what="statistics")
         answer(resp, rows, source)
 
 
@@ -116,10 +119,10 @@ class SevenDaysResource:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         site = requested_site(self.api, req)
-        device = device_of(req, self.api, allow_all=True)
+        device = device_of(req, self.api, site, allow_all=True)
         today = self.periods.today()
         days = [(today - timedelta(days=n)).isoformat() for n in range(6, -1, -1)]
-        names = [d.name for d in self.api.settings.devices] if device == ALL_DEVICES else [device]
+        names = [d.name for d in self.api.devices_of(site)] if device == ALL_DEVICES else [device]
         per_device, source = self.api.sources.answer(
             site, lambda s: [s.periods(site, DAILY, days[0], days[-1], name) for name in names], what="statistics")
         answer(resp, sum_days(self.energy(days, rows) for rows in per_device), source)
