@@ -129,32 +129,19 @@ class Api:
         return devices
 
     def devices_of(self, site: str) -> tuple[DeviceInfo, ...]:
-        """The devices of `site`: this server's `[[devices]]` for its own site; another site's from InfluxDB
-        (their poll intervals taken as ours); a site InfluxDB knows no device of: ours (it has no data)."""
+        """The devices of `site`: this server's `[[devices]]` for its own site (and without a cloud source);
+        another site's from InfluxDB (their poll intervals taken as ours), none when it knows none yet."""
         remote = self.remote_devices(site)
-        if not remote:
+        if remote is None:
             return self.settings.devices
         s = self.settings
         return tuple(DeviceInfo(d.name, d.model, None, None, s.interval_s, s.slow_interval_s) for d in remote)
 
-    def device_info(self, site: str, name: str) -> DeviceInfo | None:
-        return next((d for d in self.devices_of(site) if d.name == name), None)
-
-    def default_device(self, site: str) -> str:
-        """`[api] default_device` where the site has it, else the site's first device (sorted by name)."""
-        devices = self.devices_of(site)
-        if devices is self.settings.devices or any(d.name == self.settings.device for d in devices):
-            return self.settings.device
-        return devices[0].name
-
-    def require_fresh(self, ts_ms: int, group: str, device: str | None = None, site: str | None = None) -> None:
+    def require_fresh(self, ts_ms: int, group: str, device: DeviceInfo) -> None:
         """Raise the 503 of `realtime` when the newest row of `group` is older than two of the device's poll
         intervals (plus the commit window)."""
-        site = site or self.settings.site
-        d = self.device_info(site, device or self.default_device(site))
-        live_s, slow_s = (d.interval_s, d.slow_interval_s) if d else (self.settings.interval_s,
-                                                                       self.settings.slow_interval_s)
-        error = stale(ts_ms, self.clock_ms(), group, live_s, slow_s, self.settings.commit_window_s)
+        error = stale(ts_ms, self.clock_ms(), group, device.interval_s, device.slow_interval_s,
+                      self.settings.commit_window_s)
         if error is not None:
             raise error
 

@@ -109,7 +109,8 @@ class RemoteDevices:
             return kept[1]
         devices = parse(*self._reader().query_each(statements(site)))  # outside the lock: one slow site
         with self._lock:                                                  # never holds up the others
-            if len(self._sites) >= MAX_SITES:
-                self._sites = {s: v for s, v in self._sites.items() if now < v[0]}
+            if len(self._sites) >= MAX_SITES:  # the expired go, then the oldest half: bounded whatever is asked
+                kept = sorted(((v[0], s) for s, v in self._sites.items() if now < v[0]), reverse=True)
+                self._sites = {s: self._sites[s] for _, s in kept[:MAX_SITES // 2]}
             self._sites[site] = (now + self.ttl_s, devices)
         return devices

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import threading
 import urllib.parse
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -35,6 +36,15 @@ def _side_pool() -> ThreadPoolExecutor:
         if _side is None:
             _side = ThreadPoolExecutor(max_workers=_SIDE_THREADS, thread_name_prefix="influxql")
         return _side
+
+
+def _forget_side_pool() -> None:
+    """A forked child has none of its parent's threads: it makes its own pool."""
+    global _side, _side_lock
+    _side, _side_lock = None, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_side_pool)
 
 
 class QueryError(KammthaarError):
@@ -110,6 +120,8 @@ class InfluxQLReader:
         try:
             first = self.query_each(groups[0])
         except BaseException:
+            for future in side:
+                future.cancel()  # not begun: never sent
             wait(side)  # none left running behind the error
             raise
         return [first] + [future.result() for future in side]

@@ -30,6 +30,7 @@ HOME, CABIN = "home", "cabin"
 MODEL_OF = {"rover-1": "renogy-rover", "shed": "epever-tracer"}
 PV_POWER = {"rover-1": 120.0, "shed": 300.0}
 VIEWER = "vic"
+NEWCOMER, NEW_SITE = "nel", "newsite"  # a viewer of a site granted before its first point
 
 
 def rover_live(power: float) -> dict:
@@ -66,6 +67,7 @@ class Cabin:
         self.users = Users(self.users_db)
         self.users.connect()
         self.users.add(VIEWER, PASSWORD, role="viewer", sites=(HOME,))
+        self.users.add(NEWCOMER, PASSWORD, role="viewer", sites=(NEW_SITE,))
 
     def reader(self) -> InfluxQLReader:
         return InfluxQLReader(self.url, database=self.database, timeout_s=5.0)
@@ -138,6 +140,25 @@ def test_a_viewer_never_learns_another_sites_devices(cabin):
         unknown = client.get(f"{path}{sep}site=nowhere", token=client.token)
         assert denied.status == unknown.status == 404, path
         assert denied.json()["message"].replace(CABIN, "S") == unknown.json()["message"].replace("nowhere", "S")
+
+
+def test_a_site_no_device_is_known_of_answers_alike_whatever_device_is_asked(cabin):
+    """A site with no point yet has no device: not the server's own. Asking ours, none or another gets one
+    and the same answer (the asked name aside), and no answer names ours (review finding: they did)."""
+    client = cabin.client(NEWCOMER)
+    assert get_ok(client, f"/devices?site={NEW_SITE}", "cloud") == []
+    for path in ("/battery/last", "/battery/realtime", "/battery/last/24h/voltage", "/statistics/daily",
+                 "/statistics/daily/7days", "/serveur/status", "/alerts"):
+        answers = set()
+        for asked in (None, "epever", "nope", "all"):
+            query = f"{path}?site={NEW_SITE}" + (f"&device={asked}" if asked else "")
+            resp = client.get(query, token=client.token)
+            text = resp.body.decode()
+            text = text if asked is None else text.replace(f"'{asked}'", "'X'")
+            assert "epever" not in text, (query, resp.status, text)
+            if asked != "all":  # all: where the path sums (a device's name elsewhere)
+                answers.add((resp.status, text))
+        assert len(answers) == 1, (path, answers)
 
 
 def test_the_devices_are_looked_up_once_per_ttl_and_an_older_pis_model_is_inferred(cabin, influxd):

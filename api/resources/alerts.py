@@ -56,7 +56,7 @@ class AlertsResource:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         site = requested_site(self.api, req)  # a site the user may not see: 404, like every data path
-        device = None if req.get_param("device") is None else device_of(req, self.api, site)
+        device = None if req.get_param("device") is None else device_of(req, self.api, site).name
         state = req.get_param("state")
         if state is not None and state != "firing":
             raise BadRequest(f"state must be firing, not {state[:40]!r}")

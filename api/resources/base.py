@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
 import falcon
 
@@ -19,6 +19,9 @@ from edge_store.devices import fresh_within_s
 from ..access import site_for
 from ..errors import BadRequest, NotFound, Unavailable
 from ..families import Family, Metric, Snapshot, iso, r2
+
+if TYPE_CHECKING:  # api.app builds the routes from here
+    from ..app import DeviceInfo
 
 SOURCE_HEADER = "X-Data-Source"
 DAY_MS = 86_400_000
@@ -62,30 +65,40 @@ RAW_PARAM = {"name": "raw", "in": "query", "required": False,
 
 
 ALL_DEVICES = "all"
+DEVICE_PATTERN = "^[a-z0-9_-]{1,64}$"  # a [[devices]] name (edge_store/devices.py)
 DEVICE_PARAM = {"name": "device", "in": "query", "required": False,
                 "description": "The device (a `[[devices]] name` of the site, see /devices); default: "
                                "`[api] default_device`, else the first configured device (another site: its first "
                                "device by name, unless it has ours). An unknown device is a 404.",
-                "schema": {"type": "string", "pattern": "^[a-z0-9_-]{1,64}$"}}
+                "schema": {"type": "string", "pattern": DEVICE_PATTERN}}
 DEVICE_OR_ALL_PARAM = {**DEVICE_PARAM, "description": DEVICE_PARAM["description"] + " `all`: the site's total, "
                        "energy and charge summed over every device."}
 
 
-def device_of(req: falcon.Request, api, site: str, *, allow_all: bool = False) -> str:
-    """The `device` parameter (default: the site's default device): a device of `site` (api/app.py
-    `devices_of`), else 404, before any data is read (whatever its freshness); `all` where the path sums over
-    devices."""
+def device_of(req: falcon.Request, api, site: str, *, allow_all: bool = False) -> DeviceInfo:
+    """The device a request is about, looked up once: `device` (default: `[api] default_device` where the
+    site has it, else its first device) among `site`'s devices (api/app.py `devices_of`), else 404 before any
+    data is read (whatever its freshness); `all` (named so, the default device's model and intervals) where
+    the path sums over devices. A site no device is known of yet (another site with no point in InfluxDB)
+    answers no data whatever the device asked, naming none: a user learns no device that way."""
     name = req.get_param("device")
-    if name is None:
-        return api.default_device(site)
-    if name == ALL_DEVICES and allow_all:
-        return name
     devices = api.devices_of(site)
-    if all(d.name != name for d in devices):
+    if not devices:
+        if name is not None and not re.fullmatch(DEVICE_PATTERN, name):
+            raise NotFound(f"no device {name[:64]!r} at site {site[:64]!r}: no device is known there yet")
+        ours = api.settings.device_info(api.settings.device)
+        return replace(ours, name=ALL_DEVICES if name == ALL_DEVICES and allow_all else name or ours.name)
+    default = next((d for d in devices if d.name == api.settings.device), devices[0])
+    if name is None:
+        return default
+    if name == ALL_DEVICES and allow_all:
+        return replace(default, name=ALL_DEVICES)
+    found = next((d for d in devices if d.name == name), None)
+    if found is None:
         where = "here" if devices is api.settings.devices else f"at site {site[:64]!r}"  # ours, or InfluxDB's
         raise NotFound(f"no device {name[:64]!r} {where}; the devices are: {', '.join(d.name for d in devices)}"
                        + (" (or all)" if allow_all else ""))
-    return name
+    return found
 
 
 def site_of(req: falcon.Request, default: str) -> str:
@@ -123,10 +136,11 @@ class ObjectResource:
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         site = requested_site(self.api, req)
         device = device_of(req, self.api, site)
-        family = self.family.for_model(self.api.device_info(site, device).model)
-        snap, source = self.api.sources.answer(site, lambda s: s.newest(site, family, device), what=family.name)
+        family = self.family.for_model(device.model)
+        snap, source = self.api.sources.answer(site, lambda s: s.newest(site, family, device.name),
+                                               what=family.name)
         if self.realtime:
-            self.api.require_fresh(snap.ts_ms, family.primary.group, device, site)
+            self.api.require_fresh(snap.ts_ms, family.primary.group, device)
         body = dict(snap.value)
         if self.with_date:
             body["date"] = iso(snap.ts_ms)
@@ -187,7 +201,7 @@ class SeriesResource:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         site = requested_site(self.api, req)
-        device = device_of(req, self.api, site)
+        device = device_of(req, self.api, site).name
         raw_param = req.get_param("raw")
         every_param = req.get_param("every")
         if raw_param is not None and raw_param.lower() not in ("true", "false"):

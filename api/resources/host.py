@@ -32,9 +32,10 @@ class StatusResource:
             device = device_of(req, self.api, site)  # a device the site has not: 404, whatever the data
         except Unavailable as exc:  # another site's devices, and the cloud cannot answer
             return self.no_live(req, resp, exc)
-        limit_s = fresh_within_s(self.api.device_info(site, device).interval_s, self.api.settings.commit_window_s)
+        limit_s = fresh_within_s(device.interval_s, self.api.settings.commit_window_s)
         try:
-            ts, source = self.api.sources.answer(site, lambda s: s.newest_ts(site, LIVE, device), what="live sample")
+            ts, source = self.api.sources.answer(site, lambda s: s.newest_ts(site, LIVE, device.name),
+                                                 what="live sample")
         except (NotFound, Unavailable) as exc:
             return self.no_live(req, resp, exc)
         age_s = max(0.0, (self.api.clock_ms() - ts) / 1000)

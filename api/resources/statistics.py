@@ -90,7 +90,7 @@ class PeriodsResource:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         site = requested_site(self.api, req)
-        device = device_of(req, self.api, site, allow_all=True)
+        device = device_of(req, self.api, site, allow_all=True).name
         today = self.today()
         if self.kind == DAILY:
             last = _day_param(req, "to", today)
@@ -119,7 +119,7 @@ class SevenDaysResource:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         site = requested_site(self.api, req)
-        device = device_of(req, self.api, site, allow_all=True)
+        device = device_of(req, self.api, site, allow_all=True).name
         today = self.periods.today()
         days = [(today - timedelta(days=n)).isoformat() for n in range(6, -1, -1)]
         names = [d.name for d in self.api.devices_of(site)] if device == ALL_DEVICES else [device]
