@@ -1,6 +1,6 @@
 """`kammthaar publish`: the store's newest values to an MQTT broker, with Home Assistant discovery.
 
-- `devices.py`: the controllers to publish and what Home Assistant is told about each.
+- `devices.py`: what Home Assistant is told about each controller of `cfg.devices`.
 - `entities.py`: one Home Assistant entity per catalogue field, plus the energy totals
   the Energy dashboard needs (`device_class`/`state_class` from one table).
 - `snapshot.py`: what the store holds now, read-only through edge_store/db.py.

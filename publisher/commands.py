@@ -21,7 +21,7 @@ def build_publisher(cfg: config.Config):
     command does), reading it read-only."""
     from edge_store import migrate
 
-    from .devices import devices, topic_part
+    from .devices import topic_part
     from .link import Link
     from .publisher import Publisher
     from .snapshot import StoreReader
@@ -31,7 +31,7 @@ def build_publisher(cfg: config.Config):
                 status_topic=f"{m.base_topic}/{topic_part(cfg.site.id)}/status", wake=threading.Event(),
                 ca_file=m.ca_file)
     migrate.ensure_schema(cfg.store.path)
-    return Publisher(StoreReader(cfg.store.path), link, site=cfg.site.id, devices=devices(cfg),
+    return Publisher(StoreReader(cfg.store.path), link, site=cfg.site.id, devices=cfg.devices,
                      base_topic=m.base_topic, discovery_prefix=m.discovery_prefix, interval_s=m.interval_s,
                      commit_window_s=cfg.store.commit_window_s)
 

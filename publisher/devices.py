@@ -1,30 +1,17 @@
-"""The controllers the publisher speaks for, their catalogues, and Home Assistant's device for each."""
+"""Home Assistant's names for the controllers the publisher speaks for (`cfg.devices`): topic level,
+node id, the model each reports, and its device block."""
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from edge_store.catalogue import MODELS, Catalogue
+from edge_store.devices import DeviceConfig
 
 CATALOGUES: dict[str, Catalogue] = MODELS
 
 # model string -> (manufacturer, model name shown in Home Assistant)
 MAKERS = {"epever-tracer": ("EPEVER", "Tracer (epever-tracer)"), "renogy-rover": ("Renogy", "Rover (renogy-rover)")}
-
-
-@dataclass(frozen=True)
-class DeviceRef:
-    """What the publisher needs of a configured controller (of `cfg.devices`)."""
-
-    name: str
-    model: str
-    interval_s: float
-
-
-def devices(cfg) -> tuple[DeviceRef, ...]:
-    """The controllers of the config."""
-    return tuple(DeviceRef(d.name, d.model, d.interval_s) for d in cfg.devices)
 
 
 def topic_part(name: str) -> str:
@@ -37,14 +24,14 @@ def node_id(site: str, device: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]", "_", f"kammthaar_{site}_{device}")
 
 
-def reported_model(device: DeviceRef, settings_row: dict | None) -> str | None:
+def reported_model(device: DeviceConfig, settings_row: dict | None) -> str | None:
     """The model string the device reports (its newest settings row), where its model has one."""
     column = CATALOGUES[device.model].reported_model
     value = None if column is None or settings_row is None else settings_row.get(column)
     return value.strip() or None if isinstance(value, str) else None
 
 
-def ha_device(site: str, device: DeviceRef, reported: str | None = None) -> dict:
+def ha_device(site: str, device: DeviceConfig, reported: str | None = None) -> dict:
     """The `device` block of every discovery config of `device`; its model is the one the device
     reports (`RNG-CTRL-RVR40`) where it has one, else the register table's."""
     manufacturer, model = MAKERS.get(device.model, (device.model, device.model))

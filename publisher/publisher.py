@@ -23,12 +23,12 @@ import threading
 import time
 from typing import Callable
 
-from edge_store.devices import fresh_within_s
+from edge_store.devices import DeviceConfig, fresh_within_s
 from edge_store import __version__
 from edge_store.errors import StoreError
 from edge_store.registers import GROUPS, LIVE, SETTINGS
 
-from .devices import CATALOGUES, DeviceRef, ha_device, node_id, reported_model, topic_part
+from .devices import CATALOGUES, ha_device, node_id, reported_model, topic_part
 from .entities import ENERGY, Entity, entities, state
 from .link import ONLINE, OFFLINE, Link
 from .snapshot import Snapshot, StoreReader
@@ -47,7 +47,7 @@ def _json(value: dict) -> str:
 class Publisher:
     """The store's newest values for each device, on the broker behind `link`."""
 
-    def __init__(self, reader: StoreReader, link: Link, *, site: str, devices: tuple[DeviceRef, ...],
+    def __init__(self, reader: StoreReader, link: Link, *, site: str, devices: tuple[DeviceConfig, ...],
                  base_topic: str, discovery_prefix: str, interval_s: float, commit_window_s: float = 0.0,
                  clock: Callable[[], float] = time.time):
         self.reader, self.link, self.site, self.devices = reader, link, site, devices
@@ -78,7 +78,7 @@ class Publisher:
             out.update(self.device_discovery(d))
         return out
 
-    def device_discovery(self, d: DeviceRef) -> dict[str, dict]:
+    def device_discovery(self, d: DeviceConfig) -> dict[str, dict]:
         """The discovery configs of one device, by topic."""
         out: dict[str, dict] = {}
         nid, device = node_id(self.site, d.name), ha_device(self.site, d, self._reported.get(d.name))
@@ -101,7 +101,7 @@ class Publisher:
 
     # -- one pass ---------------------------------------------------------------------
 
-    def availability(self, device: DeviceRef, snap: Snapshot, now_s: float) -> dict:
+    def availability(self, device: DeviceConfig, snap: Snapshot, now_s: float) -> dict:
         """The device's availability and why: fresh, stale (nothing new) or failed (reads fail)."""
         live = snap.newest[LIVE]
         limit_s = fresh_within_s(device.interval_s, self.commit_window_s)

@@ -9,17 +9,15 @@ import threading
 
 import pytest
 
-from publisher.devices import DeviceRef
 from publisher.link import Link
 from publisher.publisher import Publisher
 from publisher.snapshot import StoreReader
 from edge_store.catalogue import MODELS, absent
 from edge_store.registers import SETTINGS
-from tests.samples import T0, add_live, expected_unit_values
+from tests.samples import T0, add_live, device as device_config, expected_unit_values
 
 SITE = "van-lisa"
-DEVICES = (DeviceRef("epever", "epever-tracer", 1.0), DeviceRef("shed", "epever-tracer", 5.0),
-           DeviceRef("rover", "renogy-rover", 5.0))
+DEVICES = (device_config("epever", 1.0), device_config("shed", 5.0), device_config("rover", 5.0, "renogy-rover"))
 
 # Options of the MQTT sensor / binary sensor discovery payloads (home-assistant.io, sensor.mqtt and
 # binary_sensor.mqtt), the ones this publisher may use.

@@ -9,11 +9,10 @@ import threading
 import pytest
 
 from edge_store.registers import LIVE, STATS
-from publisher.devices import DeviceRef
 from publisher.link import Link
 from publisher.publisher import Publisher
 from publisher.snapshot import StoreReader
-from tests.samples import STATS_VALUES, T0, add_live, live
+from tests.samples import STATS_VALUES, T0, add_live, device, live
 from tests.fixtures_mqtt import Mosquitto, Subscriber
 from tests.support import clean_env, kammthaar, wait_until
 
@@ -31,7 +30,7 @@ def clock():
 def publisher(mosquitto, subscriber, db_path, clock):
     link = Link(mosquitto.url, username="", password="", client_id="test-publisher",
                 status_topic=f"kammthaar/{SITE}/status", wake=threading.Event())
-    pub = Publisher(StoreReader(str(db_path)), link, site=SITE, devices=(DeviceRef(DEVICE, "epever-tracer", 1.0),),
+    pub = Publisher(StoreReader(str(db_path)), link, site=SITE, devices=(device(DEVICE, 1.0),),
                     base_topic="kammthaar", discovery_prefix="homeassistant", interval_s=1.0,
                     clock=lambda: clock[0])
     link.start()
@@ -208,7 +207,7 @@ def test_a_restarted_publisher_starts_its_totals_at_what_the_broker_retains(publ
         conn.execute("UPDATE rollup_daily SET battery_charge_kwh = battery_charge_kwh / 2")
     link = Link(mosquitto.url, username="", password="", client_id="test-publisher-2",
                 status_topic=f"kammthaar/{SITE}/status", wake=threading.Event())
-    again = Publisher(StoreReader(str(db_path)), link, site=SITE, devices=(DeviceRef(DEVICE, "epever-tracer", 1.0),),
+    again = Publisher(StoreReader(str(db_path)), link, site=SITE, devices=(device(DEVICE, 1.0),),
                       base_topic="kammthaar", discovery_prefix="homeassistant", interval_s=1.0, clock=lambda: clock[0])
     link.start()
     try:
