@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import re
 
-from edge_store.catalogue import MODELS, Catalogue
+from edge_store.catalogue import MODELS
 from edge_store.devices import DeviceConfig
-
-CATALOGUES: dict[str, Catalogue] = MODELS
 
 # model string -> (manufacturer, model name shown in Home Assistant)
 MAKERS = {"epever-tracer": ("EPEVER", "Tracer (epever-tracer)"), "renogy-rover": ("Renogy", "Rover (renogy-rover)")}
@@ -26,7 +24,7 @@ def node_id(site: str, device: str) -> str:
 
 def reported_model(device: DeviceConfig, settings_row: dict | None) -> str | None:
     """The model string the device reports (its newest settings row), where its model has one."""
-    column = CATALOGUES[device.model].reported_model
+    column = MODELS[device.model].reported_model
     value = None if column is None or settings_row is None else settings_row.get(column)
     return value.strip() or None if isinstance(value, str) else None
 

@@ -25,10 +25,11 @@ from typing import Callable
 
 from edge_store.devices import DeviceConfig, fresh_within_s
 from edge_store import __version__
+from edge_store.catalogue import MODELS
 from edge_store.errors import StoreError
 from edge_store.registers import GROUPS, LIVE, SETTINGS
 
-from .devices import CATALOGUES, ha_device, node_id, reported_model, topic_part
+from .devices import ha_device, node_id, reported_model, topic_part
 from .entities import ENERGY, Entity, entities, state
 from .link import ONLINE, OFFLINE, Link
 from .snapshot import Snapshot, StoreReader
@@ -56,7 +57,7 @@ class Publisher:
         self.interval_s = interval_s
         self.commit_window_s = commit_window_s  # [store]: a sample reaches the store up to this long after its read
         self.clock = clock
-        self.entities: dict[str, tuple[Entity, ...]] = {d.name: entities(CATALOGUES[d.model]) for d in devices}
+        self.entities: dict[str, tuple[Entity, ...]] = {d.name: entities(MODELS[d.model]) for d in devices}
         self._sent: dict[tuple[str, str], int] = {}  # (device, topic) -> id of the row last published
         self._availability: dict[str, tuple[str, str]] = {}  # device -> (state, why) last published
         self._energy: dict[tuple[str, str], float] = {}  # the highest total published: never a decrease
