@@ -28,7 +28,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Callable, Iterable, Mapping
 
@@ -68,7 +68,6 @@ class Checked:
     points are counted (the first field of each measurement a stream writes: its columns are never null,
     so its count is the measurement's points) and its values summed (numbers: the column as a float)."""
 
-    stream: str
     measurement: str
     field: str
     column: str
@@ -85,14 +84,29 @@ def _checked_fields(measurements: Mapping[str, tuple]) -> dict[str, tuple[Checke
             for k, (name, i, convert) in enumerate(m.specs):
                 summed = m.types[name] == FLOAT and convert is as_float
                 if k == 0 or summed:
-                    checks.append(Checked(stream.name, m.name, name, m.inputs[i], k == 0, summed))
+                    checks.append(Checked(m.name, name, m.inputs[i], k == 0, summed))
         out[stream.name] = tuple(checks)
     return out
 
 
 # A device is checked against its model's fields (a field its model lacks is never written).
 CHECKED_BY_MODEL = {model: _checked_fields(tables) for model, tables in MODEL_MEASUREMENTS.items()}
-CHECKED = CHECKED_BY_MODEL[DEFAULT_MODEL]
+
+
+def _asked() -> dict[str, tuple[Checked, ...]]:
+    """Per measurement, the fields the cloud is asked for over every model: each once, counted (summed)
+    when any model counts (sums) it."""
+    out: dict[str, dict[str, Checked]] = {}
+    for by_stream in CHECKED_BY_MODEL.values():
+        for checks in by_stream.values():
+            for c in checks:
+                known = out.setdefault(c.measurement, {})
+                k = known.setdefault(c.field, c)
+                known[c.field] = replace(k, counted=k.counted or c.counted, summed=k.summed or c.summed)
+    return {name: tuple(fields.values()) for name, fields in out.items()}
+
+
+ASKED = _asked()
 
 
 def floor_hour(ms: int) -> int:
@@ -197,21 +211,9 @@ class Reconciler:
     def _cloud(self, start: int, end: int) -> tuple[dict, dict]:
         """What the cloud holds for the day: per (measurement, field, device, hour) (count, sum), and the
         statistics points per (measurement, device, time) -> fields. One request."""
-        per_measurement: dict[str, list[Checked]] = {}
-        for by_stream in CHECKED_BY_MODEL.values():
-            for checks in by_stream.values():
-                for c in checks:
-                    known = per_measurement.setdefault(c.measurement, [])
-                    same_field = next((k for k in known if k.field == c.field), None)
-                    if same_field is None:
-                        known.append(c)
-                    elif (c.counted and not same_field.counted) or (c.summed and not same_field.summed):
-                        known[known.index(same_field)] = Checked(c.stream, c.measurement, c.field, c.column,
-                                                                 c.counted or same_field.counted,
-                                                                 c.summed or same_field.summed)
         site, window = literal(self.site), f"time >= {start}ms AND time < {end}ms"
         statements, names = [], []
-        for name, checks in per_measurement.items():
+        for name, checks in ASKED.items():
             what = []
             for i, c in enumerate(checks):
                 if c.counted:
@@ -229,7 +231,7 @@ class Reconciler:
         answers = self._ask(statements, names + stat_names)
         hourly: dict[tuple, tuple] = {}
         for name, series_list in zip(names, answers):
-            checks = per_measurement[name]
+            checks = ASKED[name]
             for series in series_list:
                 device = (series.get("tags") or {}).get("device", "")
                 cols = series["columns"]
