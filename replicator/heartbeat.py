@@ -23,12 +23,11 @@ from edge_store.reconcile_log import ReconcileLog
 from edge_store.store import now_ms
 
 from .line_protocol import fields_text, measurement_text, tags_text, time_text
-from .points import BOOLEAN, FLOAT, STRING
+from .points import BOOLEAN, FLOAT, INTEGER, STRING
 
 log = logging.getLogger(__name__)
 
 MEASUREMENT = "edge_health"
-INTEGER = "integer"
 
 # (field, InfluxDB type, what): the site's point, then each device's point.
 SITE_FIELDS = (

@@ -15,7 +15,6 @@ from edge_store.catalogue.rollup_figures import FIGURES, PERIOD_FIELD
 
 from . import heartbeat, points
 
-_INFLUX_TYPE = {points.FLOAT: "float", points.BOOLEAN: "boolean", points.STRING: "string", "integer": "integer"}
 _ALERT_FIELDS = {"value": "the value that fired or resolved it (none for a test event)",
                  "threshold": "the rule's threshold", "event_id": "the event's id in the store (alert_events.id)",
                  "message": "what happened, in words"}
@@ -37,7 +36,7 @@ def _sample_rows(catalogue: Catalogue, measurement: str, types: dict[str, str]) 
         what = f.description or (f"decoded from the {doc}" if f.coded else doc)
         if f.meanings is not None:
             what += " (one of: " + ", ".join(dict.fromkeys(f.meanings.values())) + ")"
-        rows.append(f"| `{name}` | {_INFLUX_TYPE[types[name]]} | {catalogue.unit(f) or ''} | "
+        rows.append(f"| `{name}` | {types[name]} | {catalogue.unit(f) or ''} | "
                     f"`{_TABLE[catalogue.group(f)]}.{f.column}` | {_cell(what)} |")
     return rows
 
@@ -49,7 +48,7 @@ def _rollup_rows(stream: str, types: dict[str, str]) -> list[str]:
         f = figures.get(name)
         what = "the local period (YYYY-MM-DD or YYYY-MM)" if f is None else (f.description or f.column)
         column = points.MEASUREMENTS[stream][0].inputs[0] if f is None else f.column
-        rows.append(f"| `{name}` | {_INFLUX_TYPE[types[name]]} |  | `{stream}.{column}` | {_cell(what)} |")
+        rows.append(f"| `{name}` | {types[name]} |  | `{stream}.{column}` | {_cell(what)} |")
     return rows
 
 
@@ -101,7 +100,7 @@ def markdown(catalogue: Catalogue = EPEVER_TRACER) -> str:
                     "Tags besides site and device: `rule`, `severity` (info, warning, critical), `state` "
                     "(firing, resolved); time: the event's, the time of the sample that caused it.", "",
                     "| field | type | unit | stored as | what |", "|---|---|---|---|---|"]
-            out += [f"| `{f}` | {_INFLUX_TYPE[t]} |  | `alert_events.{'id' if f == 'event_id' else f}` | "
+            out += [f"| `{f}` | {t} |  | `alert_events.{'id' if f == 'event_id' else f}` | "
                     f"{_ALERT_FIELDS[f]} |" for f, t in types[name].items()]
             out.append("")
             continue

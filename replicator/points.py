@@ -40,7 +40,7 @@ from typing import Any, Callable, Mapping
 
 from influxdb_client import Point, WritePrecision
 
-from edge_store.catalogue import BOOLEAN, DEFAULT_MODEL, FLOAT, MODELS, STRING, Catalogue  # noqa: F401 (the types)
+from edge_store.catalogue import BOOLEAN, DEFAULT_MODEL, FLOAT, INTEGER, MODELS, STRING, Catalogue  # noqa: F401 (the types)
 from edge_store.catalogue.fields import as_float
 from edge_store.catalogue.rollup_figures import DAY, FIGURES, MONTH, PERIOD_FIELD
 from edge_store.registers import CLOCK, LIVE, SETTINGS, STATS
@@ -131,7 +131,7 @@ _ROLLUPS = {DAILY_STREAM: (_rollup(DAY),), MONTHLY_STREAM: (_rollup(MONTH),)}
 _ALERTS = {ALERTS_STREAM: (Measurement("alerts", ("value", "threshold", "id", "message"),
                                        (("value", 0, as_float), ("threshold", 1, as_float), ("event_id", 2, int),
                                         ("message", 3, str)),
-                                       {"value": FLOAT, "threshold": FLOAT, "event_id": "integer", "message": STRING}),)}
+                                       {"value": FLOAT, "threshold": FLOAT, "event_id": INTEGER, "message": STRING}),)}
 
 # model -> stream -> the points a row yields (a stream of a group the model lacks yields none).
 MODEL_MEASUREMENTS: dict[str, dict[str, tuple[Measurement, ...]]] = {
