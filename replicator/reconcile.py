@@ -377,14 +377,9 @@ class Reconciler:
     def _backlog(self) -> bool:
         return any(head > mark for mark, head in self.outbox.pending().values())
 
-    def run_pass(self, first: str | None = None, last: str | None = None,
-                 progress: Callable[[DayFinding], None] | None = None) -> list[DayFinding]:
-        """Every day held (within [first, last]); records the pass; raises QueryError/Unsupported/WriteError."""
-        out = []
-        for day in self.days(first, last):
-            out.append(self.check_day(day))
-            if progress is not None:
-                progress(out[-1])
+    def run_pass(self) -> list[DayFinding]:
+        """Every day held; records the pass; raises QueryError/Unsupported/WriteError."""
+        out = [self.check_day(day) for day in self.days()]
         self.log.record_pass(all(f.hours_still_differing == 0 for f in out), self._clock_ms())
         return out
 
