@@ -81,8 +81,19 @@ def device_of(req: falcon.Request, api, site: str, *, allow_all: bool = False) -
     data is read (whatever its freshness); `all` (named so, the default device's model and intervals) where
     the path sums over devices. A site no device is known of yet (another site with no point in InfluxDB)
     answers no data whatever the device asked, naming none: a user learns no device that way."""
-    name = req.get_param("device")
+    return _device_among(req, api, site, api.devices_of(site), allow_all)
+
+
+def devices_read(req: falcon.Request, api, site: str) -> tuple[str, list[str]]:
+    """For a path that sums over devices: the `device` asked (`device_of`, `all` allowed) and the names of the
+    devices to read (the one asked, or every device of the site for `all`), the site's devices looked up once."""
     devices = api.devices_of(site)
+    name = _device_among(req, api, site, devices, True).name
+    return name, [d.name for d in devices] if name == ALL_DEVICES else [name]
+
+
+def _device_among(req: falcon.Request, api, site: str, devices: tuple, allow_all: bool) -> DeviceInfo:
+    name = req.get_param("device")
     if not devices:
         if name is not None and not re.fullmatch(DEVICE_PATTERN, name):
             raise NotFound(f"no device {name[:64]!r} at site {site[:64]!r}: no device is known there yet")
@@ -244,4 +255,5 @@ def stale(ts_ms: int, now: int, group: str, live_interval_s: float, slow_interva
 
 
 __all__ = ["Route", "ObjectResource", "SeriesResource", "object_routes", "series_route", "site_of", "requested_site", "answer",
-           "SITE_PARAM", "DEVICE_PARAM", "DEVICE_OR_ALL_PARAM", "ALL_DEVICES", "device_of", "Snapshot"]
+           "SITE_PARAM", "DEVICE_PARAM", "DEVICE_OR_ALL_PARAM", "ALL_DEVICES", "device_of", "devices_read",
+           "Snapshot"]
