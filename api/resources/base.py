@@ -16,7 +16,7 @@ import falcon
 
 from edge_store.registers import LIVE
 from edge_store.devices import fresh_within_s
-from ..access import site_for
+from ..access import MAX_SITE_CHARS, site_for
 from ..errors import BadRequest, NotFound, Unavailable
 from ..families import Family, Metric, Snapshot, iso, r2
 
@@ -27,7 +27,6 @@ SOURCE_HEADER = "X-Data-Source"
 DAY_MS = 86_400_000
 EVERY_MS = {"1m": 60_000, "5m": 300_000, "15m": 900_000, "1h": 3_600_000}
 DEFAULT_EVERY = "5m"
-MAX_SITE_CHARS = 128
 
 
 @dataclass(frozen=True)
@@ -112,15 +111,19 @@ def _device_among(req: falcon.Request, api, site: str, devices: tuple, allow_all
     return found
 
 
-def site_of(req: falcon.Request, default: str) -> str:
-    """The `site` parameter (default: this server's site): 1 to 128 printable characters."""
-    site = req.get_param("site")
-    if site is None:
-        return default
+def check_site(site: str) -> str:
+    """A site name as a request gives it (the `site` parameter, the fleet's path): 1 to 128 printable
+    characters, else 400."""
     if not 0 < len(site) <= MAX_SITE_CHARS or not re.match(SITE_PATTERN, site):
         raise BadRequest(f"site must be 1 to {MAX_SITE_CHARS} characters, none a control character, "
                          f"not {site[:40]!r}")
     return site
+
+
+def site_of(req: falcon.Request, default: str) -> str:
+    """The `site` parameter (default: this server's site): `check_site`."""
+    site = req.get_param("site")
+    return default if site is None else check_site(site)
 
 
 def requested_site(api, req: falcon.Request) -> str:

@@ -9,7 +9,6 @@ script, no CDN, readable on a phone, refreshing themselves.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Callable
 
@@ -22,7 +21,7 @@ from ..access import INSTALLER, not_served
 from ..errors import BadRequest, Unavailable
 from ..families import STRING, iso
 from ..fleet import Beyond, Scope, fleet, matching, site_health
-from .base import MAX_SITE_CHARS, SITE_PATTERN, Route
+from .base import MAX_SITE_CHARS, SITE_PATTERN, Route, check_site
 
 TEMPLATES = Environment(loader=FileSystemLoader(Path(__file__).resolve().parent.parent / "templates"),
                         autoescape=select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True)
@@ -39,13 +38,6 @@ def _page(resp: falcon.Response, html: str) -> None:
     resp.set_header("Content-Security-Policy", PAGE_POLICY)
     resp.set_header("X-Frame-Options", "DENY")
     resp.text = html
-
-
-def _check_site(site: str) -> str:
-    if not 0 < len(site) <= MAX_SITE_CHARS or not re.match(SITE_PATTERN, site):
-        raise BadRequest(f"site must be 1 to {MAX_SITE_CHARS} characters, none a control character, "
-                         f"not {site[:40]!r}")
-    return site
 
 
 def _days(req: falcon.Request) -> int:
@@ -98,7 +90,7 @@ class Fleet:
 
     def site(self, req: falcon.Request, site: str) -> dict:
         """One site's row and health; 404 when the user may not see it or no point carries its name."""
-        site = _check_site(site)
+        site = check_site(site)
         scope = self.scope(req)
         if scope.sites is not None and site not in scope.sites:
             raise not_served(site)
