@@ -17,7 +17,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from replicator.influxql import QueryError
 
-from ..access import INSTALLER, not_served
+from ..access import INSTALLER, not_served, site_for
 from ..errors import BadRequest, Unavailable
 from ..families import STRING, iso
 from ..fleet import Beyond, Scope, fleet, matching, site_health
@@ -90,10 +90,7 @@ class Fleet:
 
     def site(self, req: falcon.Request, site: str) -> dict:
         """One site's row and health; 404 when the user may not see it or no point carries its name."""
-        site = check_site(site)
-        scope = self.scope(req)
-        if scope.sites is not None and site not in scope.sites:
-            raise not_served(site)
+        site = site_for(self.api, req, check_site(site))
         now, days = self.api.clock_ms(), _days(req)
 
         def both(reader):
