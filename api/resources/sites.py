@@ -84,9 +84,10 @@ class Fleet:
         scope = self.scope(req)
         if scope.sites == ():
             return []
+        q = _q(req)  # a bad one is refused before the fleet is read
         rows = self._ask(lambda reader: fleet(reader, scope, now_ms=self.api.clock_ms(),
                                               stale_after_s=self.api.settings.stale_after_s, beyond=self.beyond))
-        return matching(rows, _q(req))
+        return matching(rows, q)
 
     def site(self, req: falcon.Request, site: str) -> dict:
         """One site's row and health; 404 when the user may not see it or no point carries its name."""
