@@ -64,10 +64,23 @@ def check_role(role: str) -> str:
     return role
 
 
+# Each user's role and sites, a row per site (one row with site NULL for a user of no site).
+_GRANTS = select(users.c.username, users.c.role, user_sites.c.site).select_from(
+    users.outerjoin(user_sites, user_sites.c.username == users.c.username))
 # Every data request reads the grant: compiled once (api/users.py `Prepared`).
-_GRANT = (select(users.c.role, user_sites.c.site)
-          .select_from(users.outerjoin(user_sites, user_sites.c.username == users.c.username))
-          .where(users.c.username == bindparam("username")))
+_GRANT = _GRANTS.where(users.c.username == bindparam("username"))
+
+
+def _grants(rows) -> dict[str, Grant]:
+    """The grants of `_GRANTS`' rows, by user."""
+    roles: dict[str, str] = {}
+    sites: dict[str, list[str]] = {}
+    for name, role, site in rows:
+        roles[name] = role
+        sites.setdefault(name, [])
+        if site is not None:
+            sites[name].append(site)
+    return {name: Grant(roles[name], tuple(sorted(sites[name]))) for name in roles}
 
 
 class Access:
@@ -80,23 +93,12 @@ class Access:
     def grant_of(self, username: str) -> Grant | None:
         """The user's grant, or None when the user does not exist."""
         rows = self._grant.rows("cannot read the users", username=username)
-        if not rows:
-            return None
-        return Grant(rows[0][0], tuple(sorted(r[1] for r in rows if r[1] is not None)))
+        return next(iter(_grants(rows).values()), None)  # the one user of the rows, if any
 
     def grants(self) -> dict[str, Grant]:
         """Every user's grant (`kammthaar user list`)."""
         with core_reading(self._engine, "cannot read the users") as conn:
-            rows = conn.execute(select(users.c.username, users.c.role, user_sites.c.site).select_from(
-                users.outerjoin(user_sites, user_sites.c.username == users.c.username))).all()
-        out: dict[str, list] = {}
-        roles: dict[str, str] = {}
-        for name, role, site in rows:
-            roles[name] = role
-            out.setdefault(name, [])
-            if site is not None:
-                out[name].append(site)
-        return {name: Grant(roles[name], tuple(sorted(out[name]))) for name in roles}
+            return _grants(conn.execute(_GRANTS).all())
 
     def change(self, username: str, *, role: str | None = None, add: tuple[str, ...] = (),
                remove: tuple[str, ...] = ()) -> Grant:

@@ -198,11 +198,6 @@ def _for_model(name: str, api_object: str, model: str) -> Family:
     return family(name, api_object, cat.MODELS[model])
 
 
-def families(name: str, api_object: str) -> dict[str, Family]:
-    """The family of an API object for each device model, by model name."""
-    return {model: family(name, api_object, c) for model, c in cat.MODELS.items()}
-
-
 def metric(api_object: str, key: str) -> Metric:
     """The 24 h series of a field (one the catalogue keeps in one-minute buckets; the same for every model)."""
     f = next((f for f in cat.object_fields(api_object) if f.key == key), None)

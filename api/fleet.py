@@ -344,8 +344,7 @@ def site_health(reader: InfluxQLReader, site: str, *, now_ms: int, days: int) ->
         f"AND {ident('fresh')} = true GROUP BY {ident('device')}",
         f"SELECT * FROM {ident(ALERTS)} WHERE {where} ORDER BY time DESC LIMIT 200",
     ])
-    hourly = [{"time": iso(r["time"]), **{k: v for k, v in r.items() if k != "time"}}
-              for s in series for r in (dict(zip(s["columns"], v)) for v in s.get("values", []))]
+    hourly = [{"time": iso(r["time"]), **{k: v for k, v in r.items() if k != "time"}} for r in _records(series)]
     fresh_beats = {tags.get("device"): row["count"] for tags, row in _rows(fresh)}
     per_device = []
     for tags, row in _rows(devices):
@@ -355,7 +354,7 @@ def site_health(reader: InfluxQLReader, site: str, *, now_ms: int, days: int) ->
                            "new_errors": row.get("new_errors"), "worst_sample_age_s": row.get("worst_age_s")})
     alert_events = [{"time": iso(r["time"]), **{k: r.get(k) for k in ("device", "rule", "severity", "state", "value",
                                                                      "threshold", "event_id", "message")}}
-                    for s in events for r in (dict(zip(s["columns"], v)) for v in s.get("values", []))]
+                    for r in _records(events)]
     return {"site": site, "days": days, "bucket": bucket, "heartbeat": hourly, "devices": per_device,
             "alert_events": alert_events}
 

@@ -28,7 +28,7 @@ from edge_store.catalogue import DEFAULT_MODEL, MODELS
 from edge_store.registers import LIVE
 from replicator.influxql import InfluxQLReader, ident, literal
 
-HEALTH = "edge_health"  # the heartbeat's measurement (api uses replicator's reader, never its loop)
+from .fleet import HEALTH  # the heartbeat's measurement, as the fleet reads it
 TTL_S = 60.0
 MAX_SITES = 4096  # kept answers; beyond, the expired ones are dropped
 

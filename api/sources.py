@@ -169,9 +169,9 @@ class LocalSource:
     # -- health ---------------------------------------------------------------------------
 
     def health(self) -> dict:
-        """Newest sample per group, counters, rows ever stored, file size, the replicator's summary."""
+        """Counters, rows ever stored, file size, the replicator's and the reconciliation's summaries, the alerts
+        firing now."""
         with self.db.reading(self._what):  # one snapshot for all of them
-            newest = {group: self.newest_ts(self.site, group) for group in schema.SAMPLE_TABLES}
             counters = dict(self._rows("SELECT name, value FROM counters"))
             stored = dict(self._rows("SELECT name, seq FROM sqlite_sequence WHERE name IN (?, ?, ?, ?)",
                                      tuple(schema.SAMPLE_TABLES.values())))
@@ -186,7 +186,7 @@ class LocalSource:
                 size += os.path.getsize(self.path + suffix)
             except OSError:
                 pass
-        return {"newest_ms": newest, "counters": counters, "stored": stored, "size_bytes": size,
+        return {"counters": counters, "stored": stored, "size_bytes": size,
                 "replication": replication, "reconciliation": reconciliation,
                 "alerts": alerts}
 
@@ -350,9 +350,6 @@ class CloudSource:
     def remote_devices(self, site: str) -> tuple[RemoteDevice, ...]:
         """Another site's devices and their models, as InfluxDB knows them (api/remote_devices.py)."""
         return self.remote.of(site)
-
-    def health(self) -> dict:
-        return {"reachable": self.reachable()}
 
 
 class Sources:

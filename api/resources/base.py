@@ -16,7 +16,7 @@ import falcon
 
 from edge_store.registers import LIVE
 from edge_store.devices import fresh_within_s
-from ..access import site_for
+from ..access import MAX_SITE_CHARS, site_for
 from ..errors import BadRequest, NotFound, Unavailable
 from ..families import Family, Metric, Snapshot, iso, r2
 
@@ -27,7 +27,6 @@ SOURCE_HEADER = "X-Data-Source"
 DAY_MS = 86_400_000
 EVERY_MS = {"1m": 60_000, "5m": 300_000, "15m": 900_000, "1h": 3_600_000}
 DEFAULT_EVERY = "5m"
-MAX_SITE_CHARS = 128
 
 
 @dataclass(frozen=True)
@@ -81,8 +80,19 @@ def device_of(req: falcon.Request, api, site: str, *, allow_all: bool = False) -
     data is read (whatever its freshness); `all` (named so, the default device's model and intervals) where
     the path sums over devices. A site no device is known of yet (another site with no point in InfluxDB)
     answers no data whatever the device asked, naming none: a user learns no device that way."""
-    name = req.get_param("device")
+    return _device_among(req, api, site, api.devices_of(site), allow_all)
+
+
+def devices_read(req: falcon.Request, api, site: str) -> tuple[str, list[str]]:
+    """For a path that sums over devices: the `device` asked (`device_of`, `all` allowed) and the names of the
+    devices to read (the one asked, or every device of the site for `all`), the site's devices looked up once."""
     devices = api.devices_of(site)
+    name = _device_among(req, api, site, devices, True).name
+    return name, [d.name for d in devices] if name == ALL_DEVICES else [name]
+
+
+def _device_among(req: falcon.Request, api, site: str, devices: tuple, allow_all: bool) -> DeviceInfo:
+    name = req.get_param("device")
     if not devices:
         if name is not None and not re.fullmatch(DEVICE_PATTERN, name):
             raise NotFound(f"no device {name[:64]!r} at site {site[:64]!r}: no device is known there yet")
@@ -101,15 +111,19 @@ def device_of(req: falcon.Request, api, site: str, *, allow_all: bool = False) -
     return found
 
 
-def site_of(req: falcon.Request, default: str) -> str:
-    """The `site` parameter (default: this server's site): 1 to 128 printable characters."""
-    site = req.get_param("site")
-    if site is None:
-        return default
+def check_site(site: str) -> str:
+    """A site name as a request gives it (the `site` parameter, the fleet's path): 1 to 128 printable
+    characters, else 400."""
     if not 0 < len(site) <= MAX_SITE_CHARS or not re.match(SITE_PATTERN, site):
         raise BadRequest(f"site must be 1 to {MAX_SITE_CHARS} characters, none a control character, "
                          f"not {site[:40]!r}")
     return site
+
+
+def site_of(req: falcon.Request, default: str) -> str:
+    """The `site` parameter (default: this server's site): `check_site`."""
+    site = req.get_param("site")
+    return default if site is None else check_site(site)
 
 
 def requested_site(api, req: falcon.Request) -> str:
@@ -244,4 +258,5 @@ def stale(ts_ms: int, now: int, group: str, live_interval_s: float, slow_interva
 
 
 __all__ = ["Route", "ObjectResource", "SeriesResource", "object_routes", "series_route", "site_of", "requested_site", "answer",
-           "SITE_PARAM", "DEVICE_PARAM", "DEVICE_OR_ALL_PARAM", "ALL_DEVICES", "device_of", "Snapshot"]
+           "SITE_PARAM", "DEVICE_PARAM", "DEVICE_OR_ALL_PARAM", "ALL_DEVICES", "device_of", "devices_read",
+           "Snapshot"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import falcon
 
-from ..auth import ACCESS, ACCESS_COOKIE, REFRESH, REFRESH_COOKIE, access_token, cookie
+from ..auth import ACCESS, ACCESS_COOKIE, REFRESH, REFRESH_COOKIE, cookie, identify
 from ..errors import BadRequest, Unauthorized
 from ..families import STRING, obj
 from .base import Route
@@ -122,14 +122,11 @@ class CheckAuthResource:
         self.api = api
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        try:
-            token = access_token(req)
-            claims = self.api.tokens.check(token, ACCESS) if token is not None else None
-        except Unauthorized:
-            claims = None
-        resp.media = {"authenticated": claims is not None}
-        if claims is not None:
-            resp.media.update(_grant(self.api, claims["sub"]))
+        identify(self.api, req)
+        user = req.context.user
+        resp.media = {"authenticated": user is not None}
+        if user is not None:
+            resp.media.update(_grant(self.api, user))
         resp.set_header("Cache-Control", "no-store")
 
 

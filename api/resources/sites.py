@@ -9,7 +9,6 @@ script, no CDN, readable on a phone, refreshing themselves.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Callable
 
@@ -18,11 +17,11 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from replicator.influxql import QueryError
 
-from ..access import INSTALLER, not_served
+from ..access import INSTALLER, not_served, site_for
 from ..errors import BadRequest, Unavailable
 from ..families import STRING, iso
 from ..fleet import Beyond, Scope, fleet, matching, site_health
-from .base import MAX_SITE_CHARS, SITE_PATTERN, Route
+from .base import MAX_SITE_CHARS, SITE_PATTERN, Route, check_site
 
 TEMPLATES = Environment(loader=FileSystemLoader(Path(__file__).resolve().parent.parent / "templates"),
                         autoescape=select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True)
@@ -39,13 +38,6 @@ def _page(resp: falcon.Response, html: str) -> None:
     resp.set_header("Content-Security-Policy", PAGE_POLICY)
     resp.set_header("X-Frame-Options", "DENY")
     resp.text = html
-
-
-def _check_site(site: str) -> str:
-    if not 0 < len(site) <= MAX_SITE_CHARS or not re.match(SITE_PATTERN, site):
-        raise BadRequest(f"site must be 1 to {MAX_SITE_CHARS} characters, none a control character, "
-                         f"not {site[:40]!r}")
-    return site
 
 
 def _days(req: falcon.Request) -> int:
@@ -92,16 +84,14 @@ class Fleet:
         scope = self.scope(req)
         if scope.sites == ():
             return []
+        q = _q(req)  # a bad one is refused before the fleet is read
         rows = self._ask(lambda reader: fleet(reader, scope, now_ms=self.api.clock_ms(),
                                               stale_after_s=self.api.settings.stale_after_s, beyond=self.beyond))
-        return matching(rows, _q(req))
+        return matching(rows, q)
 
     def site(self, req: falcon.Request, site: str) -> dict:
         """One site's row and health; 404 when the user may not see it or no point carries its name."""
-        site = _check_site(site)
-        scope = self.scope(req)
-        if scope.sites is not None and site not in scope.sites:
-            raise not_served(site)
+        site = site_for(self.api, req, check_site(site))
         now, days = self.api.clock_ms(), _days(req)
 
         def both(reader):

@@ -17,7 +17,8 @@ from ..families import NULLABLE_NUMBER, family, obj, r3
 from ..site_totals import sum_days, sum_periods
 from ..sources import DAILY, MONTHLY, PERIOD_COLUMN
 from edge_store.catalogue.rollup_figures import PERIOD_FIELD
-from .base import ALL_DEVICES, DEVICE_OR_ALL_PARAM, SITE_PARAM, Route, answer, device_of, object_routes, requested_site
+from .base import (ALL_DEVICES, DEVICE_OR_ALL_PARAM, SITE_PARAM, Route, answer, devices_read, object_routes,
+                   requested_site)
 
 DAILY_DEVICE = family("daily statistics", "daily")
 ENERGY = family("energy statistics", "energy")
@@ -90,7 +91,7 @@ class PeriodsResource:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         site = requested_site(self.api, req)
-        device = device_of(req, self.api, site, allow_all=True).name
+        device, names = devices_read(req, self.api, site)
         today = self.today()
         if self.kind == DAILY:
             last = _day_param(req, "to", today)
@@ -102,7 +103,6 @@ class PeriodsResource:
         if lo > hi:  # an empty period
             answer(resp, [], self.api.sources.answer(site, lambda s: True, what="statistics")[1])
             return
-        names = [d.name for d in self.api.devices_of(site)] if device == ALL_DEVICES else []
         rows, source = self.api.sources.answer(site, lambda s: self.fetch(s, site, device, lo, hi, names),
                                                what="statistics")
         answer(resp, rows, source)
@@ -119,10 +119,9 @@ class SevenDaysResource:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         site = requested_site(self.api, req)
-        device = device_of(req, self.api, site, allow_all=True).name
+        _, names = devices_read(req, self.api, site)
         today = self.periods.today()
         days = [(today - timedelta(days=n)).isoformat() for n in range(6, -1, -1)]
-        names = [d.name for d in self.api.devices_of(site)] if device == ALL_DEVICES else [device]
         per_device, source = self.api.sources.answer(
             site, lambda s: [s.periods(site, DAILY, days[0], days[-1], name) for name in names], what="statistics")
         answer(resp, sum_days(self.energy(days, rows) for rows in per_device), source)
