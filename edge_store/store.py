@@ -112,17 +112,11 @@ class Store:
         batch = [self._params(group, r) for r in rows]
         if not batch:
             return 0
-        try:
-            with self.db.writing(f"could not store {len(batch)} {group} samples") as conn:
-                if self.rollups is None:
-                    conn.executemany(self._insert_sql[group], batch)
-                else:  # one by one: the rollups need each row's id
-                    for params in batch:
-                        row_id = conn.execute(self._insert_sql[group], params).lastrowid
-                        self.rollups.on_sample(conn, group, row_id, params["ts_ms"], params["device"], params)
-        except BaseException:
-            self._forget_rollups()
-            raise
+        what = f"could not store {len(batch)} {group} samples"
+        if self.rollups is not None or self.alerts is not None:  # one by one: the rollups need each row's id
+            return len(self._write([(group, params) for params in batch], [], [], what))
+        with self.db.writing(what) as conn:
+            conn.executemany(self._insert_sql[group], batch)
         return len(batch)
 
     def write_round(self, samples: Iterable[tuple[str, Mapping[str, Any]]], errors: Iterable[tuple] = (),
