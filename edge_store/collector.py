@@ -259,7 +259,7 @@ class Collector:
             from .outbox import Outbox
 
             try:
-                oldest = Outbox(self.store.db).summary()["oldest_unsent_ms"]
+                oldest = Outbox(self.store.db).oldest_unsent_ms()
             except StoreError as exc:
                 log.warning("%s", exc)
                 return

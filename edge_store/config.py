@@ -18,10 +18,10 @@ from typing import Any, Mapping
 
 from . import devices as devices_mod
 from .errors import ConfigError
+from .secret_strength import secret_problem
 from .settings import (ENV_PREFIX, HOST_NAME, SECTION_TYPES, SECTIONS, SETTINGS, SYSTEM_ZONE, ApiSection,
                        CloudSection, MachineDefault, ModbusSection, MqttSection, NotifySection, RollupsSection, Setting,
-                       SiteSection,
-                       StoreSection, is_zone, secret_problem, settings_table, toml_value)
+                       SiteSection, StoreSection, is_zone, settings_table, toml_value)
 
 __all__ = ["ENV_PREFIX", "ENV_CONFIG", "SECTIONS", "SETTINGS", "Config", "ConfigError", "Setting", "config_path",
            "load", "secret_problem", "settings_table", "system_timezone"]

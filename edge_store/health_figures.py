@@ -26,7 +26,11 @@ def free_bytes(path: str) -> int:
     return st.f_bavail * st.f_frsize
 
 
+def database_bytes(path: str) -> int:
+    """Bytes of the database file and its WAL (OSError when they cannot be measured)."""
+    return sum(os.path.getsize(path + ext) for ext in ("", "-wal") if os.path.exists(path + ext))
+
+
 def disk_figures(path: str) -> tuple[int, int]:
     """(bytes of the database file and its WAL, bytes free for it on its filesystem)."""
-    size = sum(os.path.getsize(path + ext) for ext in ("", "-wal") if os.path.exists(path + ext))
-    return size, free_bytes(path)
+    return database_bytes(path), free_bytes(path)

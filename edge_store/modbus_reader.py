@@ -55,7 +55,10 @@ class Reader:
         self.model = model
         self.registers: tuple[Register, ...] = model.registers
         self.groups = model.groups()  # a group the model does not have (the Rover's clock) is never read
-        self._absent = {group: absent(model, group) for group in self.groups}  # NULL in its rows
+        # NULL in a group's rows until decoded: the columns the model lacks, then its optional registers
+        # (which a device may not have). Computed once: read_group runs every poll.
+        self._nulls = {group: (*absent(model, group), *(r.name for r in registers_of(group, self.registers)
+                                                        if r.optional)) for group in self.groups}
         self.backoff_s = backoff_s
         self._sleep = sleep
         self._split: set[str] = set()          # blocks the firmware rejected whole: read per register
@@ -190,8 +193,7 @@ class Reader:
             except ModbusError as exc:
                 result.errors.append(exc)
                 return result
-        values: dict[str, Any] = dict.fromkeys(self._absent[group])
-        values.update((r.name, None) for r in registers_of(group, self.registers) if r.optional)
+        values: dict[str, Any] = dict.fromkeys(self._nulls[group])
         rejected = False
         for block, words in raw:
             for reg in block.registers:

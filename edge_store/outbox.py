@@ -87,6 +87,13 @@ def _changed(conn: sqlite3.Connection, position: int, **more) -> dict[str, Any]:
 
 
 
+def _oldest_unsent(conn: sqlite3.Connection, marks: dict[str, int]) -> int | None:
+    """The time of the oldest row above its stream's watermark over the sample streams: each stream's
+    first row above it (one lookup of its id index)."""
+    firsts = (conn.execute(FIRST_ABOVE.format(t=s.name), (marks.get(s.name, 0),)).fetchone()
+              for s in STREAMS if s.samples)
+    return min((first[0] for first in firsts if first is not None), default=None)
+
 
 class Outbox:
     """Watermarks, batches above them, dead letters and the replicator's state, on one database file.
@@ -189,6 +196,12 @@ class Outbox:
                 "SELECT id, ts_ms, stream, row_key, status, message, line FROM replication_dead_letters "
                 "ORDER BY id DESC LIMIT ?", (limit,)))
 
+    def oldest_unsent_ms(self) -> int | None:
+        """The time of the oldest row of a sample stream above its watermark (None: all sent), alone:
+        what the collector's replication-backlog alert watches, without the rest of `summary`."""
+        with self._reading() as conn:
+            return _oldest_unsent(conn, dict(conn.execute("SELECT stream, position FROM replication_watermarks")))
+
     def summary(self, now: int | None = None) -> dict[str, Any]:
         """Backlog rows, age of the oldest unsent sample, last success and error, counters.
 
@@ -197,7 +210,6 @@ class Outbox:
         rollup stream's, the day rows changed since its watermark (`CHANGED_DAYS`)."""
         now = now_ms() if now is None else now
         backlog: dict[str, int] = {}
-        oldest: int | None = None
         with self._reading() as conn:
             marks = dict(conn.execute("SELECT stream, position FROM replication_watermarks").fetchall())
             for s in STREAMS:
@@ -211,9 +223,7 @@ class Outbox:
                         backlog[s.name] = conn.execute(sql, _changed(conn, mark)).fetchone()[0]
                     continue
                 backlog[s.name] = rows_above(conn, s.name, mark)
-                first = conn.execute(FIRST_ABOVE.format(t=s.name), (mark,)).fetchone()
-                if first is not None:
-                    oldest = first[0] if oldest is None else min(oldest, first[0])
+            oldest = _oldest_unsent(conn, marks)
             counters = dict(conn.execute(
                 "SELECT name, value FROM counters WHERE name IN (?, ?, ?, ?, ?)",
                 (POINTS_SENT, BYTES_SENT, DEAD_LETTERS, SKIPPED_OLD, DROPPED_UNSENT)).fetchall())

@@ -8,7 +8,7 @@ The replicator's reconciliation (replicator/reconcile.py) writes them; `kammthaa
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -91,8 +91,7 @@ class ReconcileLog:
         """The cloud's completeness over the last `window_days` (None before the first check), the points
         missing and hours repaired there, the last pass, and whether the cloud can answer at all."""
         now = now_ms() if now is None else now
-        since = (datetime.fromtimestamp(now / 1000, timezone.utc) - timedelta(days=window_days)).strftime("%Y-%m-%d")
-        days = self.days(since)
+        days = self.days(utc_day(now - window_days * 86_400_000))
         local = sum(d["points_local"] for d in days)
         cloud = sum(d["points_cloud"] for d in days)
         state = self.state()

@@ -13,7 +13,6 @@ from typing import Any, Callable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .ports import HostPort, ModbusPort
-from .secret_strength import secret_problem  # noqa: F401 (the check of [api] jwt_secret, used by config)
 
 ENV_PREFIX = "KAMMTHAAR_"
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import os
 from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
-from .health_figures import free_bytes
+from .health_figures import database_bytes, free_bytes
 from .catalogue import EPEVER_TRACER, MODELS, Catalogue
 from .registers import CLOCK, LIVE, SETTINGS, STATS
 from .rollups import META_TIMEZONE, read_meta
@@ -27,8 +26,7 @@ def report(store: Store, cfg) -> str:
     tz = ZoneInfo(cfg.site.timezone)
     lines = [f"site {cfg.site.id}, store {store.path}"]
     try:
-        size = sum(os.path.getsize(store.path + ext) for ext in ("", "-wal") if os.path.exists(store.path + ext))
-        lines.append(f"database size: {size / 1e6:.1f} MB (cap {cfg.store.max_size_mb} MB)")
+        lines.append(f"database size: {database_bytes(store.path) / 1e6:.1f} MB (cap {cfg.store.max_size_mb} MB)")
     except OSError:
         pass
     lines.extend(writes_lines(store.path, cfg, tz))

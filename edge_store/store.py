@@ -94,19 +94,7 @@ class Store:
                       values: Mapping[str, Any]) -> int:
         """Store one sample of a register group in its own transaction; return its row id."""
         row = {"ts_ms": ts_ms, "ntp_synced": ntp_synced, "device": device, **values}
-        params = self._params(group, row)
-        try:
-            with self.db.writing(self._storing[group]) as conn:
-                row_id = conn.execute(self._insert_sql[group], params).lastrowid
-                if self.rollups is not None:
-                    self.rollups.on_sample(conn, group, row_id, ts_ms, device, row)
-                if self.alerts is not None:
-                    self.alerts.on_sample(conn, group, ts_ms, device, row)
-                return row_id
-        except BaseException:
-            # Rolled back: the rollups' cache may describe the row that is not there.
-            self._forget_rollups()
-            raise
+        return self._write([(group, self._params(group, row))], (), (), self._storing[group])[0]
 
     def _params(self, group: str, row: Mapping[str, Any]) -> dict[str, Any]:
         # A sample with a value missing is refused whole: nothing is made up. A column its
@@ -124,17 +112,11 @@ class Store:
         batch = [self._params(group, r) for r in rows]
         if not batch:
             return 0
-        try:
-            with self.db.writing(f"could not store {len(batch)} {group} samples") as conn:
-                if self.rollups is None:
-                    conn.executemany(self._insert_sql[group], batch)
-                else:  # one by one: the rollups need each row's id
-                    for params in batch:
-                        row_id = conn.execute(self._insert_sql[group], params).lastrowid
-                        self.rollups.on_sample(conn, group, row_id, params["ts_ms"], params["device"], params)
-        except BaseException:
-            self._forget_rollups()
-            raise
+        what = f"could not store {len(batch)} {group} samples"
+        if self.rollups is not None or self.alerts is not None:  # one by one: the rollups need each row's id
+            return len(self._write([(group, params) for params in batch], [], [], what))
+        with self.db.writing(what) as conn:
+            conn.executemany(self._insert_sql[group], batch)
         return len(batch)
 
     def write_round(self, samples: Iterable[tuple[str, Mapping[str, Any]]], errors: Iterable[tuple] = (),
@@ -152,9 +134,14 @@ class Store:
         errors, figures = list(errors), list(figures) if self.alerts is not None else []
         if not batch and not errors and not figures:
             return []
+        return self._write(batch, errors, figures, f"could not store {len(batch)} samples")
+
+    def _write(self, batch: list[tuple[str, dict[str, Any]]], errors: list[tuple], figures: list[tuple],
+               what: str) -> list[int]:
+        """Checked samples (with their rollups and alerts), errors and figures in one transaction; the ids."""
         ids = []
         try:
-            with self.db.writing(f"could not store {len(batch)} samples") as conn:
+            with self.db.writing(what) as conn:
                 for group, params in batch:
                     ids.append(conn.execute(self._insert_sql[group], params).lastrowid)
                     if self.rollups is not None:

@@ -8,9 +8,7 @@ poll; `expected_values()` is what it serves, at the device's own resolution.
 from __future__ import annotations
 
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
-from edge_store.catalogue.epever_tracer import REGISTERS as EPEVER_TRACER
 from edge_store.registers import CLOCK, LIVE, SETTINGS, STATS, decode_register, encode
 
 LIVE_VALUES = dict(
@@ -55,12 +53,8 @@ GROUPS = (LIVE, STATS, SETTINGS, CLOCK)
 
 
 def expected_values() -> dict:
-    """What the frozen simulator serves, decoded as the device's own resolution gives it."""
-    from edge_store.simulator.model import SolarDay
-
-    model = SolarDay(seed=int(SEED), start=datetime.fromisoformat(START), speed=0, tz=ZoneInfo(ZONE))
-    snap = model.snapshot()
-    return {r.name: decode_register(r, encode(r, snap[r.name])) for r in EPEVER_TRACER}
+    """What the frozen simulator serves (one EPEVER at unit 1), decoded as the device's own resolution gives it."""
+    return expected_unit_values("epever-tracer", int(SEED), 1)
 
 
 def expected_unit_values(model: str, seed: int, unit: int) -> dict:

@@ -10,11 +10,11 @@ does not: they are integrated here beside the model's own state.
 from __future__ import annotations
 
 from ..catalogue.epever_tracer import CHARGING_WORD, EPEVER_TRACER
-from ..catalogue.renogy_rover import OVER_TEMPERATURE_BIT, RENOGY_ROVER
+from ..catalogue.renogy_rover import FAULTS, OVER_TEMPERATURE_BIT, RENOGY_ROVER
 from .model import SETTINGS, SolarDay, _Electrics, _State
 
 MODEL_STRING = "RNG-CTRL-RVR40"
-UNDER_VOLTAGE_WARNING_BIT = 18
+UNDER_VOLTAGE_WARNING_BIT = next(bit for bit, name in FAULTS.items() if name == "battery_under_voltage_warning")
 # The EPEVER model's charging stage -> the Rover's charging state (bulk is its MPPT state).
 CHARGING_STATE = {"NO_CHARGING": "DEACTIVATED", "BOOST": "MPPT", "FLOAT": "FLOAT", "EQUALIZATION": "EQUALIZING"}
 _HISTORY_DAYS = 400

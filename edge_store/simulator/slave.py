@@ -39,8 +39,7 @@ from pymodbus.pdu import ExceptionResponse, ModbusPDU
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from ..catalogue import MODELS, Catalogue
-from ..catalogue.epever_tracer import REGISTERS as EPEVER_TRACER
-from ..registers import DISCRETE, HOLDING, INPUT, MAX_GAP, Register, encode, plan_blocks
+from ..registers import DISCRETE, HOLDING, INPUT, Register, encode, plan_blocks
 from .model import SolarDay
 from .options import SimOptions, UnitOptions
 
@@ -55,7 +54,7 @@ BYTE_KINDS = ("u8hi", "u8lo", "sm8hi", "sm8lo")
 class RegisterImage:
     """The words the device serves, per table, encoded from one model snapshot."""
 
-    def __init__(self, model: SolarDay, registers: tuple[Register, ...] = EPEVER_TRACER,
+    def __init__(self, model: SolarDay, registers: tuple[Register, ...],
                  overrides: dict[str, float | int | bool] | None = None,
                  ttl_s: float = SNAPSHOT_TTL_S, clock=time.monotonic):
         self.model = model
@@ -87,7 +86,7 @@ class RegisterImage:
 class AddressMap:
     """Which addresses answer, and what a request gets instead of data."""
 
-    def __init__(self, options: SimOptions, registers: tuple[Register, ...] = EPEVER_TRACER, max_gap: int = MAX_GAP):
+    def __init__(self, options: SimOptions, registers: tuple[Register, ...], max_gap: int):
         self.exceptions = dict(options.exceptions)
         self.blocks = plan_blocks(registers, max_gap)
         self.served: dict[str, set[int]] = {INPUT: set(), HOLDING: set(), DISCRETE: set()}
