@@ -33,26 +33,19 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # read by prometheus-client itself
 
 def build_sources(cfg):
     """The data sources the config describes, in order (cloud only when [cloud] url is set)."""
-    from replicator.influxql import InfluxQLReader
+    from replicator.influxql import reader_for
 
     from .sources import CloudSource, LocalSource, Sources
 
     out = []
-    models = {d.name: d.model for d in cfg.devices}
+    models = cfg.device_models
     for name in cfg.api.sources:
         if name == "local":
             out.append(LocalSource(cfg.store.path, site=cfg.site.id, device=cfg.default_device, models=models))
         elif name == "cloud" and cfg.cloud.url:
-            c = cfg.cloud
-            if c.api == "v2":
-                def make(c=c):
-                    return InfluxQLReader(c.url, database=c.bucket, token=c.token,
-                                          timeout_s=min(c.timeout_s, QUERY_TIMEOUT_S))
-            else:
-                def make(c=c):
-                    return InfluxQLReader(c.url, database=c.database, retention_policy=c.retention_policy,
-                                          username=c.username, password=c.password,
-                                          timeout_s=min(c.timeout_s, QUERY_TIMEOUT_S))
+            def make(c=cfg.cloud):
+                return reader_for(c, min(c.timeout_s, QUERY_TIMEOUT_S))
+
             out.append(CloudSource(make, device=cfg.default_device, timezone_name=cfg.site.timezone, models=models))
     return Sources(out)
 

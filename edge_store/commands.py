@@ -40,7 +40,7 @@ def build_collector(cfg: config.Config):
     migrate.ensure_schema(cfg.store.path)
     settings = rollup_settings(cfg)
     # The alert rules, each device with its own model's binding of them.
-    alerts = Engine(cfg.alerts, {d.name: d.model for d in cfg.devices})
+    alerts = Engine(cfg.alerts, cfg.device_models)
     store = Store(cfg.store.path, synchronous=cfg.store.synchronous, rollups=settings, alerts=alerts)
     # Rollups built in another zone (or before they existed) are rebuilt before the first sample.
     rebuilt = ensure_built(store, settings)

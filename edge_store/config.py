@@ -95,6 +95,11 @@ class Config:
         """The device data paths answer for without ?device=."""
         return self.api.default_device or self.devices[0].name
 
+    @property
+    def device_models(self) -> dict[str, str]:
+        """Each device's model by name (the replicator's renderer, the API's sources, the alert rules)."""
+        return {d.name: d.model for d in self.devices}
+
     def get(self, section: str, key: str) -> Any:
         return getattr(getattr(self, section), key)
 

@@ -38,13 +38,9 @@ def build_writer(cfg: config.Config):
 
 def build_reader(cfg: config.Config):
     """An InfluxQL reader on the database (v2: the bucket, through its DBRP mapping) the replicator writes."""
-    from .influxql import InfluxQLReader
+    from .influxql import reader_for
 
-    c = cfg.cloud
-    if c.api == "v2":
-        return InfluxQLReader(c.url, database=c.bucket, token=c.token, timeout_s=max(c.timeout_s, 30.0))
-    return InfluxQLReader(c.url, database=c.database, retention_policy=c.retention_policy, username=c.username,
-                          password=c.password, timeout_s=max(c.timeout_s, 30.0))
+    return reader_for(cfg.cloud, max(cfg.cloud.timeout_s, 30.0))
 
 
 def build_replicator(cfg: config.Config):
@@ -61,7 +57,7 @@ def build_replicator(cfg: config.Config):
     outbox = Outbox(cfg.store.path, synchronous=cfg.store.synchronous)
     return Replicator(outbox, writer, site=cfg.site.id, batch_size=c.batch_size, interval_s=c.interval_s,
                       max_backlog_age_days=c.max_backlog_age_days, credentials=credentials,
-                      models={d.name: d.model for d in cfg.devices})
+                      models=cfg.device_models)
 
 
 def build_reconciler(cfg: config.Config, replicator, pause_factor: float = PAUSE_FACTOR):
@@ -71,7 +67,7 @@ def build_reconciler(cfg: config.Config, replicator, pause_factor: float = PAUSE
 
     return Reconciler(replicator.outbox, build_reader(cfg), replicator.policy, site=cfg.site.id,
                       batch_size=cfg.cloud.batch_size, max_backlog_age_days=cfg.cloud.max_backlog_age_days,
-                      pause_factor=pause_factor, models={d.name: d.model for d in cfg.devices})
+                      pause_factor=pause_factor, models=cfg.device_models)
 
 
 def build_heartbeat(cfg: config.Config, replicator):

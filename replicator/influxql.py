@@ -187,3 +187,12 @@ class InfluxQLReader:
 
     def close(self) -> None:
         self._pool.clear()
+
+
+def reader_for(cloud, timeout_s: float) -> InfluxQLReader:
+    """An InfluxQL reader on the database the `[cloud]` section names (v2: its bucket, through the DBRP
+    mapping), answering within `timeout_s`."""
+    if cloud.api == "v2":
+        return InfluxQLReader(cloud.url, database=cloud.bucket, token=cloud.token, timeout_s=timeout_s)
+    return InfluxQLReader(cloud.url, database=cloud.database, retention_policy=cloud.retention_policy,
+                          username=cloud.username, password=cloud.password, timeout_s=timeout_s)

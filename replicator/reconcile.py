@@ -34,7 +34,7 @@ from typing import Callable, Iterable, Mapping
 
 from edge_store.catalogue.fields import as_float
 from edge_store.outbox import STREAMS, Outbox
-from edge_store.reconcile_log import DayFinding, ReconcileLog
+from edge_store.reconcile_log import DayFinding, ReconcileLog, utc_day
 from edge_store.store import now_ms
 
 from .influxql import InfluxQLReader, NotAnAnswer, QueryError, ident, literal
@@ -117,8 +117,7 @@ def day_start(day: str) -> int:
     return int(datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=timezone.utc).timestamp() * 1000)
 
 
-def day_of(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, timezone.utc).strftime("%Y-%m-%d")
+day_of = utc_day  # the UTC day of a time, as the findings are kept
 
 
 def _hhmm(ms: int) -> str:

@@ -87,11 +87,11 @@ def test_two_buses_three_devices_every_row_is_what_its_unit_served(
     try:
         settings = Settings.from_config(cfg)
         client = AppClient(create_app(settings, Sources([LocalSource(
-            str(db), site=SITE, device=cfg.default_device, models={d.name: d.model for d in cfg.devices})]), users))
+            str(db), site=SITE, device=cfg.default_device, models=cfg.device_models)]), users))
         client.token = client.login()
         cloud = AppClient(create_app(settings, Sources([CloudSource(
             lambda: InfluxQLReader(influxd.url, database=database, timeout_s=5.0), device=cfg.default_device,
-            timezone_name=ZONE, models={d.name: d.model for d in cfg.devices})]), users))
+            timezone_name=ZONE, models=cfg.device_models)]), users))
         cloud.token = cloud.login()
         for name, model, _ in DEVICES:
             solar = get_ok(client, f"/solarData/last?device={name}", "local")
