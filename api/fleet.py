@@ -43,7 +43,7 @@ from .families import iso
 
 HEALTH, ALERTS = "edge_health", "alerts"
 # What the list shows of a heartbeat (each field read costs a cursor per site: the version, the oldest unsent
-# age, the disk figures and the clock are on the site's own page, /sites/{site}).
+# age and the free disk are on the site's own page, /sites/{site}).
 # alerts_active/alerts_critical: the Pi's own count of the alerts firing now (issue 13), which also knows the
 # alerts fired before ALERTS_MS and events not replicated yet.
 SITE_HEALTH_FIELDS = ("backlog_rows", "dead_letters", "dropped_rows", "completeness", "alerts_active",
@@ -335,7 +335,8 @@ def site_health(reader: InfluxQLReader, site: str, *, now_ms: int, days: int) ->
         f"last({ident('completeness')}) AS {ident('completeness')}, "
         f"max({ident('alerts_active')}) AS {ident('alerts_active')}, "
         f"max({ident('alerts_critical')}) AS {ident('alerts_critical')}, "
-        f"min({ident('free_bytes')}) AS {ident('free_bytes')} "
+        f"min({ident('free_bytes')}) AS {ident('free_bytes')}, "
+        f"last({ident('version')}) AS {ident('version')} "
         f"FROM {ident(HEALTH)} WHERE {where} AND {no_device} GROUP BY time({bucket}) fill(none)",
         f"SELECT count({ident('errors')}) AS beats, max({ident('errors')}) - min({ident('errors')}) AS new_errors, "
         f"max({ident('newest_sample_age_s')}) AS worst_age_s FROM {ident(HEALTH)} WHERE {where} AND {a_device} "

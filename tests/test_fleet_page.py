@@ -69,6 +69,7 @@ def test_the_fleet_page_shows_a_row_per_site_in_triage_order_on_a_phone(fleet, b
     page.click("text=van-lisa")
     assert page.url.endswith("/fleet/van-lisa") and page.locator("h1").inner_text() == "van-lisa"
     assert "battery_low" in page.locator("#alerts").inner_text()
+    assert "version 0.1.0" in page.locator("p.meta").first.inner_text()  # the newest heartbeat's
     page.screenshot(path=str(artifacts / "fleet-site-phone.png"), full_page=True)
     page.context.close()
 

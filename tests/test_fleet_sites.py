@@ -49,6 +49,7 @@ def test_one_sites_health_over_the_last_days(fleet):
     assert body["site"] == HOME and body["days"] == 2 and body["bucket"] == "1h"
     assert body["summary"]["site"] == HOME and body["summary"]["alerts"]["critical"] == 1
     assert [h["backlog_rows"] for h in body["heartbeat"]] == [0]
+    assert body["heartbeat"][-1]["version"] == "0.1.0"  # the software the site runs, per hour
     assert body["devices"] == [{"device": "epever", "heartbeats": 1, "fresh_share": 1.0, "new_errors": 0,
                                 "worst_sample_age_s": 1.5}]
     assert [(e["rule"], e["severity"], e["state"]) for e in body["alert_events"]] == [
