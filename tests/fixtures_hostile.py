@@ -28,7 +28,7 @@ import pytest
 import yaml
 
 from edge_store import migrate
-from tests.ansible_support import BIN, ansible_env, current_account, run
+from tests.ansible_support import BIN, ansible_env, local_run_vars, run
 from tests.fixtures_api import add_user
 from tests.support import Process, free_port, wait_until
 
@@ -168,16 +168,10 @@ class RoleProxy:
     def render(self, **variables) -> subprocess.CompletedProcess:
         """The role's proxy tasks, locally, into `root` (as test_ansible_static renders configs), with
         `variables` added."""
-        user, group = current_account()
         extra = self.dir / "proxy.yml"
-        extra.write_text(yaml.safe_dump({
-            "kammthaar_root": str(self.root), "kammthaar_manage_system": False,
-            "kammthaar_user": user, "kammthaar_group": group,
-            "kammthaar_admin_user": user, "kammthaar_admin_group": group,
-            "kammthaar_api_listen": self.upstream, "kammthaar_proxy_server_name": "kammthaar.test",
-            "kammthaar_proxy_https_port": self.https_port, "kammthaar_proxy_http_port": self.http_port,
-            "ansible_become": False, **variables,
-        }))
+        extra.write_text(yaml.safe_dump(local_run_vars(
+            self.root, kammthaar_api_listen=self.upstream, kammthaar_proxy_server_name="kammthaar.test",
+            kammthaar_proxy_https_port=self.https_port, kammthaar_proxy_http_port=self.http_port, **variables)))
         inventory = self.dir / "hosts.yml"
         inventory.write_text(yaml.safe_dump({"kammthaar": {"hosts": {"localhost": {
             "ansible_connection": "local", "ansible_python_interpreter": sys.executable}}}}))
