@@ -3,7 +3,8 @@ user (no collector, no cloud: what the attacks need and nothing more), raw HTTP 
 clients, bodies that lie about their length), and the Ansible role's nginx rendered and started on free
 loopback ports in front of a server.
 
-- `bare_api` (module): `kammthaar serve` on its own store, `[api] read_timeout_s = 2`.
+- `bare_server(directory, api_servers, name, **settings)`: `kammthaar serve` on a new store with a user;
+  `bare_api` (module): one with `[api] read_timeout_s = 2`.
 - `send_raw(url, data)`: bytes on a new connection (TLS for https://, the proxy's self-signed
   certificate not verified), the answer parsed; `slow_connection(url)`: a socket for slowloris.
 - `RoleProxy`: the role's `proxy` tasks run locally (`--tags proxy`) into a throwaway root, the
@@ -40,13 +41,18 @@ def nginx_binary() -> str:
     return shutil.which("nginx") or "/usr/sbin/nginx"
 
 
-@pytest.fixture(scope="module")
-def bare_api(tmp_path_factory, api_servers):
-    directory = tmp_path_factory.mktemp("bare-api")
+def bare_server(directory: Path, api_servers, name: str, **settings):
+    """`kammthaar serve` alone (local source, no cloud) on a new migrated store in `directory` with the
+    tests' user; `settings` added."""
     db = directory / "kammthaar.db"
     migrate.upgrade(db)
     add_user(db)
-    return api_servers(directory, "bare", store_path=db, api_sources="local", cloud_url="",
+    return api_servers(directory, name, store_path=db, api_sources="local", cloud_url="", **settings)
+
+
+@pytest.fixture(scope="module")
+def bare_api(tmp_path_factory, api_servers):
+    return bare_server(tmp_path_factory.mktemp("bare-api"), api_servers, "bare",
                        api_cors_origins="http://localhost:4200", api_read_timeout_s=READ_TIMEOUT_S)
 
 

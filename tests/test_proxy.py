@@ -17,9 +17,8 @@ import pytest
 
 from api.bodies import MAX_BODY_BYTES
 from api.users import PAIR_LIMIT, Users
-from edge_store import migrate
-from tests.fixtures_api import PASSWORD, USER, add_user
-from tests.fixtures_hostile import RoleProxy, connect, host_of, read_answer, request_head, send_raw
+from tests.fixtures_api import PASSWORD, USER
+from tests.fixtures_hostile import RoleProxy, bare_server, connect, host_of, read_answer, request_head, send_raw
 
 SERVER_NAME = "kammthaar.test"  # the name the role's certificate is made for (fixtures_hostile RoleProxy)
 
@@ -28,11 +27,8 @@ SERVER_NAME = "kammthaar.test"  # the name the role's certificate is made for (f
 def behind(tmp_path_factory, api_servers):
     """`kammthaar serve` on the loopback, trusting 127.0.0.1 (nginx), and the role's nginx in front of it."""
     directory = tmp_path_factory.mktemp("proxy")
-    db = directory / "kammthaar.db"
-    migrate.upgrade(db)
-    add_user(db)
-    api = api_servers(directory, "behind-nginx", store_path=db, api_sources="local", cloud_url="",
-                      api_trusted_proxies="127.0.0.1", api_cookie_secure="true")
+    api = bare_server(directory, api_servers, "behind-nginx", api_trusted_proxies="127.0.0.1",
+                      api_cookie_secure="true")
     proxy = RoleProxy(directory, f"127.0.0.1:{api.port}")
     rendered = proxy.render()
     assert rendered.returncode == 0, rendered.stdout[-4000:] + rendered.stderr[-2000:]
