@@ -4,9 +4,9 @@ clients, bodies that lie about their length), and the Ansible role's nginx rende
 loopback ports in front of a server.
 
 - `bare_server(directory, api_servers, name, **settings)`: `kammthaar serve` on a new store with a user;
-  `bare_api` (module): one with `[api] read_timeout_s = 2`.
+  `bare_api` (module): one with `[api] read_timeout_s = 2`; `fresh_user(db)`: a new user and its password.
 - `send_raw(url, data)`: bytes on a new connection (TLS for https://, the proxy's self-signed
-  certificate not verified), the answer parsed; `slow_connection(url)`: a socket for slowloris.
+  certificate not verified), the answer parsed; `connect(url)`: a socket for slowloris.
 - `RoleProxy`: the role's `proxy` tasks run locally (`--tags proxy`) into a throwaway root, the
   rendered server block included by a minimal nginx.conf of the test's (pid, logs, temp files in
   tmp), `nginx -t`, then nginx in the foreground.
@@ -22,12 +22,14 @@ import ssl
 import subprocess
 import sys
 import urllib.parse
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import yaml
 
+from api.users import Users
 from edge_store import migrate
 from tests.ansible_support import BIN, ansible_env, local_run_vars, run
 from tests.fixtures_api import add_user
@@ -54,6 +56,17 @@ def bare_server(directory: Path, api_servers, name: str, **settings):
 def bare_api(tmp_path_factory, api_servers):
     return bare_server(tmp_path_factory.mktemp("bare-api"), api_servers, "bare",
                        api_cors_origins="http://localhost:4200", api_read_timeout_s=READ_TIMEOUT_S)
+
+
+def fresh_user(db, password: str = "correct horse battery") -> tuple[str, str]:
+    """A new user of its own (no other test's failed logins count against it): (name, password)."""
+    users = Users(db)
+    try:
+        name = f"u-{uuid.uuid4().hex[:10]}"
+        users.add(name, password)
+    finally:
+        users.close()
+    return name, password
 
 
 # -- raw HTTP -----------------------------------------------------------------------------------------
