@@ -173,15 +173,11 @@ def run_case(tmp: Path, baud: int, interval_s: float, devices: int, dead: bool, 
     write_config(cfg, db, bus.collector, baud, interval_s, devices, window_s=0,
                  timeout_s=None if full else 0.3, retries=None if full else 1)
     sim = start(simulator_args(bus.simulator, baud, devices, dead), tmp / f"{name}-sim.log", SIMULATOR_READY)
-    log = tmp / f"{name}-collect.log"
-    col = start(["--config", str(cfg), "collect"], log)
+    col = start(["--config", str(cfg), "collect"], tmp / f"{name}-collect.log")
     try:
         # The window starts once the collector stores (and the dead device is backed off).
-        deadline = time.monotonic() + 60
-        while not live_times_safe(db) or dead and "is silent" not in log.read_text():
-            if col.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"collector: {log.read_text()[-2000:]}")
-            time.sleep(0.1)
+        col.wait_for(lambda: rows_in(db, "live_samples") and (not dead or "is silent" in col.log()), 60,
+                     "no live sample stored, or the dead device not backed off", poll_s=0.1)
         t0_ms, cpu0 = time.time_ns() // 1_000_000, cpu_of(col.pid)
         time.sleep(seconds)
         t1_ms, cpu1 = time.time_ns() // 1_000_000, cpu_of(col.pid)
@@ -197,13 +193,6 @@ def run_case(tmp: Path, baud: int, interval_s: float, devices: int, dead: bool, 
         achieved[d] = (t1_ms - t0_ms) / 1000 / len(window) if window else math.inf
     rows = stored_rows(db, t0_ms, t1_ms)
     return {"achieved": achieved, "cpu_ms_per_sample": (cpu1 - cpu0) * 1000 / rows if rows else math.nan}
-
-
-def live_times_safe(db: Path) -> bool:
-    try:
-        return bool(live_times(db))
-    except sqlite3.Error:
-        return False
 
 
 class DefaultsRun:
