@@ -65,13 +65,11 @@ constraints:
 # (in /usr/sbin too); openssl makes the throwaway CA and server certificate of the TLS broker test.
 SYSTEM_PACKAGES := socat sqlite3 influxdb victoria-metrics systemd python3-venv postgresql chromium nginx mosquitto openssl
 system-deps:
-	@missing=""; for pc in socat:socat sqlite3:sqlite3 openssl:openssl influxdb:influxd victoria-metrics:victoria-metrics systemd:systemd-analyze; do \
-	  command -v $${pc#*:} >/dev/null || missing="$$missing $${pc%%:*}"; done; \
-	command -v nginx >/dev/null || test -x /usr/sbin/nginx || missing="$$missing nginx"; \
+	@missing=""; for pc in socat:socat sqlite3:sqlite3 openssl:openssl influxdb:influxd victoria-metrics:victoria-metrics \
+	  systemd:systemd-analyze nginx:nginx chromium:chromium mosquitto:mosquitto; do \
+	  PATH="$$PATH:/usr/sbin" command -v $${pc#*:} >/dev/null || missing="$$missing $${pc%%:*}"; done; \
 	/usr/bin/python3 -c 'import ensurepip, venv' 2>/dev/null || missing="$$missing python3-venv"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
-	command -v chromium >/dev/null || missing="$$missing chromium"; \
-	{ command -v mosquitto || test -x /usr/sbin/mosquitto; } >/dev/null || missing="$$missing mosquitto"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_PACKAGES); \
 	  else echo "missing system packages:$$missing (sudo apt-get install$$missing)"; exit 1; fi; \

@@ -33,9 +33,7 @@ import argparse
 import math
 import os
 import select
-import signal
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import threading
@@ -49,12 +47,14 @@ sys.path.insert(0, str(ROOT))
 from edge_store import config  # noqa: E402
 from edge_store.catalogue import MODELS  # noqa: E402
 from edge_store.registers import LIVE, plan_blocks, registers_of  # noqa: E402
+from bench.replicate import cpu_of  # noqa: E402
+from bench.store import io_counters  # noqa: E402
+from tests.support import KAMMTHAAR, SIMULATOR_READY, Process, rows_in  # noqa: E402
 
-KAMMTHAAR = [sys.executable, "-m", "kammthaar.cli"]
 MODEL = "epever-tracer"
 INTER_REQUEST_MS = config.load(None, environ={}).modbus.inter_request_ms  # the default; the bench keeps it
 TARGET_CADENCE, TARGET_BYTES = 0.90, 2300
-CLK_TCK = os.sysconf("SC_CLK_TCK")
+GROUP_TABLES = ("live_samples", "device_statistics", "device_settings", "device_clock")
 
 
 class PacedBus:
@@ -120,40 +120,10 @@ def link_floor_s(baud: int, inter_request_ms: float = INTER_REQUEST_MS) -> float
     return total
 
 
-def env() -> dict:
-    return {k: v for k, v in os.environ.items() if not k.startswith("KAMMTHAAR_")}
-
-
-def start(args: list[str], log: Path, ready: str | None = None, timeout_s: float = 20.0) -> subprocess.Popen:
-    fh = open(log, "w")
-    proc = subprocess.Popen([*KAMMTHAAR, *args], stdout=fh, stderr=subprocess.STDOUT, cwd=ROOT, env=env())
-    deadline = time.monotonic() + timeout_s
-    while ready and ready not in log.read_text():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"{args[0]} did not start: {log.read_text()[-2000:]}")
-        time.sleep(0.05)
-    return proc
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def cpu_s(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as fh:
-        fields = fh.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def wchar(pid: int) -> int:
-    with open(f"/proc/{pid}/io") as fh:
-        return int(next(line for line in fh if line.startswith("wchar:")).split()[1])
+def start(args: list[str], log: Path, ready_line: str | None = None) -> Process:
+    """`kammthaar ARGS` at the defaults (no KAMMTHAAR_* variables, not even the tests' clean_env defaults)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KAMMTHAAR_")}
+    return Process([*KAMMTHAAR, *args], log, env=env).start(ready_line=ready_line, timeout_s=20)
 
 
 def write_config(path: Path, db: Path, port: str, baud: int, interval_s: float, devices: int, *,
@@ -191,7 +161,7 @@ def stored_rows(db: Path, since_ms: int, until_ms: int) -> int:
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
         return sum(conn.execute(f"SELECT count(*) FROM {t} WHERE ts_ms >= ? AND ts_ms < ?", (since_ms, until_ms))
-                   .fetchone()[0] for t in ("live_samples", "device_statistics", "device_settings", "device_clock"))
+                   .fetchone()[0] for t in GROUP_TABLES)
     finally:
         conn.close()
 
@@ -202,22 +172,18 @@ def run_case(tmp: Path, baud: int, interval_s: float, devices: int, dead: bool, 
     db, cfg = tmp / f"{name}.db", tmp / f"{name}.toml"
     write_config(cfg, db, bus.collector, baud, interval_s, devices, window_s=0,
                  timeout_s=None if full else 0.3, retries=None if full else 1)
-    sim = start(simulator_args(bus.simulator, baud, devices, dead), tmp / f"{name}-sim.log", "listening on")
-    log = tmp / f"{name}-collect.log"
-    col = start(["--config", str(cfg), "collect"], log)
+    sim = start(simulator_args(bus.simulator, baud, devices, dead), tmp / f"{name}-sim.log", SIMULATOR_READY)
+    col = start(["--config", str(cfg), "collect"], tmp / f"{name}-collect.log")
     try:
         # The window starts once the collector stores (and the dead device is backed off).
-        deadline = time.monotonic() + 60
-        while not live_times_safe(db) or dead and "is silent" not in log.read_text():
-            if col.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"collector: {log.read_text()[-2000:]}")
-            time.sleep(0.1)
-        t0_ms, cpu0 = time.time_ns() // 1_000_000, cpu_s(col.pid)
+        col.wait_for(lambda: rows_in(db, "live_samples") and (not dead or "is silent" in col.log()), 60,
+                     "no live sample stored, or the dead device not backed off", poll_s=0.1)
+        t0_ms, cpu0 = time.time_ns() // 1_000_000, cpu_of(col.pid)
         time.sleep(seconds)
-        t1_ms, cpu1 = time.time_ns() // 1_000_000, cpu_s(col.pid)
+        t1_ms, cpu1 = time.time_ns() // 1_000_000, cpu_of(col.pid)
     finally:
-        stop(col)
-        stop(sim)
+        col.stop(30)
+        sim.stop(30)
         bus.close()
     times = live_times(db)
     alive = [f"d{u}" for u in range(1, devices + 1) if not (dead and u == devices)]
@@ -227,13 +193,6 @@ def run_case(tmp: Path, baud: int, interval_s: float, devices: int, dead: bool, 
         achieved[d] = (t1_ms - t0_ms) / 1000 / len(window) if window else math.inf
     rows = stored_rows(db, t0_ms, t1_ms)
     return {"achieved": achieved, "cpu_ms_per_sample": (cpu1 - cpu0) * 1000 / rows if rows else math.nan}
-
-
-def live_times_safe(db: Path) -> bool:
-    try:
-        return bool(live_times(db))
-    except sqlite3.Error:
-        return False
 
 
 class DefaultsRun:
@@ -246,7 +205,8 @@ class DefaultsRun:
         self.bus = PacedBus(115200)
         self.db, cfg = tmp / "defaults.db", tmp / "defaults.toml"
         write_config(cfg, self.db, self.bus.collector, 115200, 5.0, 1, window_s=None, timeout_s=None, retries=None)
-        self.sim = start(simulator_args(self.bus.simulator, 115200, 1, False), tmp / "defaults-sim.log", "listening on")
+        self.sim = start(simulator_args(self.bus.simulator, 115200, 1, False), tmp / "defaults-sim.log",
+                         SIMULATOR_READY)
         self.log = tmp / "defaults-collect.log"
         self.col = start(["--config", str(cfg), "collect"], self.log)
         self.commits: list[tuple[float, int, int, int]] = []  # (time, wchar, live rows, rows) after each commit
@@ -257,19 +217,16 @@ class DefaultsRun:
     def _watch(self) -> None:
         last = 0
         while not self._stop.wait(0.1):
-            try:
-                live, rows = counts(self.db)
-            except sqlite3.Error:
-                continue
+            live, rows = counts(self.db)
             if live != last:
-                self.commits.append((time.monotonic(), wchar(self.col.pid), live, rows))
+                self.commits.append((time.monotonic(), io_counters(self.col.pid)["wchar"], live, rows))
                 last = live
 
     def finish(self) -> dict:
         self._stop.set()
         self._watcher.join()
-        stop(self.col)
-        stop(self.sim)
+        self.col.stop(30)
+        self.sim.stop(30)
         self.bus.close()
         if len(self.commits) < 2:
             return {"commits": len(self.commits)}
@@ -279,19 +236,9 @@ class DefaultsRun:
 
 
 def counts(db: Path) -> tuple[int, int]:
-    """Live rows and rows of every group (0, 0 before the file and its tables exist)."""
-    if not db.exists():
-        return 0, 0
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
-        live = conn.execute("SELECT count(*) FROM live_samples").fetchone()[0]
-        rows = live + sum(conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
-                          for t in ("device_statistics", "device_settings", "device_clock"))
-        return live, rows
-    except sqlite3.OperationalError:
-        return 0, 0
-    finally:
-        conn.close()
+    """Live rows and rows of every group (0 while the file or a table does not exist)."""
+    rows = [rows_in(db, t) for t in GROUP_TABLES]
+    return rows[0], sum(rows)
 
 
 def cases(full: bool) -> list[tuple[int, float, int, bool]]:

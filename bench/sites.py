@@ -35,6 +35,7 @@ from api.app import Settings, create_app  # noqa: E402
 from api.fleet import NAMES, Beyond, Scope, ask, list_statements  # noqa: E402
 from api.sources import CloudSource, Sources  # noqa: E402
 from api.users import Users  # noqa: E402
+from bench.replicate import cpu_of  # noqa: E402
 from edge_store import migrate  # noqa: E402
 from edge_store.store import now_ms  # noqa: E402
 from replicator.influxql import InfluxQLReader  # noqa: E402
@@ -87,19 +88,13 @@ def timed(fn, requests: int, warm: bool = True) -> list[float]:
     return out
 
 
-def cpu_s(pid: int) -> float:
-    """A process's CPU time so far (user + system), from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def cpu_per_request(fn, requests: int, influxd_pid: int) -> tuple[float, float]:
     """(this process's, influxd's) CPU ms per call of `fn`: what the machine's load does not change."""
     fn()
-    api, db = time.process_time(), cpu_s(influxd_pid)
+    api, db = time.process_time(), cpu_of(influxd_pid)
     for _ in range(requests):
         fn()
-    return ((time.process_time() - api) * 1000 / requests, (cpu_s(influxd_pid) - db) * 1000 / requests)
+    return ((time.process_time() - api) * 1000 / requests, (cpu_of(influxd_pid) - db) * 1000 / requests)
 
 
 def p50(values: list[float]) -> float:

@@ -61,8 +61,9 @@ def rows(n: int, start_ms: int = 1_764_000_000_000, step_ms: int = 1000) -> list
     return out
 
 
-def io_counters() -> dict[str, int]:
-    with open("/proc/self/io") as fh:
+def io_counters(pid: int | str = "self") -> dict[str, int]:
+    """A process's I/O counters (/proc/PID/io: rchar, wchar, write_bytes...)."""
+    with open(f"/proc/{pid}/io") as fh:
         return {k: int(v) for k, v in (line.split(":") for line in fh)}
 
 

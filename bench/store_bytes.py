@@ -36,6 +36,7 @@ from edge_store.db import WAL_AUTOCHECKPOINT_PAGES  # noqa: E402
 from edge_store.registers import CLOCK, LIVE, SETTINGS, STATS, registers_of  # noqa: E402
 from edge_store.rollups import RollupSettings  # noqa: E402
 from edge_store.store import Store  # noqa: E402
+from bench.store import io_counters  # noqa: E402
 from tests.samples import expected_values  # noqa: E402
 
 LIVE_MS, SLOW_MS, HOUR_MS = 5_000, 60_000, 3_600_000
@@ -43,11 +44,6 @@ T0 = 1_764_000_000_000
 DEVICE = "epever"
 WAL_HEADER, FRAME_HEADER = 32, 24
 TARGET_BYTES = 2300
-
-
-def io_wchar() -> int:
-    with open("/proc/self/io") as fh:
-        return int(next(line for line in fh if line.startswith("wchar:")).split()[1])
 
 
 class Samples:
@@ -144,12 +140,12 @@ def raw_ceiling(path: Path, samples: Samples, start_ms: int, hours: float) -> fl
     rows = [(ts, 1, DEVICE, *v.values()) for ts, g, v in samples.between(start_ms - HOUR_MS, start_ms) if g == LIVE]
     conn.executemany(sql, rows)
     n = 0
-    w0 = io_wchar()
+    w0 = io_counters()["wchar"]
     for ts, group, values in samples.between(start_ms, start_ms + int(hours * HOUR_MS)):
         if group == LIVE:
             conn.execute(sql, (ts, 1, DEVICE, *values.values()))
             n += 1
-    w1 = io_wchar()
+    w1 = io_counters()["wchar"]
     conn.close()
     return (w1 - w0) / n
 
@@ -159,9 +155,9 @@ def measure(tmp: Path, name: str, samples: Samples, hours: float, window_s: floa
     start = T0 + 24 * HOUR_MS
     # Run 1: as the collector runs, auto-checkpoints included: what write() is handed.
     store = history(tmp / f"{name}-io.db", samples, settings, start)
-    w0 = io_wchar()
+    w0 = io_counters()["wchar"]
     live, rows = store_hour(store, samples, start, hours, int(window_s * 1000))
-    w1 = io_wchar()
+    w1 = io_counters()["wchar"]
     store.close()
     # Run 2: the same writes with auto-checkpoint off, so the WAL keeps every frame to attribute.
     path = tmp / f"{name}-wal.db"

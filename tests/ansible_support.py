@@ -1,4 +1,5 @@
-"""What the Ansible tests share: the role's paths, the units it installs, running ansible and reading its recap."""
+"""What the Ansible tests share: the role's paths, the units it installs, the variables of a local run,
+running ansible and reading its recap."""
 
 from __future__ import annotations
 
@@ -90,3 +91,13 @@ def task_statuses(output: str) -> dict[str, set[str]]:
 
 def current_account() -> tuple[str, str]:
     return pwd.getpwuid(os.getuid()).pw_name, grp.getgrgid(os.getgid()).gr_name
+
+
+def local_run_vars(root: Path | str, **more) -> dict:
+    """Extra variables of a run on this machine into the throwaway `root` (a Jinja path is fine): the
+    system left alone (packages, accounts, systemd), everything owned by the current account, no become."""
+    user, group = current_account()
+    return {"kammthaar_root": str(root), "kammthaar_manage_system": False,
+            "kammthaar_user": user, "kammthaar_group": group,
+            "kammthaar_admin_user": user, "kammthaar_admin_group": group,
+            "ansible_become": False, **more}

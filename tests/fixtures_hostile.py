@@ -3,9 +3,10 @@ user (no collector, no cloud: what the attacks need and nothing more), raw HTTP 
 clients, bodies that lie about their length), and the Ansible role's nginx rendered and started on free
 loopback ports in front of a server.
 
-- `bare_api` (module): `kammthaar serve` on its own store, `[api] read_timeout_s = 2`.
+- `bare_server(directory, api_servers, name, **settings)`: `kammthaar serve` on a new store with a user;
+  `bare_api` (module): one with `[api] read_timeout_s = 2`; `fresh_user(db)`: a new user and its password.
 - `send_raw(url, data)`: bytes on a new connection (TLS for https://, the proxy's self-signed
-  certificate not verified), the answer parsed; `slow_connection(url)`: a socket for slowloris.
+  certificate not verified), the answer parsed; `connect(url)`: a socket for slowloris.
 - `RoleProxy`: the role's `proxy` tasks run locally (`--tags proxy`) into a throwaway root, the
   rendered server block included by a minimal nginx.conf of the test's (pid, logs, temp files in
   tmp), `nginx -t`, then nginx in the foreground.
@@ -21,14 +22,16 @@ import ssl
 import subprocess
 import sys
 import urllib.parse
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import yaml
 
+from api.users import Users
 from edge_store import migrate
-from tests.ansible_support import BIN, ansible_env, current_account, run
+from tests.ansible_support import BIN, ansible_env, local_run_vars, run
 from tests.fixtures_api import add_user
 from tests.support import Process, free_port, wait_until
 
@@ -40,14 +43,30 @@ def nginx_binary() -> str:
     return shutil.which("nginx") or "/usr/sbin/nginx"
 
 
-@pytest.fixture(scope="module")
-def bare_api(tmp_path_factory, api_servers):
-    directory = tmp_path_factory.mktemp("bare-api")
+def bare_server(directory: Path, api_servers, name: str, **settings):
+    """`kammthaar serve` alone (local source, no cloud) on a new migrated store in `directory` with the
+    tests' user; `settings` added."""
     db = directory / "kammthaar.db"
     migrate.upgrade(db)
     add_user(db)
-    return api_servers(directory, "bare", store_path=db, api_sources="local", cloud_url="",
+    return api_servers(directory, name, store_path=db, api_sources="local", cloud_url="", **settings)
+
+
+@pytest.fixture(scope="module")
+def bare_api(tmp_path_factory, api_servers):
+    return bare_server(tmp_path_factory.mktemp("bare-api"), api_servers, "bare",
                        api_cors_origins="http://localhost:4200", api_read_timeout_s=READ_TIMEOUT_S)
+
+
+def fresh_user(db, password: str = "correct horse battery") -> tuple[str, str]:
+    """A new user of its own (no other test's failed logins count against it): (name, password)."""
+    users = Users(db)
+    try:
+        name = f"u-{uuid.uuid4().hex[:10]}"
+        users.add(name, password)
+    finally:
+        users.close()
+    return name, password
 
 
 # -- raw HTTP -----------------------------------------------------------------------------------------
@@ -168,16 +187,10 @@ class RoleProxy:
     def render(self, **variables) -> subprocess.CompletedProcess:
         """The role's proxy tasks, locally, into `root` (as test_ansible_static renders configs), with
         `variables` added."""
-        user, group = current_account()
         extra = self.dir / "proxy.yml"
-        extra.write_text(yaml.safe_dump({
-            "kammthaar_root": str(self.root), "kammthaar_manage_system": False,
-            "kammthaar_user": user, "kammthaar_group": group,
-            "kammthaar_admin_user": user, "kammthaar_admin_group": group,
-            "kammthaar_api_listen": self.upstream, "kammthaar_proxy_server_name": "kammthaar.test",
-            "kammthaar_proxy_https_port": self.https_port, "kammthaar_proxy_http_port": self.http_port,
-            "ansible_become": False, **variables,
-        }))
+        extra.write_text(yaml.safe_dump(local_run_vars(
+            self.root, kammthaar_api_listen=self.upstream, kammthaar_proxy_server_name="kammthaar.test",
+            kammthaar_proxy_https_port=self.https_port, kammthaar_proxy_http_port=self.http_port, **variables)))
         inventory = self.dir / "hosts.yml"
         inventory.write_text(yaml.safe_dump({"kammthaar": {"hosts": {"localhost": {
             "ansible_connection": "local", "ansible_python_interpreter": sys.executable}}}}))

@@ -34,7 +34,7 @@ from tests.fixtures_hostile import nginx_check
 from tests.support import Process, Processes, free_port, port_open
 
 from tests.ansible_support import BIN, REPO, SKIPPED_LOCALLY, SKIPPED_ON_FIRST_INSTALL, \
-    SKIPPED_WITH_A_SELF_SIGNED_CERTIFICATE, UNITS, ansible_env, recap, run, task_statuses, current_account
+    SKIPPED_WITH_A_SELF_SIGNED_CERTIFICATE, UNITS, ansible_env, local_run_vars, recap, run, task_statuses
 
 @dataclass
 class Deployment:
@@ -65,7 +65,6 @@ def deployment(tmp_path_factory) -> Deployment:
     """site.yml run twice against localhost into a throwaway root, secrets from an ansible-vault file."""
     tmp = tmp_path_factory.mktemp("ansible")
     env = ansible_env(tmp / "ansible-home")
-    user, group = current_account()
     root = tmp / "root"
     vault_values = {
         "vault_kammthaar_cloud_token": 'test-token-"quoted"-é',
@@ -101,16 +100,9 @@ def deployment(tmp_path_factory) -> Deployment:
     assert vault.read_text().startswith("$ANSIBLE_VAULT;")
 
     extra = tmp / "local.yml"
-    extra.write_text(yaml.safe_dump({
-        "kammthaar_root": str(root),
-        "kammthaar_manage_system": False,
-        "kammthaar_user": user, "kammthaar_group": group,
-        "kammthaar_admin_user": user, "kammthaar_admin_group": group,
-        "kammthaar_src": str(copy_source(tmp / "src")),
-        "kammthaar_build_dir": str(tmp / "dist"),
-        "kammthaar_build_python": sys.executable,
-        "ansible_become": False,
-    }))
+    extra.write_text(yaml.safe_dump(local_run_vars(root, kammthaar_src=str(copy_source(tmp / "src")),
+                                                   kammthaar_build_dir=str(tmp / "dist"),
+                                                   kammthaar_build_python=sys.executable)))
     argv = [str(BIN / "ansible-playbook"), "-i", str(inventory), "--vault-password-file", str(password),
             "-e", f"@{extra}", "site.yml"]
     first = run(argv, env)

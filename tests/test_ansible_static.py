@@ -9,7 +9,13 @@ import yaml
 
 from edge_store import config
 
-from tests.ansible_support import BIN, EXAMPLE, EXAMPLE_VAULT_PASSWORD, ROLE, ansible_env, run, current_account
+from tests.ansible_support import BIN, EXAMPLE, EXAMPLE_VAULT_PASSWORD, ROLE, ansible_env, local_run_vars, run
+
+
+def local_example_vars(tmp_path) -> dict:
+    """The example inventory's hosts run on this machine, each into tmp_path/HOST."""
+    return local_run_vars(tmp_path / "{{ inventory_hostname }}", ansible_connection="local",
+                          ansible_python_interpreter=sys.executable)
 
 # -- static checks -----------------------------------------------------------------------
 
@@ -61,15 +67,8 @@ def test_site_playbook_passes_the_syntax_check(tmp_path):
 
 def test_example_inventory_renders_configs_and_units_for_each_site(tmp_path):
     """The example hosts' vars and vault files (throwaway password) give valid configs and collector units."""
-    user, group = current_account()
     extra = tmp_path / "local.yml"
-    extra.write_text(yaml.safe_dump({
-        "kammthaar_root": str(tmp_path / "{{ inventory_hostname }}"),
-        "kammthaar_manage_system": False,
-        "kammthaar_user": user, "kammthaar_group": group,
-        "kammthaar_admin_user": user, "kammthaar_admin_group": group,
-        "ansible_connection": "local", "ansible_python_interpreter": sys.executable, "ansible_become": False,
-    }))
+    extra.write_text(yaml.safe_dump(local_example_vars(tmp_path)))
     result = run([str(BIN / "ansible-playbook"), "-i", str(EXAMPLE), "--vault-password-file", str(EXAMPLE_VAULT_PASSWORD),
                   "-e", f"@{extra}", "-e", "kammthaar_batch_size=3", "--tags", "config,systemd", "site.yml"], ansible_env(tmp_path / "home"))
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-3000:]
@@ -105,13 +104,8 @@ def test_cloud_play_passes_the_syntax_check_and_renders_a_cloud_config(tmp_path)
     result = run([str(BIN / "ansible-playbook"), "-i", str(EXAMPLE), "--vault-password-file", str(EXAMPLE_VAULT_PASSWORD),
                   "--syntax-check", "cloud.yml"], ansible_env(tmp_path))
     assert result.returncode == 0 and "playbook: cloud.yml" in result.stdout, result.stdout + result.stderr
-    user, group = current_account()
     extra = tmp_path / "local.yml"
-    extra.write_text(yaml.safe_dump({
-        "kammthaar_root": str(tmp_path / "{{ inventory_hostname }}"), "kammthaar_manage_system": False,
-        "kammthaar_user": user, "kammthaar_group": group, "kammthaar_admin_user": user, "kammthaar_admin_group": group,
-        "ansible_connection": "local", "ansible_python_interpreter": sys.executable, "ansible_become": False,
-    }))
+    extra.write_text(yaml.safe_dump(local_example_vars(tmp_path)))
     result = run([str(BIN / "ansible-playbook"), "-i", str(EXAMPLE), "--vault-password-file", str(EXAMPLE_VAULT_PASSWORD),
                   "-e", f"@{extra}", "--tags", "config,systemd", "cloud.yml"], ansible_env(tmp_path / "home"))
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-3000:]

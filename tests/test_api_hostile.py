@@ -18,19 +18,9 @@ from api.users import PAIR_LIMIT, USER_LIMIT, Users
 from edge_store import migrate
 from edge_store.reconcile_log import ReconcileLog
 from tests.fixtures_api import PASSWORD, SECRET, USER
-from tests.fixtures_hostile import (READ_TIMEOUT_S, connect, host_of, request_head, send_raw,
+from tests.fixtures_hostile import (READ_TIMEOUT_S, connect, fresh_user, host_of, request_head, send_raw,
                                     wait_closed)
 from tests.support import clean_env, kammthaar, rows_in
-
-
-def fresh_user(db, password: str = "correct horse battery") -> tuple[str, str]:
-    users = Users(db)
-    try:
-        name = f"u-{uuid.uuid4().hex[:10]}"
-        users.add(name, password)
-    finally:
-        users.close()
-    return name, password
 
 
 def login(client, name: str, password: str, **kw):

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from api.app import Settings, create_app
-from api.sources import CloudSource, LocalSource, Sources
+from api.gunicorn_server import build_sources
 from api.users import Users
 from edge_store import config
 from edge_store.catalogue import MODELS, absent
@@ -70,9 +70,9 @@ def test_two_buses_three_devices_every_row_is_what_its_unit_served(
 
     # The replicator tags each point with its device's name, each device's model's measurements.
     database = influxd.create_database()
-    cfg = config.load(str(cfg_path), environ={"KAMMTHAAR_STORE_PATH": str(db), "KAMMTHAAR_API_JWT_SECRET": SECRET,
-                                              "KAMMTHAAR_CLOUD_URL": influxd.url, "KAMMTHAAR_CLOUD_API": "v1",
-                                              "KAMMTHAAR_CLOUD_DATABASE": database})
+    environ = {"KAMMTHAAR_STORE_PATH": str(db), "KAMMTHAAR_API_JWT_SECRET": SECRET, "KAMMTHAAR_CLOUD_URL": influxd.url,
+               "KAMMTHAAR_CLOUD_API": "v1", "KAMMTHAAR_CLOUD_DATABASE": database}
+    cfg = config.load(str(cfg_path), environ=environ)
     replicator = build_replicator(cfg)
     try:
         assert replicator.drain().error is None
@@ -86,13 +86,15 @@ def test_two_buses_three_devices_every_row_is_what_its_unit_served(
     users.connect()
     try:
         settings = Settings.from_config(cfg)
-        client = AppClient(create_app(settings, Sources([LocalSource(
-            str(db), site=SITE, device=cfg.default_device, models=cfg.device_models)]), users))
-        client.token = client.login()
-        cloud = AppClient(create_app(settings, Sources([CloudSource(
-            lambda: InfluxQLReader(influxd.url, database=database, timeout_s=5.0), device=cfg.default_device,
-            timezone_name=ZONE, models=cfg.device_models)]), users))
-        cloud.token = cloud.login()
+
+        def app(source: str) -> AppClient:
+            """The app with `source` alone, its sources built as `kammthaar serve` builds them."""
+            one = config.load(str(cfg_path), environ={**environ, "KAMMTHAAR_API_SOURCES": source,
+                                                      "KAMMTHAAR_SITE_TIMEZONE": ZONE})
+            return AppClient(create_app(settings, build_sources(one), users))
+
+        client, cloud = app("local"), app("cloud")
+        client.token, cloud.token = client.login(), cloud.login()
         for name, model, _ in DEVICES:
             solar = get_ok(client, f"/solarData/last?device={name}", "local")
             assert solar["power"] == pytest.approx(want[name]["pv_power"]), name

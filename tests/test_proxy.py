@@ -11,15 +11,14 @@ import ssl
 import stat
 import subprocess
 import time
-import uuid
 
 import pytest
 
 from api.bodies import MAX_BODY_BYTES
-from api.users import PAIR_LIMIT, Users
-from edge_store import migrate
-from tests.fixtures_api import PASSWORD, USER, add_user
-from tests.fixtures_hostile import RoleProxy, connect, host_of, read_answer, request_head, send_raw
+from api.users import PAIR_LIMIT
+from tests.fixtures_api import PASSWORD, USER
+from tests.fixtures_hostile import (RoleProxy, bare_server, connect, fresh_user, host_of, read_answer, request_head,
+                                    send_raw)
 
 SERVER_NAME = "kammthaar.test"  # the name the role's certificate is made for (fixtures_hostile RoleProxy)
 
@@ -28,11 +27,8 @@ SERVER_NAME = "kammthaar.test"  # the name the role's certificate is made for (f
 def behind(tmp_path_factory, api_servers):
     """`kammthaar serve` on the loopback, trusting 127.0.0.1 (nginx), and the role's nginx in front of it."""
     directory = tmp_path_factory.mktemp("proxy")
-    db = directory / "kammthaar.db"
-    migrate.upgrade(db)
-    add_user(db)
-    api = api_servers(directory, "behind-nginx", store_path=db, api_sources="local", cloud_url="",
-                      api_trusted_proxies="127.0.0.1", api_cookie_secure="true")
+    api = bare_server(directory, api_servers, "behind-nginx", api_trusted_proxies="127.0.0.1",
+                      api_cookie_secure="true")
     proxy = RoleProxy(directory, f"127.0.0.1:{api.port}")
     rendered = proxy.render()
     assert rendered.returncode == 0, rendered.stdout[-4000:] + rendered.stderr[-2000:]
@@ -119,12 +115,7 @@ def test_bodies_above_the_limit_stop_at_nginx(behind):
 def test_throttling_through_nginx_is_per_client_address(behind):
     """nginx names each client in X-Forwarded-For (replacing what the client wrote); the API trusts nginx."""
     proxy, api = behind
-    users = Users(api.settings["store_path"])
-    try:
-        name = f"u-{uuid.uuid4().hex[:8]}"
-        users.add(name, "correct horse battery")
-    finally:
-        users.close()
+    name, _ = fresh_user(api.settings["store_path"])
     for n in range(PAIR_LIMIT):  # a spoofed X-Forwarded-For changes nothing: nginx replaces it
         assert json_login(proxy, name, "guess", "127.0.5.1", **{"X-Forwarded-For": f"10.1.1.{n}"}).status == 401
     assert json_login(proxy, name, "correct horse battery", "127.0.5.1").status == 429
