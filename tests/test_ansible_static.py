@@ -9,7 +9,7 @@ import yaml
 
 from edge_store import config
 
-from tests.ansible_support import BIN, EXAMPLE, EXAMPLE_VAULT_PASSWORD, ROLE, ansible_env, local_run_vars, run
+from tests.ansible_support import ANSIBLE, BIN, EXAMPLE, EXAMPLE_VAULT_PASSWORD, ROLE, ansible_env, local_run_vars, run
 
 
 def local_example_vars(tmp_path) -> dict:
@@ -104,6 +104,11 @@ def test_cloud_play_passes_the_syntax_check_and_renders_a_cloud_config(tmp_path)
     result = run([str(BIN / "ansible-playbook"), "-i", str(EXAMPLE), "--vault-password-file", str(EXAMPLE_VAULT_PASSWORD),
                   "--syntax-check", "cloud.yml"], ansible_env(tmp_path))
     assert result.returncode == 0 and "playbook: cloud.yml" in result.stdout, result.stdout + result.stderr
+    # Of the role's units, the API alone runs there (nothing to collect, replicate, publish or notify).
+    defaults = yaml.safe_load((ROLE / "defaults/main.yml").read_text())
+    (play,) = [p for p in yaml.safe_load((ANSIBLE / "cloud.yml").read_text()) if "vars" in p]
+    units = {k: play["vars"].get(k, v) for k, v in defaults.items() if k.startswith("kammthaar_enable_")}
+    assert units == {**dict.fromkeys(units, False), "kammthaar_enable_api": True}, units
     extra = tmp_path / "local.yml"
     extra.write_text(yaml.safe_dump(local_example_vars(tmp_path)))
     result = run([str(BIN / "ansible-playbook"), "-i", str(EXAMPLE), "--vault-password-file", str(EXAMPLE_VAULT_PASSWORD),
